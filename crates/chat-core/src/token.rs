@@ -79,10 +79,6 @@ impl Token {
             .duration_since(wall)
             .unwrap_or(Duration::ZERO)
     }
-
-    pub(crate) fn shared_text(&self) -> Arc<str> {
-        Arc::clone(&self.text)
-    }
 }
 
 fn read_exp(payload: &str) -> Option<u64> {

@@ -1,0 +1,213 @@
+//! Engagements as this session knows them, and the order in which their messages reach the
+//! application.
+
+use std::collections::BTreeMap;
+
+use crate::event::{EngagementInfo, EngagementRef, Message};
+use crate::ids::{EngagementId, ParticipantId};
+use crate::wire::{self, EngagementStatus, Participant};
+
+/// One engagement: its image, and whether this session takes part in it (which is what keeps
+/// the event stream running).
+#[derive(Debug, Clone)]
+pub(crate) struct EngagementState {
+    pub(crate) info: EngagementInfo,
+    pub(crate) attached: bool,
+}
+
+impl EngagementState {
+    /// From the server's description; `None` when it has no dialog (nothing can be done with
+    /// such an engagement).
+    pub(crate) fn from_wire(e: wire::Engagement, status: EngagementStatus) -> Option<Self> {
+        let dialog = e.dialogs.into_iter().next()?;
+        Some(Self {
+            info: EngagementInfo {
+                engagement_id: e.engagement_id,
+                dialog_id: dialog.dialog_id,
+                status,
+                participants: dialog.participants,
+                created_at: dialog.created_at,
+                last_updated_at: dialog.last_updated_at,
+            },
+            attached: false,
+        })
+    }
+
+    pub(crate) fn reference(&self) -> EngagementRef {
+        EngagementRef {
+            engagement_id: self.info.engagement_id.clone(),
+            dialog_id: self.info.dialog_id.clone(),
+        }
+    }
+
+    pub(crate) fn is_over(&self) -> bool {
+        matches!(
+            self.info.status,
+            EngagementStatus::Terminating | EngagementStatus::Terminated
+        )
+    }
+
+    /// Adds a participant, or updates the display name of a known one.
+    pub(crate) fn upsert_participant(&mut self, p: &Participant) {
+        match self
+            .info
+            .participants
+            .iter_mut()
+            .find(|q| q.participant_id == p.participant_id)
+        {
+            Some(known) => known.display_name.clone_from(&p.display_name),
+            None => self.info.participants.push(p.clone()),
+        }
+    }
+
+    pub(crate) fn remove_participant(&mut self, id: &ParticipantId) {
+        self.info.participants.retain(|q| &q.participant_id != id);
+    }
+
+    /// Takes the server's newer description (from a join or a listing), keeping our status.
+    pub(crate) fn refresh(&mut self, dialog: wire::Dialog) {
+        self.info.participants = dialog.participants;
+        if dialog.last_updated_at.is_some() {
+            self.info.last_updated_at = dialog.last_updated_at;
+        }
+    }
+}
+
+/// Where each engagement's messages stand: the highest `messageIndex` handed to the
+/// application, and messages held back while missed ones are fetched from history.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct MessageOrder {
+    lanes: BTreeMap<EngagementId, Lane>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Lane {
+    last_index: Option<u64>,
+    holding: bool,
+    held: Vec<Message>,
+}
+
+impl MessageOrder {
+    pub(crate) fn with_last_indexes(known: impl IntoIterator<Item = (EngagementId, u64)>) -> Self {
+        Self {
+            lanes: known
+                .into_iter()
+                .map(|(id, last)| {
+                    (
+                        id,
+                        Lane {
+                            last_index: Some(last),
+                            ..Lane::default()
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn last_index(&self, id: &EngagementId) -> Option<u64> {
+        self.lanes.get(id).and_then(|l| l.last_index)
+    }
+
+    pub(crate) fn last_indexes(&self) -> impl Iterator<Item = (&EngagementId, u64)> {
+        self.lanes
+            .iter()
+            .filter_map(|(id, l)| l.last_index.map(|i| (id, i)))
+    }
+
+    /// Passes a message on if it is new, holds it during a catch-up, drops a repeat.
+    pub(crate) fn admit(&mut self, message: Message) -> Option<Message> {
+        let lane = self
+            .lanes
+            .entry(message.engagement_id.clone())
+            .or_default();
+        if lane.holding {
+            lane.held.push(message);
+            return None;
+        }
+        lane.pass(message)
+    }
+
+    /// Starts holding live messages of `id` back while its history is fetched.
+    pub(crate) fn hold(&mut self, id: &EngagementId) {
+        self.lanes.entry(id.clone()).or_default().holding = true;
+    }
+
+    pub(crate) fn is_holding(&self, id: &EngagementId) -> bool {
+        self.lanes.get(id).is_some_and(|l| l.holding)
+    }
+
+    /// Ends a catch-up: `fetched` (from history, any order) and the held live messages are
+    /// merged, and the new ones come out in `messageIndex` order, each once.
+    pub(crate) fn release(&mut self, id: &EngagementId, fetched: Vec<Message>) -> Vec<Message> {
+        let lane = self.lanes.entry(id.clone()).or_default();
+        lane.holding = false;
+        let mut all = fetched;
+        all.append(&mut lane.held);
+        all.sort_by_key(|m| m.message_index);
+        all.into_iter().filter_map(|m| lane.pass(m)).collect()
+    }
+}
+
+impl Lane {
+    fn pass(&mut self, message: Message) -> Option<Message> {
+        if self
+            .last_index
+            .is_some_and(|last| message.message_index <= last)
+        {
+            return None;
+        }
+        self.last_index = Some(message.message_index);
+        Some(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{DialogId, MessageId};
+    use crate::wire::{MessageBody, ParticipantType};
+
+    fn msg(index: u64) -> Message {
+        Message {
+            message_id: MessageId::new(format!("m{index}")),
+            engagement_id: EngagementId::new("e"),
+            dialog_id: DialogId::new("d"),
+            message_index: index,
+            parent_message_id: None,
+            sender: Participant {
+                participant_id: ParticipantId::new("a"),
+                participant_type: ParticipantType::Agent,
+                display_name: None,
+            },
+            body: MessageBody::plain_text("x"),
+            received_at: None,
+            last_updated_at: None,
+            event_date: None,
+        }
+    }
+
+    #[test]
+    fn repeats_are_dropped() {
+        let mut order = MessageOrder::default();
+        assert!(order.admit(msg(1)).is_some());
+        assert!(order.admit(msg(2)).is_some());
+        assert!(order.admit(msg(2)).is_none());
+        assert!(order.admit(msg(1)).is_none());
+        assert_eq!(order.last_index(&EngagementId::new("e")), Some(2));
+    }
+
+    #[test]
+    fn catch_up_merges_history_and_held_in_order_once() {
+        let id = EngagementId::new("e");
+        let mut order = MessageOrder::with_last_indexes([(id.clone(), 2)]);
+        order.hold(&id);
+        assert!(order.admit(msg(6)).is_none());
+        assert!(order.admit(msg(5)).is_none());
+        let out = order.release(&id, vec![msg(5), msg(4), msg(3), msg(2), msg(1)]);
+        let indexes: Vec<u64> = out.iter().map(|m| m.message_index).collect();
+        assert_eq!(indexes, [3, 4, 5, 6]);
+        assert!(order.admit(msg(6)).is_none());
+        assert!(order.admit(msg(7)).is_some());
+    }
+}

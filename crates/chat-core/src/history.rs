@@ -1,0 +1,186 @@
+//! Paging through an engagement's history, as the official `PageIterator` does, without I/O.
+
+use crate::event::{HistoryPage, Message, PageLink};
+
+/// Default page size (the official SDK's).
+pub const DEFAULT_PAGE_SIZE: usize = 10;
+/// Largest page size.
+pub const MAX_PAGE_SIZE: usize = 50;
+
+/// Local paging over accumulated history pages, newest first.
+///
+/// The server is always asked for pages of 50; the pager hands them out in pages of the
+/// size the application chose. An adapter drives it:
+///
+/// ```
+/// # use chat_core::history::HistoryPager;
+/// # use chat_core::HistoryPage;
+/// let mut pager = HistoryPager::new(10);
+/// pager.add_page(HistoryPage { messages: vec![], next: None }); // the first page
+/// while let Some(_link) = pager.wants_fetch() {
+///     // fetch `_link` with `Session::fetch_history` and `add_page` the reply
+/// #   break;
+/// }
+/// let moved = pager.older();
+/// # assert!(!moved);
+/// ```
+#[derive(Debug, Clone)]
+pub struct HistoryPager {
+    page_size: usize,
+    loaded: Vec<Message>,
+    index: usize,
+    next: Option<PageLink>,
+}
+
+impl HistoryPager {
+    /// A pager with pages of `page_size` messages; out of 1..=50 it becomes 10 (the official
+    /// SDK's ACS-211 rule).
+    pub fn new(page_size: usize) -> Self {
+        let page_size = if (1..=MAX_PAGE_SIZE).contains(&page_size) {
+            page_size
+        } else {
+            DEFAULT_PAGE_SIZE
+        };
+        Self {
+            page_size,
+            loaded: Vec::new(),
+            index: 0,
+            next: None,
+        }
+    }
+
+    /// The page size in use.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// Adds a server page. Messages already loaded, and messages newer than the newest loaded
+    /// one (pages shift when new messages arrive), are skipped.
+    pub fn add_page(&mut self, page: HistoryPage) {
+        let newest = self.loaded.first().map(|m| m.message_index);
+        for message in page.messages {
+            let known = self
+                .loaded
+                .iter()
+                .any(|m| m.message_id == message.message_id);
+            let too_new = newest.is_some_and(|n| message.message_index > n);
+            if !known && !too_new {
+                self.loaded.push(message);
+            }
+        }
+        self.next = page.next;
+    }
+
+    /// The messages of the current page, newest first.
+    pub fn items(&self) -> &[Message] {
+        let end = (self.index + self.page_size).min(self.loaded.len());
+        &self.loaded[self.index.min(end)..end]
+    }
+
+    /// The server page to fetch before [`older`](Self::older) can show a full page.
+    pub fn wants_fetch(&self) -> Option<&PageLink> {
+        let target = (self.index + self.page_size).min(self.loaded.len());
+        (self.loaded.len() - target < self.page_size)
+            .then_some(self.next.as_ref())
+            .flatten()
+    }
+
+    /// Moves to the next older page, if there is one loaded (the official `previous()`).
+    /// Returns whether it moved.
+    pub fn older(&mut self) -> bool {
+        let target = (self.index + self.page_size).min(self.loaded.len());
+        let moved = target < self.loaded.len();
+        if moved {
+            self.index = target;
+        }
+        moved
+    }
+
+    /// Moves to the next newer page (the official `next()`). Returns whether it moved.
+    pub fn newer(&mut self) -> bool {
+        let moved = self.index > 0;
+        self.index = self.index.saturating_sub(self.page_size);
+        moved
+    }
+
+    /// Whether older messages exist, loaded or on the server.
+    pub fn has_older(&self) -> bool {
+        self.next.is_some() || self.index + self.page_size < self.loaded.len()
+    }
+
+    /// Whether newer messages are loaded.
+    pub fn has_newer(&self) -> bool {
+        self.index > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{DialogId, EngagementId, MessageId, ParticipantId};
+    use crate::wire::{MessageBody, Participant, ParticipantType};
+
+    fn msg(index: u64) -> Message {
+        Message {
+            message_id: MessageId::new(format!("m{index}")),
+            engagement_id: EngagementId::new("e"),
+            dialog_id: DialogId::new("d"),
+            message_index: index,
+            parent_message_id: None,
+            sender: Participant {
+                participant_id: ParticipantId::new("a"),
+                participant_type: ParticipantType::Agent,
+                display_name: None,
+            },
+            body: MessageBody::plain_text("x"),
+            received_at: None,
+            last_updated_at: None,
+            event_date: None,
+        }
+    }
+
+    fn page(range: std::ops::RangeInclusive<u64>, next: Option<&str>) -> HistoryPage {
+        HistoryPage {
+            messages: range.rev().map(msg).collect(),
+            next: next.map(|n| PageLink(n.to_owned())),
+        }
+    }
+
+    fn indexes(p: &HistoryPager) -> Vec<u64> {
+        p.items().iter().map(|m| m.message_index).collect()
+    }
+
+    #[test]
+    fn pages_locally_and_asks_for_more_when_short() {
+        let mut p = HistoryPager::new(4);
+        p.add_page(page(55..=60, Some("https://h/p2")));
+        assert_eq!(indexes(&p), [60, 59, 58, 57]);
+        assert!(p.has_older());
+        assert!(!p.has_newer());
+        assert_eq!(p.wants_fetch().map(PageLink::as_str), Some("https://h/p2"));
+        // A new message shifted the server's pages: 55 comes again, and 61 is too new.
+        p.add_page(HistoryPage {
+            messages: [61, 55, 54, 53, 52, 51].into_iter().map(msg).collect(),
+            next: None,
+        });
+        assert_eq!(p.wants_fetch(), None);
+        assert!(p.older());
+        assert_eq!(indexes(&p), [56, 55, 54, 53]);
+        assert!(p.older());
+        assert_eq!(indexes(&p), [52, 51]);
+        assert!(!p.has_older());
+        assert!(!p.older());
+        assert!(p.newer());
+        assert_eq!(indexes(&p), [56, 55, 54, 53]);
+    }
+
+    #[test]
+    fn empty_first_page_with_a_next_link_still_works() {
+        let mut p = HistoryPager::new(0);
+        assert_eq!(p.page_size(), DEFAULT_PAGE_SIZE);
+        p.add_page(HistoryPage { messages: Vec::new(), next: Some(PageLink("https://h/p2".into())) });
+        assert!(p.wants_fetch().is_some());
+        p.add_page(page(1..=3, None));
+        assert_eq!(indexes(&p), [3, 2, 1]);
+    }
+}

@@ -1,0 +1,104 @@
+//! Requests the core asks the adapter to send, as plain data.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ids::{RequestId, SessionId};
+
+/// HTTP method of a [`Request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `POST`
+    Post,
+    /// `DELETE`
+    Delete,
+}
+
+impl Method {
+    /// The method's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Delete => "DELETE",
+        }
+    }
+}
+
+/// What a request is for, so that an adapter can carry the event stream its own way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestKind {
+    /// A REST call of the chat API.
+    Rest,
+    /// One turn of the event stream: "give me the events after `last_event_id`".
+    ///
+    /// Over HTTP long polling this is the `GET …/events` of [`Request::url`]. A WebSocket
+    /// transport instead keeps one socket open, sends `{"lastEventId": …}` as the
+    /// acknowledgement of the previous turn, and answers this request with the next pushed
+    /// batch as a `200` response. At most one poll is in flight at any time.
+    Poll {
+        /// The cursor: the last event the core has processed, if any.
+        last_event_id: Option<String>,
+    },
+    /// A disconnection probe: a plain `GET …/events` with `x-route-request`, whose body is
+    /// ignored. Always sent over HTTP.
+    Probe,
+}
+
+/// An HTTP request to send, with everything needed to send it.
+///
+/// `Debug` shows the method, URL and kind, never the `Authorization` or `appkey` values.
+#[derive(Clone)]
+pub struct Request {
+    /// Quote this id when reporting the response or failure.
+    pub id: RequestId,
+    /// The method.
+    pub method: Method,
+    /// Absolute URL, path and query included.
+    pub url: String,
+    /// JSON body of a `POST`.
+    pub body: Option<String>,
+    /// Report [`TransportError::Timeout`](crate::TransportError::Timeout) if no response
+    /// arrives within this time.
+    pub timeout: Duration,
+    /// What the request is for.
+    pub kind: RequestKind,
+    pub(crate) bearer: Arc<str>,
+    pub(crate) appkey: Arc<str>,
+    pub(crate) route: Option<SessionId>,
+}
+
+impl Request {
+    /// The headers to send, in order: `Authorization`, `appkey`, then `Content-Type` on a
+    /// request with a body, and `x-route-request` on a probe.
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            Some(("Authorization", &*self.bearer)),
+            Some(("appkey", &*self.appkey)),
+            self.body
+                .as_ref()
+                .map(|_| ("Content-Type", "application/json")),
+            self.route
+                .as_ref()
+                .map(|sid| ("x-route-request", sid.as_str())),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("kind", &self.kind)
+            .field("body_len", &self.body.as_ref().map(String::len))
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}

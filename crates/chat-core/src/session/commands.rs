@@ -1,0 +1,374 @@
+//! The commands: checked synchronously, completed later by a [`Reply`](crate::Reply).
+
+use std::time::{Instant, SystemTime};
+
+use super::{Pending, Phase, Resumption, Session, ShutdownState, Slot, urls};
+use crate::engagement::MessageOrder;
+use crate::event::PageLink;
+use crate::ids::{EngagementId, MessageId, RequestId};
+use crate::request::{Method, RequestKind};
+use crate::stream::{Cursor, StreamState};
+use crate::wire::{
+    CLIENT_TYPE_WEB, CreateEngagementRequest, CreateSessionRequest, DisconnectEngagementRequest,
+    DisconnectReason, EngagementStatus, JoinEngagementRequest, MappedData, MessageBody,
+    SendMessageRequest, ShutdownReason,
+};
+use crate::{ChatError, Token, validate};
+
+impl Session {
+    /// Creates the session on the server (`POST …/sessions`). Completes with
+    /// [`ReplyValue::Initialized`](crate::ReplyValue::Initialized), after the `INITIALIZED`
+    /// event. May be called again after a failed attempt.
+    pub fn init(&mut self, now: Instant, wall: SystemTime) -> Result<RequestId, ChatError> {
+        self.begin_init(None, now, wall)
+    }
+
+    /// Resumes an existing session (`GET …/sessions/{id}`), as a page reload does. The
+    /// engagements in `resumption` that the server still lists come back ACTIVE, and the event
+    /// stream restarts for them.
+    pub fn resume(
+        &mut self,
+        resumption: Resumption,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Result<RequestId, ChatError> {
+        self.begin_init(Some(resumption), now, wall)
+    }
+
+    fn begin_init(
+        &mut self,
+        resume: Option<Resumption>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Result<RequestId, ChatError> {
+        let now = self.tick(now);
+        match self.phase {
+            Phase::Created => {}
+            Phase::Initializing | Phase::ShuttingDown => return Err(ChatError::InProgress),
+            Phase::Ready | Phase::Invalidated => return Err(ChatError::AlreadyInitialized),
+            Phase::Ended => return Err(ChatError::NotInitialized),
+        }
+        self.anchor = Some((now, wall));
+        if self.token.remaining(wall).is_zero() {
+            return Err(ChatError::constraint("JWT Token should be live"));
+        }
+        self.phase = Phase::Initializing;
+        let id = match &resume {
+            None => {
+                let body = CreateSessionRequest {
+                    display_name: self.display_name.clone(),
+                    client_type: CLIENT_TYPE_WEB.to_owned(),
+                    session_parameters: self.session_parameters.clone(),
+                };
+                let url = urls::sessions(&self.base);
+                self.transmit(
+                    Method::Post,
+                    url,
+                    Some(json(&body)),
+                    RequestKind::Rest,
+                    Pending::Init { resume: None },
+                )
+            }
+            Some(r) => {
+                let url = urls::session(&self.base, &r.session_id);
+                self.transmit(
+                    Method::Get,
+                    url,
+                    None,
+                    RequestKind::Rest,
+                    Pending::Init {
+                        resume: Some(r.clone()),
+                    },
+                )
+            }
+        };
+        if let Some(r) = resume {
+            self.order = MessageOrder::with_last_indexes(r.last_message_indexes);
+            self.cursor = Cursor::default();
+        }
+        Ok(id)
+    }
+
+    /// Creates an engagement (a new chat). It starts PENDING and becomes ACTIVE when the
+    /// server reports the customer in it (`ENGAGEMENT_ACTIVE`).
+    pub fn create_engagement(
+        &mut self,
+        parameters: MappedData,
+        now: Instant,
+    ) -> Result<RequestId, ChatError> {
+        let now = self.tick(now);
+        let sid = self.require_ready()?.clone();
+        validate::mapped_data(&parameters)?;
+        self.activity(now);
+        let body = CreateEngagementRequest {
+            session_id: sid,
+            engagement_parameters: parameters,
+        };
+        let url = urls::engagements(&self.base);
+        Ok(self.transmit(
+            Method::Post,
+            url,
+            Some(json(&body)),
+            RequestKind::Rest,
+            Pending::CreateEngagement,
+        ))
+    }
+
+    /// Asks the server for the customer's ongoing engagements across all their sessions, and
+    /// brings the local ones up to date.
+    pub fn list_engagements(&mut self, now: Instant) -> Result<RequestId, ChatError> {
+        self.tick(now);
+        let sid = self.require_ready()?.clone();
+        let url = urls::session(&self.base, &sid);
+        Ok(self.transmit(
+            Method::Get,
+            url,
+            None,
+            RequestKind::Rest,
+            Pending::ListEngagements,
+        ))
+    }
+
+    /// Joins an engagement started elsewhere (ACS-314 if it is over or unknown, ACS-315 if
+    /// already active). It becomes ACTIVE when the server reports the customer in it.
+    pub fn join(&mut self, engagement: &EngagementId, now: Instant) -> Result<RequestId, ChatError> {
+        let now = self.tick(now);
+        let sid = self.require_ready()?.clone();
+        let e = self.usable(engagement)?;
+        if e.info.status == EngagementStatus::Active {
+            return Err(ChatError::EngagementAlreadyActive);
+        }
+        let body = JoinEngagementRequest {
+            dialog_id: e.info.dialog_id.clone(),
+            session_id: sid,
+        };
+        self.activity(now);
+        let url = urls::engagement_action(&self.base, engagement, "join");
+        Ok(self.transmit(
+            Method::Post,
+            url,
+            Some(json(&body)),
+            RequestKind::Rest,
+            Pending::Join(engagement.clone()),
+        ))
+    }
+
+    /// Sends a text message (1–4096 UTF-16 units), optionally in answer to `parent`.
+    /// Completes with the message as stored; it also comes back as `MESSAGE_DELIVERED`.
+    pub fn send_message(
+        &mut self,
+        engagement: &EngagementId,
+        text: &str,
+        parent: Option<&MessageId>,
+        now: Instant,
+    ) -> Result<RequestId, ChatError> {
+        let now = self.tick(now);
+        let sid = self.require_ready()?.clone();
+        let e = self.usable(engagement)?;
+        if e.info.status != EngagementStatus::Active {
+            return Err(ChatError::EngagementNotActive);
+        }
+        let dialog_id = e.info.dialog_id.clone();
+        validate::message_text(text)?;
+        if let Some(p) = parent {
+            MessageId::parse(p.as_str())
+                .map_err(|_| ChatError::constraint("parentMessageId should be a valid UUID string"))?;
+        }
+        self.activity(now);
+        let body = SendMessageRequest {
+            dialog_id,
+            session_id: sid,
+            parent_message_id: parent.cloned(),
+            body: MessageBody::plain_text(text),
+        };
+        let url = urls::messages(&self.base, engagement);
+        Ok(self.transmit(
+            Method::Post,
+            url,
+            Some(json(&body)),
+            RequestKind::Rest,
+            Pending::Send(engagement.clone()),
+        ))
+    }
+
+    /// Fetches a page of history, newest first: the first page when `page` is `None`, else
+    /// the page a previous reply linked to. Allowed on a PENDING engagement (to preview it
+    /// before joining). Not an activity.
+    pub fn fetch_history(
+        &mut self,
+        engagement: &EngagementId,
+        page: Option<&PageLink>,
+        now: Instant,
+    ) -> Result<RequestId, ChatError> {
+        self.tick(now);
+        let sid = self.require_ready()?.clone();
+        let e = self.usable(engagement)?;
+        let url = match page {
+            None => urls::first_history_page(&self.base, engagement, &sid, &e.info.dialog_id),
+            Some(link) => link.0.clone(),
+        };
+        Ok(self.transmit(
+            Method::Get,
+            url,
+            None,
+            RequestKind::Rest,
+            Pending::History {
+                engagement: engagement.clone(),
+                first: page.is_none(),
+            },
+        ))
+    }
+
+    /// Leaves an ACTIVE engagement. It becomes TERMINATING, and TERMINATED when the server
+    /// reports the customer gone (`ENGAGEMENT_TERMINATED`).
+    pub fn disconnect(
+        &mut self,
+        engagement: &EngagementId,
+        reason: Option<DisconnectReason>,
+        now: Instant,
+    ) -> Result<RequestId, ChatError> {
+        let now = self.tick(now);
+        let sid = self.require_ready()?.clone();
+        let e = self.usable(engagement)?;
+        if e.info.status != EngagementStatus::Active {
+            return Err(ChatError::EngagementNotActive);
+        }
+        let body = DisconnectEngagementRequest {
+            dialog_id: e.info.dialog_id.clone(),
+            session_id: sid,
+            reason,
+        };
+        self.activity(now);
+        let url = urls::engagement_action(&self.base, engagement, "disconnect");
+        Ok(self.transmit(
+            Method::Post,
+            url,
+            Some(json(&body)),
+            RequestKind::Rest,
+            Pending::Disconnect(engagement.clone()),
+        ))
+    }
+
+    /// Replaces the token (no network call): later requests carry it, the expiry timers are
+    /// re-armed, and a stream paused by a 401 or 403 resumes. Works before `init` too.
+    pub fn set_token(&mut self, token: Token, now: Instant, wall: SystemTime) -> Result<(), ChatError> {
+        let now = self.tick(now);
+        if token.remaining(wall).is_zero() {
+            return Err(ChatError::constraint("JWT Token should be live"));
+        }
+        if self.phase == Phase::Ended {
+            return Err(ChatError::NotInitialized);
+        }
+        self.anchor = Some((now, wall));
+        self.bearer = super::bearer(&token);
+        self.token = token;
+        if self.phase != Phase::Created {
+            self.arm_token_timers(now);
+        }
+        if self.phase == Phase::Ready && self.stream == StreamState::Paused {
+            // Resuming from Paused emits no EVENT_STREAM_CONNECTING, as in the official SDK.
+            self.stream = StreamState::Connecting;
+            self.send_poll();
+        }
+        Ok(())
+    }
+
+    /// Retries the event stream now: after `RECONNECTION_TIMEOUT` (Failed) one immediate
+    /// attempt; while backing off (Retry) the wait is cut short and the backoff restarts.
+    /// ACS-318 in any other state.
+    pub fn retry_connection(&mut self, now: Instant) -> Result<(), ChatError> {
+        let now = self.tick(now);
+        self.require_ready()?;
+        match self.stream {
+            StreamState::Failed => {
+                self.send_poll();
+                Ok(())
+            }
+            StreamState::Retry => {
+                self.backoff.reset();
+                if self.in_flight.is_none() {
+                    self.timers.stop(crate::timer::Timer::Backoff);
+                    self.attempt_reconnection(now);
+                }
+                Ok(())
+            }
+            _ => Err(ChatError::RetryNotAllowed),
+        }
+    }
+
+    /// Customer activity: restarts the idle timer (and cancels a running grace period).
+    /// Does nothing before `init` or while the stream is reconnecting.
+    pub fn reset_idle_timeout(&mut self, now: Instant) {
+        let now = self.tick(now);
+        if self.phase == Phase::Ready {
+            self.activity(now);
+        }
+    }
+
+    /// Ends the session: `DELETE …/sessions/{id}`, then `SHUTDOWN` once every request in
+    /// flight has settled. Engagements are not disconnected: the chats go on and can be joined
+    /// from another session. The outcome of the delete is only logged.
+    pub fn shutdown(
+        &mut self,
+        reason: Option<ShutdownReason>,
+        now: Instant,
+    ) -> Result<RequestId, ChatError> {
+        let now = self.tick(now);
+        match self.phase {
+            Phase::Initializing | Phase::ShuttingDown => Err(ChatError::InProgress),
+            Phase::Created | Phase::Ended => Err(ChatError::NotInitialized),
+            Phase::Ready | Phase::Invalidated => Ok(self.begin_shutdown(reason, false, now)),
+        }
+    }
+
+    pub(super) fn begin_shutdown(
+        &mut self,
+        reason: Option<ShutdownReason>,
+        automatic: bool,
+        now: Instant,
+    ) -> RequestId {
+        if self.stream != StreamState::Closed {
+            self.stop_stream(now);
+        }
+        // Catch-ups are internal: nobody waits for them.
+        let catch_ups: Vec<RequestId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| matches!(p, Pending::CatchUp(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in catch_ups {
+            self.abort(id);
+        }
+        self.catch_ups.clear();
+        self.timers.stop_all();
+        self.slot = Slot::None;
+        self.engagements.clear();
+        self.phase = Phase::ShuttingDown;
+        let url = match &self.session_id {
+            Some(sid) => urls::delete_session(&self.base, sid, reason),
+            None => urls::sessions(&self.base),
+        };
+        let id = self.transmit(Method::Delete, url, None, RequestKind::Rest, Pending::Shutdown);
+        self.shutdown = Some(ShutdownState {
+            id,
+            reason,
+            automatic,
+            deleted: false,
+        });
+        id
+    }
+
+    /// The engagement, if it exists and is neither TERMINATING nor TERMINATED (else ACS-314).
+    fn usable(&self, id: &EngagementId) -> Result<&crate::engagement::EngagementState, ChatError> {
+        self.find(id)
+            .map(|i| &self.engagements[i])
+            .filter(|e| !e.is_over())
+            .ok_or(ChatError::EngagementNotFound)
+    }
+}
+
+fn json<T: serde::Serialize>(body: &T) -> String {
+    // Serializing these plain structs of strings and maps cannot fail.
+    serde_json::to_string(body).unwrap_or_default()
+}

@@ -1,0 +1,406 @@
+//! Responses and transport failures: routed to the request they answer.
+
+use std::time::Instant;
+
+use serde::de::DeserializeOwned;
+
+use super::{CatchUp, MAX_CATCH_UP_PAGES, Pending, Phase, Resumption, Session, urls};
+use crate::engagement::EngagementState;
+use crate::event::{Event, HistoryPage, Message, PageLink, ReplyValue, UserContext};
+use crate::ids::{EngagementId, RequestId};
+use crate::request::{Method, RequestKind};
+use crate::wire::{self, EngagementStatus, Problem};
+use crate::{ChatError, TransportError};
+
+type Outcome<'a> = Result<(u16, &'a [u8]), TransportError>;
+
+impl Session {
+    /// Feeds the response to a request: its status and whole body.
+    ///
+    /// Responses to requests that were aborted, already answered or never made are ignored.
+    pub fn handle_response(&mut self, now: Instant, id: RequestId, status: u16, body: &[u8]) {
+        self.settle(now, id, Ok((status, body)));
+    }
+
+    /// Feeds the failure of a request that got no response.
+    pub fn handle_failure(&mut self, now: Instant, id: RequestId, error: TransportError) {
+        self.settle(now, id, Err(error));
+    }
+
+    fn settle(&mut self, now: Instant, id: RequestId, outcome: Outcome<'_>) {
+        let now = self.tick(now);
+        let Some(pending) = self.take_pending(id) else {
+            return;
+        };
+        match pending {
+            Pending::Poll => self.on_poll(now, outcome),
+            Pending::Probe => self.on_probe(now, outcome),
+            Pending::CatchUp(engagement) => self.on_catch_up(engagement, outcome),
+            Pending::Shutdown => {
+                if let Err(e) = rest(outcome) {
+                    tracing::info!(error = %e, "session delete failed; shut down locally");
+                }
+                if let Some(s) = &mut self.shutdown {
+                    s.deleted = true;
+                }
+            }
+            Pending::Init { resume } => self.on_init(now, id, resume, outcome),
+            Pending::CreateEngagement => {
+                let result = rest(outcome).and_then(decode::<wire::Engagement>);
+                let result = result.and_then(|e| self.adopt(e, true));
+                self.reply(id, result.map(ReplyValue::Engagement));
+            }
+            Pending::Join(engagement) => {
+                let result = rest_engagement_call(outcome)
+                    .and_then(decode::<wire::Engagement>)
+                    .and_then(|e| self.adopt(e, false));
+                if result == Err(ChatError::EngagementNotFound) {
+                    self.forget(&engagement);
+                }
+                self.reply(id, result.map(ReplyValue::Engagement));
+            }
+            Pending::Send(engagement) => {
+                let result = rest_engagement_call(outcome)
+                    .and_then(decode::<wire::RestMessage>)
+                    .map(|m| ReplyValue::MessageSent(Message::from_rest(m)));
+                if result == Err(ChatError::EngagementNotFound) {
+                    self.forget(&engagement);
+                }
+                self.reply(id, result);
+            }
+            Pending::Disconnect(engagement) => {
+                let result = rest(outcome).map(|_| {
+                    if let Some(at) = self.find(&engagement) {
+                        self.engagements[at].info.status = EngagementStatus::Terminating;
+                    }
+                    ReplyValue::Disconnected
+                });
+                self.reply(id, result);
+            }
+            Pending::ListEngagements => {
+                let result = rest(outcome)
+                    .and_then(decode::<wire::Session>)
+                    .map(|s| ReplyValue::Engagements(self.sync_engagements(s.engagements)));
+                self.reply(id, result);
+            }
+            Pending::History { engagement, first } => {
+                let result = rest(outcome)
+                    .and_then(decode::<wire::MessagePage>)
+                    .map(|page| ReplyValue::History(self.history_page(&engagement, page)));
+                let result = if first {
+                    result
+                } else {
+                    result.map_err(|e| ChatError::HistoryFailed(Box::new(e)))
+                };
+                self.reply(id, result);
+            }
+        }
+        self.update_stream(now);
+        self.finish_shutdown_if_settled();
+    }
+
+    fn on_init(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        resume: Option<Resumption>,
+        outcome: Outcome<'_>,
+    ) {
+        let result = match (&resume, outcome) {
+            // A session the server no longer knows: say so, rather than ACS-304.
+            (Some(_), Ok((404, _))) => Err(ChatError::SessionNotFound),
+            (_, outcome) => rest(outcome).and_then(decode::<wire::Session>),
+        };
+        let session = match result {
+            Ok(s) => s,
+            Err(e) => {
+                self.phase = Phase::Created;
+                self.reply(id, Err(e));
+                return;
+            }
+        };
+        let active = resume
+            .as_ref()
+            .map(|r| r.active_engagements.as_slice())
+            .unwrap_or_default();
+        self.phase = Phase::Ready;
+        self.session_id = Some(session.session_id.clone());
+        self.engagements = session
+            .engagements
+            .into_iter()
+            .filter_map(|e| {
+                let status = e.dialogs.first()?.dialog_status;
+                if matches!(status, EngagementStatus::Terminating | EngagementStatus::Terminated) {
+                    return None;
+                }
+                let mut state = EngagementState::from_wire(e, EngagementStatus::Pending)?;
+                if active.contains(&state.info.engagement_id) {
+                    state.info.status = EngagementStatus::Active;
+                    state.attached = true;
+                }
+                Some(state)
+            })
+            .collect();
+        // After a resume, messages may have been missed while nobody listened.
+        self.interrupted = resume.is_some();
+        self.start_idle(now);
+        self.arm_token_timers(now);
+        let context = UserContext {
+            session_id: session.session_id,
+            display_name: session.display_name,
+            session_parameters: session.session_parameters,
+            engagements: self.engagements.iter().map(|e| e.info.clone()).collect(),
+        };
+        self.emit(Event::Initialized(context.clone()));
+        self.reply(id, Ok(ReplyValue::Initialized(context)));
+    }
+
+    /// Takes an engagement this session created or joined: it now drives the stream.
+    fn adopt(
+        &mut self,
+        engagement: wire::Engagement,
+        created: bool,
+    ) -> Result<crate::EngagementInfo, ChatError> {
+        let id = engagement.engagement_id.clone();
+        let at = match self.find(&id) {
+            Some(at) if !created => {
+                if let Some(dialog) = engagement.dialogs.into_iter().next() {
+                    self.engagements[at].refresh(dialog);
+                }
+                at
+            }
+            known => {
+                let state = EngagementState::from_wire(engagement, EngagementStatus::Pending)
+                    .ok_or_else(|| unexpected_body("engagement without a dialog"))?;
+                match known {
+                    Some(at) => {
+                        self.engagements[at] = state;
+                        at
+                    }
+                    None => {
+                        self.engagements.push(state);
+                        self.engagements.len() - 1
+                    }
+                }
+            }
+        };
+        if self.phase == Phase::Ready {
+            self.engagements[at].attached = true;
+        }
+        let before = self.engagements[at].info.clone();
+        self.adopt_orphans(&id);
+        // Replayed events may have ended it already.
+        Ok(match self.find(&id) {
+            Some(at) => self.engagements[at].info.clone(),
+            None => crate::EngagementInfo {
+                status: EngagementStatus::Terminated,
+                ..before
+            },
+        })
+    }
+
+    /// The server no longer knows the engagement (404 on join or send).
+    fn forget(&mut self, id: &EngagementId) {
+        if let Some(at) = self.find(id) {
+            self.engagements.remove(at);
+        }
+    }
+
+    /// Brings local engagements in line with the server's list (reference 2.5), without the
+    /// official SDK's ACS-314 failure when one of them is ending.
+    fn sync_engagements(&mut self, listed: Vec<wire::Engagement>) -> Vec<crate::EngagementInfo> {
+        let mut seen = Vec::with_capacity(listed.len());
+        for engagement in listed {
+            let id = engagement.engagement_id.clone();
+            let Some(dialog) = engagement.dialogs.first() else {
+                continue;
+            };
+            let over = matches!(
+                dialog.dialog_status,
+                EngagementStatus::Terminating | EngagementStatus::Terminated
+            );
+            match self.find(&id) {
+                Some(at) if over => {
+                    self.engagements.remove(at);
+                }
+                Some(at) => {
+                    if let Some(d) = engagement.dialogs.into_iter().next() {
+                        self.engagements[at].refresh(d);
+                    }
+                    seen.push(id);
+                }
+                None if over => {}
+                None => {
+                    if let Some(state) =
+                        EngagementState::from_wire(engagement, EngagementStatus::Pending)
+                    {
+                        self.engagements.push(state);
+                        seen.push(id);
+                    }
+                }
+            }
+        }
+        self.engagements
+            .retain(|e| seen.contains(&e.info.engagement_id));
+        self.engagements.iter().map(|e| e.info.clone()).collect()
+    }
+
+    fn history_page(&self, engagement: &EngagementId, page: wire::MessagePage) -> HistoryPage {
+        HistoryPage {
+            messages: page.messages.into_iter().map(Message::from_rest).collect(),
+            next: self.own_link(engagement, page.links.next),
+        }
+    }
+
+    fn own_link(&self, engagement: &EngagementId, next: String) -> Option<PageLink> {
+        if next.is_empty() {
+            return None;
+        }
+        if urls::is_own_history_link(&self.base, engagement, &next) {
+            Some(PageLink(next))
+        } else {
+            tracing::warn!("history link to another host or resource not followed");
+            None
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Catching up from history after an interruption
+    // -----------------------------------------------------------------------------------------
+
+    pub(super) fn start_catch_ups(&mut self) {
+        let Some(sid) = self.session_id.clone() else {
+            return;
+        };
+        let due: Vec<_> = self
+            .engagements
+            .iter()
+            .filter(|e| e.attached && !self.order.is_holding(&e.info.engagement_id))
+            .filter(|e| self.order.last_index(&e.info.engagement_id).is_some())
+            .map(|e| (e.info.engagement_id.clone(), e.info.dialog_id.clone()))
+            .collect();
+        for (engagement, dialog) in due {
+            self.order.hold(&engagement);
+            let url = urls::first_history_page(&self.base, &engagement, &sid, &dialog);
+            self.transmit(
+                Method::Get,
+                url,
+                None,
+                RequestKind::Rest,
+                Pending::CatchUp(engagement.clone()),
+            );
+            self.catch_ups.push(CatchUp {
+                engagement,
+                fetched: Vec::new(),
+                pages: 1,
+            });
+        }
+    }
+
+    fn on_catch_up(&mut self, engagement: EngagementId, outcome: Outcome<'_>) {
+        let Some(at) = self
+            .catch_ups
+            .iter()
+            .position(|c| c.engagement == engagement)
+        else {
+            return;
+        };
+        let last = self.order.last_index(&engagement).unwrap_or(0);
+        let page = rest(outcome).and_then(decode::<wire::MessagePage>);
+        let next = match page {
+            Ok(page) => {
+                let reached_known = page.messages.is_empty()
+                    || page.messages.iter().any(|m| m.message_index <= last);
+                let catch_up = &mut self.catch_ups[at];
+                catch_up.fetched.extend(
+                    page.messages
+                        .into_iter()
+                        .filter(|m| m.message_index > last)
+                        .map(Message::from_rest),
+                );
+                let link = self.own_link(&engagement, page.links.next);
+                let catch_up = &mut self.catch_ups[at];
+                match link {
+                    Some(link) if !reached_known && catch_up.pages < MAX_CATCH_UP_PAGES => {
+                        catch_up.pages += 1;
+                        Some(link)
+                    }
+                    _ => None,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "catching up from history failed; live messages go on");
+                None
+            }
+        };
+        match next {
+            Some(link) => {
+                self.transmit(
+                    Method::Get,
+                    link.0,
+                    None,
+                    RequestKind::Rest,
+                    Pending::CatchUp(engagement),
+                );
+            }
+            None => {
+                let catch_up = self.catch_ups.swap_remove(at);
+                for message in self.order.release(&engagement, catch_up.fetched) {
+                    self.emit(super::dispatch::message_event(message));
+                }
+            }
+        }
+    }
+
+    fn finish_shutdown_if_settled(&mut self) {
+        let Some(s) = self.shutdown else {
+            return;
+        };
+        if self.phase != Phase::ShuttingDown || !s.deleted || !self.pending.is_empty() {
+            return;
+        }
+        self.phase = Phase::Ended;
+        self.emit(Event::Shutdown { reason: s.reason });
+        if !s.automatic {
+            self.reply(s.id, Ok(ReplyValue::Shutdown));
+        }
+    }
+}
+
+/// The status rules of every REST call (reference 6.4): 2xx is success (204 without a body),
+/// 401 is ACS-305, anything else ACS-304; no answer is ACS-306.
+fn rest(outcome: Outcome<'_>) -> Result<&[u8], ChatError> {
+    match outcome {
+        Err(e) => Err(ChatError::Unreachable(e)),
+        Ok((200..=299, body)) => Ok(body),
+        Ok((401, _)) => Err(ChatError::InvalidToken),
+        Ok((status, body)) => Err(ChatError::ServerUnexpected {
+            status: Some(status),
+            detail: problem_detail(body),
+        }),
+    }
+}
+
+/// Join and send: 404 means the engagement is gone (ACS-314).
+fn rest_engagement_call(outcome: Outcome<'_>) -> Result<&[u8], ChatError> {
+    match outcome {
+        Ok((404, _)) => Err(ChatError::EngagementNotFound),
+        other => rest(other),
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ChatError> {
+    serde_json::from_slice(body).map_err(|e| unexpected_body(&e.to_string()))
+}
+
+fn unexpected_body(why: &str) -> ChatError {
+    ChatError::ServerUnexpected {
+        status: None,
+        detail: Some(format!("unusable response body: {why}")),
+    }
+}
+
+fn problem_detail(body: &[u8]) -> Option<String> {
+    let p: Problem = serde_json::from_slice(body).ok()?;
+    p.detail.or(p.title)
+}

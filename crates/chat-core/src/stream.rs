@@ -1,0 +1,131 @@
+//! The event stream's state and its cursor: which events are new, what to acknowledge.
+
+use std::collections::HashSet;
+
+use crate::ids::RequestId;
+use crate::wire::ServerEvent;
+
+/// The state of the event stream (the official SDK's six).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamState {
+    /// Not running: no engagement of this session needs it.
+    Closed,
+    /// Started, waiting for the first answer.
+    Connecting,
+    /// Polling normally.
+    Connected,
+    /// Backing off between reconnection attempts.
+    Retry,
+    /// Stopped by a 401 or 403 until a new token is set.
+    Paused,
+    /// Reconnection timed out; waits for `retry_connection`.
+    Failed,
+}
+
+/// What is in flight on the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InFlight {
+    Poll(RequestId),
+    Probe(RequestId),
+}
+
+impl InFlight {
+    pub(crate) fn id(self) -> RequestId {
+        match self {
+            Self::Poll(id) | Self::Probe(id) => id,
+        }
+    }
+}
+
+/// The failure that started a round of disconnection probes, reported if all of them fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Probing {
+    pub(crate) failed: u8,
+    pub(crate) reason: crate::event::StreamFailureReason,
+}
+
+/// Cursor and de-duplication, as the official SDK keeps them.
+///
+/// `last_event_id` is sent as `?lastEventId=` and acknowledges everything up to it; the
+/// ids of the last non-empty batch are remembered so that a batch re-delivered after a lost
+/// response is not processed twice. An empty batch clears both (the server has nothing
+/// unacknowledged), exactly as the official client does, so the wire behaviour is the same.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Cursor {
+    last_event_id: Option<String>,
+    seen: HashSet<String>,
+}
+
+impl Cursor {
+    pub(crate) fn last_event_id(&self) -> Option<&str> {
+        self.last_event_id.as_deref()
+    }
+
+    /// Forget the seen set (stream start or stop); the cursor stays.
+    pub(crate) fn forget_seen(&mut self) {
+        self.seen.clear();
+    }
+
+    /// Keeps the events of `batch` that were not in the previous batch, and moves the
+    /// cursor. Events come back in order.
+    pub(crate) fn admit(&mut self, batch: Vec<ServerEvent>) -> Vec<ServerEvent> {
+        if batch.is_empty() {
+            self.last_event_id = None;
+            self.seen.clear();
+            return batch;
+        }
+        let mut batch_ids = HashSet::with_capacity(batch.len());
+        let mut fresh = Vec::with_capacity(batch.len());
+        for event in batch {
+            batch_ids.insert(event.event_id.clone());
+            if !self.seen.contains(&event.event_id) {
+                fresh.push(event);
+            }
+        }
+        if let Some(last) = fresh.last() {
+            self.last_event_id = Some(last.event_id.clone());
+            self.seen = batch_ids;
+        }
+        fresh
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ServerEventType;
+
+    fn ev(id: &str) -> ServerEvent {
+        ServerEvent {
+            event_id: id.into(),
+            event_type: ServerEventType::EngagementCreated,
+            engagement_id: None,
+            dialog_id: None,
+            event_date: None,
+            session_id: None,
+            message: None,
+            participant: None,
+            error: None,
+        }
+    }
+
+    fn ids(events: &[ServerEvent]) -> Vec<&str> {
+        events.iter().map(|e| e.event_id.as_str()).collect()
+    }
+
+    #[test]
+    fn redelivered_batch_is_dropped_and_cursor_moves() {
+        let mut c = Cursor::default();
+        assert_eq!(ids(&c.admit(vec![ev("1"), ev("2")])), ["1", "2"]);
+        assert_eq!(c.last_event_id(), Some("2"));
+        // A lost response: the same events again, plus a new one.
+        assert_eq!(ids(&c.admit(vec![ev("1"), ev("2"), ev("3")])), ["3"]);
+        assert_eq!(c.last_event_id(), Some("3"));
+        // Only already-seen ids: nothing changes.
+        assert!(c.admit(vec![ev("3")]).is_empty());
+        assert_eq!(c.last_event_id(), Some("3"));
+        // An empty batch resets the cursor, as the official client does.
+        assert!(c.admit(Vec::new()).is_empty());
+        assert_eq!(c.last_event_id(), None);
+    }
+}
