@@ -1,0 +1,111 @@
+//! A blocking facade over the async [`crate::TokenClient`] (feature `blocking`).
+//!
+//! It runs the async client on a private one-worker Tokio runtime, so it has exactly the same
+//! behaviour (single-flight cache, retries, redaction). Like `reqwest::blocking`, it must not be
+//! called from inside an async runtime: such a call returns
+//! [`TokenError::BlockingInAsyncContext`] instead of blocking a worker thread.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let rt = tokio::runtime::Runtime::new()?;
+//! # let emulator = rt.block_on(chat_emulator::Emulator::builder().start())?;
+//! # let c = emulator.credentials().clone();
+//! use token_client::{CustomerRequest, TokenClientConfig, blocking};
+//!
+//! let config = TokenClientConfig::new(
+//!     emulator.base_url(), c.account_id, c.client_id, c.client_secret, c.appkey, c.integration_id,
+//! );
+//! let client = blocking::TokenClient::new(config)?;
+//! let jwt = client.generate_jwt(&CustomerRequest::verified("customer-42"))?;
+//! assert!(jwt.token.expose().starts_with("jwt."));
+//! # rt.block_on(emulator.shutdown());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::{ChatJwt, ClientStats, ConfigError, CustomerRequest, TokenClientConfig, TokenError};
+
+/// The blocking token client. Cloning is cheap; clones share the runtime and the cache.
+#[derive(Clone)]
+pub struct TokenClient {
+    inner: crate::TokenClient,
+    runtime: Arc<RuntimeOwner>,
+}
+
+struct RuntimeOwner(Option<tokio::runtime::Runtime>);
+
+impl Drop for RuntimeOwner {
+    fn drop(&mut self) {
+        // Never panics, even when the last clone is dropped inside an async context.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl fmt::Debug for TokenClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("blocking::TokenClient")
+            .field(&self.inner)
+            .finish()
+    }
+}
+
+impl TokenClient {
+    /// Checks `config` and builds the client and its runtime. No network call is made.
+    pub fn new(config: TokenClientConfig) -> Result<Self, TokenError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("axp-token-client")
+            .enable_all()
+            .build()
+            .map_err(|e| ConfigError::Invalid {
+                field: "runtime",
+                reason: e.to_string(),
+            })?;
+        let inner = {
+            let _guard = runtime.enter();
+            crate::TokenClient::new(config)?
+        };
+        Ok(Self {
+            inner,
+            runtime: Arc::new(RuntimeOwner(Some(runtime))),
+        })
+    }
+
+    /// Requests a chat JWT; see [`crate::TokenClient::generate_jwt`].
+    pub fn generate_jwt(&self, request: &CustomerRequest) -> Result<ChatJwt, TokenError> {
+        self.block_on(self.inner.generate_jwt(request))
+    }
+
+    /// Fetches an access token now if none is cached.
+    pub fn warm_up(&self) -> Result<(), TokenError> {
+        self.block_on(self.inner.warm_up())
+    }
+
+    /// What this client has done so far.
+    pub fn stats(&self) -> ClientStats {
+        self.inner.stats()
+    }
+
+    /// The async client underneath (shares the cache).
+    pub fn as_async(&self) -> &crate::TokenClient {
+        &self.inner
+    }
+
+    fn block_on<T>(
+        &self,
+        future: impl std::future::Future<Output = Result<T, TokenError>>,
+    ) -> Result<T, TokenError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(TokenError::BlockingInAsyncContext);
+        }
+        match &self.runtime.0 {
+            Some(runtime) => runtime.block_on(future),
+            None => Err(TokenError::BlockingInAsyncContext),
+        }
+    }
+}
