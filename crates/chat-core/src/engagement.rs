@@ -117,10 +117,7 @@ impl MessageOrder {
 
     /// Passes a message on if it is new, holds it during a catch-up, drops a repeat.
     pub(crate) fn admit(&mut self, message: Message) -> Option<Message> {
-        let lane = self
-            .lanes
-            .entry(message.engagement_id.clone())
-            .or_default();
+        let lane = self.lanes.entry(message.engagement_id.clone()).or_default();
         if lane.holding {
             lane.held.push(message);
             return None;

@@ -178,7 +178,10 @@ mod tests {
     fn empty_first_page_with_a_next_link_still_works() {
         let mut p = HistoryPager::new(0);
         assert_eq!(p.page_size(), DEFAULT_PAGE_SIZE);
-        p.add_page(HistoryPage { messages: Vec::new(), next: Some(PageLink("https://h/p2".into())) });
+        p.add_page(HistoryPage {
+            messages: Vec::new(),
+            next: Some(PageLink("https://h/p2".into())),
+        });
         assert!(p.wants_fetch().is_some());
         p.add_page(page(1..=3, None));
         assert_eq!(indexes(&p), [3, 2, 1]);

@@ -18,12 +18,12 @@ pub mod wire;
 
 pub use config::{AppKey, Config, InitParams};
 pub use error::{ChatError, TransportError};
-pub use ids::{
-    DialogId, EngagementId, IntegrationId, MessageId, ParticipantId, RequestId, SessionId,
-};
 pub use event::{
     EngagementInfo, EngagementRef, Event, HistoryPage, Message, Output, PageLink,
     ParticipantChange, Reply, ReplyValue, StreamFailure, StreamFailureReason, UserContext,
+};
+pub use ids::{
+    DialogId, EngagementId, IntegrationId, MessageId, ParticipantId, RequestId, SessionId,
 };
 pub use request::{Method, Request, RequestKind};
 pub use session::{PROBE_COUNT, Resumption, Session, TOKEN_WARNING};

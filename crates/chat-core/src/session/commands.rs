@@ -131,7 +131,11 @@ impl Session {
 
     /// Joins an engagement started elsewhere (ACS-314 if it is over or unknown, ACS-315 if
     /// already active). It becomes ACTIVE when the server reports the customer in it.
-    pub fn join(&mut self, engagement: &EngagementId, now: Instant) -> Result<RequestId, ChatError> {
+    pub fn join(
+        &mut self,
+        engagement: &EngagementId,
+        now: Instant,
+    ) -> Result<RequestId, ChatError> {
         let now = self.tick(now);
         let sid = self.require_ready()?.clone();
         let e = self.usable(engagement)?;
@@ -171,8 +175,9 @@ impl Session {
         let dialog_id = e.info.dialog_id.clone();
         validate::message_text(text)?;
         if let Some(p) = parent {
-            MessageId::parse(p.as_str())
-                .map_err(|_| ChatError::constraint("parentMessageId should be a valid UUID string"))?;
+            MessageId::parse(p.as_str()).map_err(|_| {
+                ChatError::constraint("parentMessageId should be a valid UUID string")
+            })?;
         }
         self.activity(now);
         let body = SendMessageRequest {
@@ -251,7 +256,12 @@ impl Session {
 
     /// Replaces the token (no network call): later requests carry it, the expiry timers are
     /// re-armed, and a stream paused by a 401 or 403 resumes. Works before `init` too.
-    pub fn set_token(&mut self, token: Token, now: Instant, wall: SystemTime) -> Result<(), ChatError> {
+    pub fn set_token(
+        &mut self,
+        token: Token,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Result<(), ChatError> {
         let now = self.tick(now);
         if token.remaining(wall).is_zero() {
             return Err(ChatError::constraint("JWT Token should be live"));
@@ -349,7 +359,13 @@ impl Session {
             Some(sid) => urls::delete_session(&self.base, sid, reason),
             None => urls::sessions(&self.base),
         };
-        let id = self.transmit(Method::Delete, url, None, RequestKind::Rest, Pending::Shutdown);
+        let id = self.transmit(
+            Method::Delete,
+            url,
+            None,
+            RequestKind::Rest,
+            Pending::Shutdown,
+        );
         self.shutdown = Some(ShutdownState {
             id,
             reason,

@@ -72,12 +72,17 @@ enum Slot {
 /// What a request in flight is for.
 #[derive(Debug, Clone)]
 enum Pending {
-    Init { resume: Option<Resumption> },
+    Init {
+        resume: Option<Resumption>,
+    },
     CreateEngagement,
     ListEngagements,
     Join(EngagementId),
     Send(EngagementId),
-    History { engagement: EngagementId, first: bool },
+    History {
+        engagement: EngagementId,
+        first: bool,
+    },
     Disconnect(EngagementId),
     Shutdown,
     Poll,
@@ -133,7 +138,6 @@ struct ShutdownState {
 /// }
 /// # Ok::<(), chat_core::ChatError>(())
 /// ```
-#[derive(Debug)]
 pub struct Session {
     config: Config,
     base: String,
@@ -371,6 +375,22 @@ impl Session {
             (Phase::Invalidated, _) => Err(ChatError::SessionNotFound),
             _ => Err(ChatError::NotInitialized),
         }
+    }
+}
+
+impl std::fmt::Debug for Session {
+    // By hand: the session holds the bearer header and the appkey, which must never show.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("base", &self.base)
+            .field("phase", &self.phase)
+            .field("session_id", &self.session_id)
+            .field("token", &self.token)
+            .field("stream", &self.stream)
+            .field("engagements", &self.engagements)
+            .field("pending", &self.pending)
+            .field("next_deadline", &self.timers.next())
+            .finish_non_exhaustive()
     }
 }
 

@@ -130,7 +130,10 @@ impl Session {
             .into_iter()
             .filter_map(|e| {
                 let status = e.dialogs.first()?.dialog_status;
-                if matches!(status, EngagementStatus::Terminating | EngagementStatus::Terminated) {
+                if matches!(
+                    status,
+                    EngagementStatus::Terminating | EngagementStatus::Terminated
+                ) {
                     return None;
                 }
                 let mut state = EngagementState::from_wire(e, EngagementStatus::Pending)?;

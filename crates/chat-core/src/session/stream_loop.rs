@@ -119,7 +119,10 @@ impl Session {
                 self.start_idle(now);
                 self.pause(reason);
             }
-            (StreamState::Connecting | StreamState::Connected, Answer::Failed { reason, probe }) => {
+            (
+                StreamState::Connecting | StreamState::Connected,
+                Answer::Failed { reason, probe },
+            ) => {
                 if probe {
                     self.probing = Some(Probing { failed: 0, reason });
                     self.send_probe();
@@ -147,7 +150,10 @@ impl Session {
         let Some(mut probing) = self.probing.take() else {
             return;
         };
-        if !matches!(self.stream, StreamState::Connecting | StreamState::Connected) {
+        if !matches!(
+            self.stream,
+            StreamState::Connecting | StreamState::Connected
+        ) {
             return;
         }
         // 200, 401 or 403 means the service is there: carry on polling; the next poll will

@@ -21,7 +21,10 @@ fn enc(s: &str) -> impl std::fmt::Display + '_ {
 }
 
 pub(super) fn base(host: &str, integration: &IntegrationId) -> String {
-    format!("{host}{BASE_PATH}/v1/integrations/{}", enc(integration.as_str()))
+    format!(
+        "{host}{BASE_PATH}/v1/integrations/{}",
+        enc(integration.as_str())
+    )
 }
 
 pub(super) fn sessions(base: &str) -> String {
@@ -32,7 +35,11 @@ pub(super) fn session(base: &str, sid: &SessionId) -> String {
     format!("{base}/sessions/{}", enc(sid.as_str()))
 }
 
-pub(super) fn delete_session(base: &str, sid: &SessionId, reason: Option<ShutdownReason>) -> String {
+pub(super) fn delete_session(
+    base: &str,
+    sid: &SessionId,
+    reason: Option<ShutdownReason>,
+) -> String {
     match reason {
         Some(r) => format!("{}?reason={}", session(base, sid), r.as_str()),
         None => session(base, sid),
@@ -104,10 +111,26 @@ mod tests {
     fn history_links_must_stay_home() {
         let b = "https://h/sdk/digital/chat/v1/integrations/i";
         let e = EngagementId::new("e");
-        assert!(is_own_history_link(b, &e, &format!("{b}/engagements/e/messages?pageNumber=2")));
+        assert!(is_own_history_link(
+            b,
+            &e,
+            &format!("{b}/engagements/e/messages?pageNumber=2")
+        ));
         assert!(!is_own_history_link(b, &e, "https://evil/steal"));
-        assert!(!is_own_history_link(b, &e, &format!("{b}/engagements/e/messagesX")));
-        assert!(!is_own_history_link(b, &e, &format!("{b}/engagements/other/messages?p=2")));
-        assert!(!is_own_history_link("https://h", &e, "https://h.evil.com/engagements/e/messages"));
+        assert!(!is_own_history_link(
+            b,
+            &e,
+            &format!("{b}/engagements/e/messagesX")
+        ));
+        assert!(!is_own_history_link(
+            b,
+            &e,
+            &format!("{b}/engagements/other/messages?p=2")
+        ));
+        assert!(!is_own_history_link(
+            "https://h",
+            &e,
+            "https://h.evil.com/engagements/e/messages"
+        ));
     }
 }
