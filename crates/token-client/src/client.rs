@@ -111,6 +111,15 @@ struct OAuthResponse {
     expires_in: Option<u64>,
 }
 
+/// An OAuth2 error body (RFC 6749 section 5.2).
+#[derive(Deserialize)]
+struct OAuthError {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct JwtResponse {
@@ -411,7 +420,11 @@ impl TokenClient {
         .await
     }
 
-    async fn with_retries<T, F, Fut>(&self, endpoint: Endpoint, mut attempt: F) -> Result<T, TokenError>
+    async fn with_retries<T, F, Fut>(
+        &self,
+        endpoint: Endpoint,
+        mut attempt: F,
+    ) -> Result<T, TokenError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
@@ -503,6 +516,18 @@ impl TokenClient {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
         let problem = match serde_json::from_slice::<ProblemDetails>(body) {
+            // An OAuth error (RFC 6749 5.2) instead of a problem document.
+            Ok(problem) if problem.title.is_none() && problem.detail.is_none() => {
+                match serde_json::from_slice::<OAuthError>(body) {
+                    Ok(oauth) if oauth.error.is_some() => Some(ProblemDetails {
+                        title: oauth.error,
+                        detail: oauth.error_description,
+                        status: problem.status.or(Some(status.as_u16())),
+                        ..problem
+                    }),
+                    _ => Some(problem),
+                }
+            }
             Ok(problem) => Some(problem),
             Err(_) => {
                 let text = String::from_utf8_lossy(body);
@@ -525,7 +550,11 @@ impl TokenClient {
         }
     }
 
-    fn scrub_problem(&self, mut p: ProblemDetails, access_token: Option<&Secret>) -> ProblemDetails {
+    fn scrub_problem(
+        &self,
+        mut p: ProblemDetails,
+        access_token: Option<&Secret>,
+    ) -> ProblemDetails {
         let fix = |s: Option<String>| s.map(|s| self.scrub(s, access_token));
         p.problem_type = fix(p.problem_type);
         p.title = fix(p.title);
@@ -541,9 +570,13 @@ impl TokenClient {
     /// Removes any secret the service may have echoed back.
     fn scrub(&self, mut text: String, access_token: Option<&Secret>) -> String {
         let config = &self.inner.config;
-        for secret in [Some(&config.client_secret), Some(&config.appkey), access_token]
-            .into_iter()
-            .flatten()
+        for secret in [
+            Some(&config.client_secret),
+            Some(&config.appkey),
+            access_token,
+        ]
+        .into_iter()
+        .flatten()
         {
             let s = secret.expose();
             if !s.is_empty() && text.contains(s) {

@@ -487,13 +487,22 @@ pub(crate) fn parse_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<
     if is_json {
         serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
             path: shown,
-            message: format!("{:?} error at line {} column {}", e.classify(), e.line(), e.column()),
+            message: format!(
+                "{:?} error at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
         })
     } else {
         toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|span| text.get(..span.start).unwrap_or(&text).lines().count().max(1));
+            let line = e.span().map(|span| {
+                text.get(..span.start)
+                    .unwrap_or(&text)
+                    .lines()
+                    .count()
+                    .max(1)
+            });
             ConfigError::Parse {
                 path: shown,
                 message: match line {
@@ -502,5 +511,178 @@ pub(crate) fn parse_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<
                 },
             }
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const INT: &str = "123e4567-e89b-12d3-a456-426614174000";
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn base_env() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("AXP_API_BASE_URL", "na.api.avayacloud.com"),
+            ("AXP_ACCOUNT_ID", "ABCDEF"),
+            ("AXP_CLIENT_ID", "client"),
+            ("AXP_CLIENT_SECRET", "top-secret-value"),
+            ("AXP_APPKEY", "appkey-value"),
+            ("AXP_INTEGRATION_ID", INT),
+        ]
+    }
+
+    #[test]
+    fn from_env_with_defaults_and_overrides() {
+        let c = TokenClientConfig::from_lookup(env(&base_env())).unwrap();
+        assert_eq!(
+            c.oauth_url().unwrap().as_str(),
+            "https://na.api.avayacloud.com/api/auth/v1/ABCDEF/protocol/openid-connect/token"
+        );
+        assert_eq!(
+            c.tokens_url().unwrap().as_str(),
+            "https://na.api.avayacloud.com/api/digital/chat/v1/accounts/ABCDEF/tokens"
+        );
+        assert_eq!(c.default_lifetime, Duration::from_secs(900));
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("top-secret-value") && !dbg.contains("appkey-value"));
+
+        let mut vars = base_env();
+        vars.extend([
+            ("AXP_AUTH_PATH", "legacy-realm"),
+            ("AXP_JWT_TTL_MINUTES", "30"),
+            ("AXP_MAX_ATTEMPTS", "5"),
+            ("AXP_REQUEST_TIMEOUT_MS", "1500"),
+        ]);
+        let c = TokenClientConfig::from_lookup(env(&vars)).unwrap();
+        assert_eq!(c.auth_path, AuthPath::LegacyRealm);
+        assert!(
+            c.oauth_url()
+                .unwrap()
+                .path()
+                .starts_with("/auth/realms/ABCDEF/")
+        );
+        assert_eq!(c.default_lifetime, Duration::from_secs(1800));
+        assert_eq!(c.retry.max_attempts, 5);
+        assert_eq!(c.request_timeout, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn missing_and_invalid_settings_are_typed() {
+        let vars: Vec<_> = base_env()
+            .into_iter()
+            .filter(|(k, _)| *k != "AXP_CLIENT_SECRET")
+            .collect();
+        assert!(matches!(
+            TokenClientConfig::from_lookup(env(&vars)),
+            Err(ConfigError::Missing("client_secret"))
+        ));
+        let mut vars = base_env();
+        vars.push(("AXP_JWT_TTL_MINUTES", "90"));
+        assert!(matches!(
+            TokenClientConfig::from_lookup(env(&vars)),
+            Err(ConfigError::Invalid {
+                field: "jwt_ttl_minutes",
+                ..
+            })
+        ));
+        let mut vars = base_env();
+        vars.push(("AXP_AUTH_PATH", "sideways"));
+        assert!(TokenClientConfig::from_lookup(env(&vars)).is_err());
+        let mut vars = base_env();
+        vars.push(("AXP_ACCOUNT_ID", "AB/../x"));
+        assert!(TokenClientConfig::from_lookup(env(&vars)).is_err());
+    }
+
+    #[test]
+    fn https_required_unless_loopback_or_opted_in() {
+        let cfg = |url: &str| TokenClientConfig::new(url, "ABCDEF", "c", "s", "k", INT);
+        assert!(matches!(
+            cfg("http://example.com").validate(),
+            Err(ConfigError::InsecureUrl)
+        ));
+        assert!(matches!(
+            cfg("http://10.0.0.1:8080").validate(),
+            Err(ConfigError::InsecureUrl)
+        ));
+        for ok in [
+            "https://example.com",
+            "http://localhost:9000",
+            "http://127.0.0.1:1",
+            "http://127.9.9.9",
+            "http://[::1]:8080/",
+        ] {
+            assert!(cfg(ok).validate().is_ok(), "{ok}");
+        }
+        assert!(
+            cfg("http://example.com")
+                .with_allow_plain_http(true)
+                .validate()
+                .is_ok()
+        );
+        assert!(cfg("ftp://example.com").validate().is_err());
+        assert!(cfg("https://example.com/?a=b").validate().is_err());
+        // A path prefix is kept.
+        assert_eq!(
+            cfg("https://gw.example.com/axp")
+                .tokens_url()
+                .unwrap()
+                .as_str(),
+            "https://gw.example.com/axp/api/digital/chat/v1/accounts/ABCDEF/tokens"
+        );
+    }
+
+    #[test]
+    fn from_json_and_toml_files() {
+        let dir = std::env::temp_dir().join(format!("token-client-cfg-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        // AXP's sample server.conf.json keys, ttl as a string.
+        let json = dir.join("server.conf.json");
+        std::fs::write(
+            &json,
+            format!(
+                r#"{{"realm":"ABCDEF","labFQDN":"na.api.avayacloud.com","integrationId":"{INT}",
+                "clientId":"c","clientSecret":"s3cr3t-json","appkey":"k","ttl":"30","toggleApiExchangeHub":false}}"#
+            ),
+        )
+        .unwrap();
+        let c = TokenClientConfig::from_file(&json).unwrap();
+        assert_eq!(c.default_lifetime, Duration::from_secs(1800));
+        assert_eq!(c.auth_path, AuthPath::LegacyRealm);
+        let toml_path = dir.join("token.toml");
+        std::fs::write(
+            &toml_path,
+            format!(
+                "api_base_url = \"http://127.0.0.1:8080\"\naccount_id = \"ABCDEF\"\nclient_id = \"c\"\n\
+                 client_secret = \"s3cr3t-toml\"\nappkey = \"k\"\nintegration_id = \"{INT}\"\n\
+                 jwt_ttl_minutes = 60\nauth_path = \"api-exchange\"\n"
+            ),
+        )
+        .unwrap();
+        let c = TokenClientConfig::from_file(&toml_path).unwrap();
+        assert_eq!(c.default_lifetime, Duration::from_secs(3600));
+        // A parse error never echoes the file's values.
+        std::fs::write(&toml_path, "client_secret = 42\nappkey = \"s3cr3t-broken").unwrap();
+        let err = TokenClientConfig::from_file(&toml_path)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        std::fs::write(&json, r#"{"clientSecret": 7, "appkey": "s3cr3t-x""#).unwrap();
+        let err = TokenClientConfig::from_file(&json).unwrap_err().to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(matches!(
+            TokenClientConfig::from_file(dir.join("absent.toml")),
+            Err(ConfigError::Io { .. })
+        ));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

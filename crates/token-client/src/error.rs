@@ -173,11 +173,13 @@ pub enum ConfigError {
 #[serde(default)]
 pub struct Violation {
     /// The offending field, if the service named it.
-    #[serde(alias = "field", alias = "propertyPath", alias = "name")]
+    #[serde(alias = "propertyPath", alias = "name")]
     pub field: Option<String>,
     /// What is wrong with it.
     #[serde(alias = "reason", alias = "detail")]
     pub message: Option<String>,
+    /// A machine-readable code, if the service sent one.
+    pub code: Option<String>,
 }
 
 /// An RFC 7807 problem-details body as returned by AXP on errors.

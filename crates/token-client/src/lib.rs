@@ -67,7 +67,9 @@ pub mod server;
 
 pub use client::{ClientStats, TokenClient, TokenClientBuilder};
 pub use config::{AuthPath, TokenClientConfig};
-pub use error::{ConfigError, Endpoint, Field, ProblemDetails, Rule, TokenError, ValidationError, Violation};
+pub use error::{
+    ConfigError, Endpoint, Field, ProblemDetails, Rule, TokenError, ValidationError, Violation,
+};
 pub use jwt::ChatJwt;
 pub use request::{
     CUSTOMER_ID_MAX, CUSTOMER_NAME_MAX, CustomerRequest, EMAIL_ADDRESSES, IDENTIFIER_KEY_MAX,

@@ -176,7 +176,12 @@ impl CustomerRequest {
             )?;
         }
         for (key, values) in &self.identifiers {
-            check_len(Field::IdentifierKey(key.clone()), key, 1, IDENTIFIER_KEY_MAX)?;
+            check_len(
+                Field::IdentifierKey(key.clone()),
+                key,
+                1,
+                IDENTIFIER_KEY_MAX,
+            )?;
             check_count(
                 Field::IdentifierValues(key.clone()),
                 values.len(),
@@ -284,7 +289,11 @@ mod tests {
 
     #[test]
     fn customer_id_bounds() {
-        assert!(CustomerRequest::verified("x".repeat(256)).validate().is_ok());
+        assert!(
+            CustomerRequest::verified("x".repeat(256))
+                .validate()
+                .is_ok()
+        );
         assert_eq!(
             rule_of(&CustomerRequest::verified("")),
             (

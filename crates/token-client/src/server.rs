@@ -106,7 +106,8 @@ impl Rejection {
 }
 
 /// A boxed future returned by [`CustomerAuthenticator::authenticate`].
-pub type AuthFuture<'a> = Pin<Box<dyn Future<Output = Result<CustomerRequest, Rejection>> + Send + 'a>>;
+pub type AuthFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<CustomerRequest, Rejection>> + Send + 'a>>;
 
 /// The hook where the application's own user authentication decides who a token is for.
 ///
@@ -138,8 +139,11 @@ pub type AuthFuture<'a> = Pin<Box<dyn Future<Output = Result<CustomerRequest, Re
 /// ```
 pub trait CustomerAuthenticator: Send + Sync + 'static {
     /// Decides who the JWT is for.
-    fn authenticate<'a>(&'a self, headers: &'a HeaderMap, body: &'a GetJwtRequest)
-    -> AuthFuture<'a>;
+    fn authenticate<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+        body: &'a GetJwtRequest,
+    ) -> AuthFuture<'a>;
 }
 
 /// The permissive demo default: believes the page's `verifiedCustomer` claim, as AXP's sample
@@ -386,8 +390,16 @@ async fn get_jwt(
     let request = match state.auth.authenticate(&headers, &body).await {
         Ok(request) => request,
         Err(rejection) => {
-            info!(status = rejection.status.as_u16(), "getJWT refused by the authenticator");
-            return problem(rejection.status, "Not allowed", &rejection.detail, Vec::new());
+            info!(
+                status = rejection.status.as_u16(),
+                "getJWT refused by the authenticator"
+            );
+            return problem(
+                rejection.status,
+                "Not allowed",
+                &rejection.detail,
+                Vec::new(),
+            );
         }
     };
     match state.client.generate_jwt(&request).await {
@@ -406,7 +418,9 @@ fn error_response(error: &TokenError) -> Response {
             StatusCode::BAD_REQUEST,
             "Invalid customer",
             &v.to_string(),
-            vec![serde_json::json!({ "field": v.field.to_string(), "message": v.rule.to_string() })],
+            vec![
+                serde_json::json!({ "field": v.field.to_string(), "message": v.rule.to_string() }),
+            ],
         ),
         TokenError::Timeout { .. } => {
             warn!(%error, "getJWT failed");
@@ -424,7 +438,10 @@ fn error_response(error: &TokenError) -> Response {
         } => problem(
             StatusCode::BAD_REQUEST,
             "Rejected by AXP",
-            details.as_ref().and_then(|d| d.detail.as_deref()).unwrap_or(""),
+            details
+                .as_ref()
+                .and_then(|d| d.detail.as_deref())
+                .unwrap_or(""),
             Vec::new(),
         ),
         _ => {

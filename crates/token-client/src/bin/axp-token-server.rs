@@ -38,7 +38,9 @@ async fn run() -> Result<(), String> {
                 path = Some(args.next().ok_or("--config needs a file")?.into());
             }
             "--help" | "-h" => {
-                info!("usage: axp-token-server [--config FILE]; settings from the file and AXP_* variables");
+                info!(
+                    "usage: axp-token-server [--config FILE]; settings from the file and AXP_* variables"
+                );
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -54,10 +56,16 @@ async fn run() -> Result<(), String> {
     let client = TokenClient::new(config.token.clone()).map_err(|e| e.to_string())?;
     match client.warm_up().await {
         Ok(()) => info!("OAuth credentials accepted"),
-        Err(e) => warn!(error = %e, "could not fetch an access token at start-up; will retry per request"),
+        Err(e) => {
+            warn!(error = %e, "could not fetch an access token at start-up; will retry per request")
+        }
     }
-    let app = router(client, config.auth_mode.authenticator(), &config.allowed_origins)
-        .map_err(|e| e.to_string())?;
+    let app = router(
+        client,
+        config.auth_mode.authenticator(),
+        &config.allowed_origins,
+    )
+    .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
