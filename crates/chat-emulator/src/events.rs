@@ -1,0 +1,333 @@
+//! The events resource: HTTP long polling (reference 6.7) and its WebSocket form
+//! (specified in docs/emulator.md, "WebSocket form of the events resource").
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use chat_core::ids::SessionId;
+use chat_core::wire::ServerEvent;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::chat_api::{Caller, authorize, credentials, own_session};
+use crate::problem::ApiError;
+use crate::state::{Counters, Inner};
+use crate::util::now_unix;
+
+/// WebSocket close codes (4000 + the HTTP status they stand for).
+pub(crate) mod close {
+    /// The token expired, was revoked or is invalid (HTTP 401).
+    pub(crate) const UNAUTHORIZED: u16 = 4401;
+    /// The token is for another account or integration, or the appkey is wrong (HTTP 403).
+    pub(crate) const FORBIDDEN: u16 = 4403;
+    /// The session does not exist (any more): reason "Session not found" (HTTP 404).
+    pub(crate) const SESSION_NOT_FOUND: u16 = 4404;
+    /// A frame the server does not understand.
+    pub(crate) const BAD_FRAME: u16 = 4400;
+    /// The emulator is shutting down.
+    pub(crate) const GOING_AWAY: u16 = 1001;
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct EventsQuery {
+    last_event_id: Option<String>,
+    /// WebSocket only: browsers cannot set headers on the upgrade request.
+    token: Option<String>,
+    /// WebSocket only.
+    appkey: Option<String>,
+}
+
+fn parse_cursor(value: Option<&str>) -> Result<u64, ApiError> {
+    match value {
+        None | Some("") => Ok(0),
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            ApiError::violations(vec![crate::problem::violation(
+                "lastEventId",
+                "is not an event id issued by this server",
+            )])
+        }),
+    }
+}
+
+/// `GET …/sessions/{sid}/events[?lastEventId=]`, upgraded to a WebSocket when asked.
+pub(crate) async fn events(
+    State(inner): State<Arc<Inner>>,
+    Path((integration, session)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let query: EventsQuery = parts
+        .uri
+        .query()
+        .and_then(|q| serde_urlencoded_lite(q))
+        .unwrap_or_default();
+    let websocket = is_upgrade(&parts.headers);
+    let (header_token, header_appkey) = credentials(&parts.headers);
+    let (token, appkey) = if websocket {
+        (
+            header_token.or(query.token.as_deref()),
+            header_appkey.or(query.appkey.as_deref()),
+        )
+    } else {
+        (header_token, header_appkey)
+    };
+    let caller = match authorize(&inner, token, appkey, &integration) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let cursor = match parse_cursor(query.last_event_id.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let session = SessionId::new(session);
+    if websocket {
+        {
+            let mut world = inner.world();
+            if let Err(e) = own_session(&world, &caller, &session) {
+                return e.into_response();
+            }
+            if let Some(state) = world.sessions.get_mut(&session) {
+                state.acknowledge(cursor);
+            }
+        }
+        return match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+            Ok(upgrade) => upgrade
+                .max_message_size(64 * 1024)
+                .on_upgrade(move |socket| websocket_loop(inner, socket, caller, session, cursor)),
+            Err(rejection) => rejection.into_response(),
+        };
+    }
+    long_poll(inner, caller, session, cursor).await
+}
+
+/// Tiny query parser (the values here are ids and tokens: percent-decoding is enough).
+fn serde_urlencoded_lite(query: &str) -> Option<EventsQuery> {
+    let mut out = EventsQuery::default();
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_encoding::percent_decode_str(v)
+            .decode_utf8()
+            .ok()?
+            .into_owned();
+        match k {
+            "lastEventId" => out.last_event_id = Some(v),
+            "token" => out.token = Some(v),
+            "appkey" => out.appkey = Some(v),
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get("upgrade")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Holds the poll until events are pending, the hold time passes, or the session goes away.
+async fn long_poll(inner: Arc<Inner>, caller: Caller, session: SessionId, cursor: u64) -> Response {
+    let deadline = Instant::now() + inner.settings.hold_time;
+    let mut acknowledged = false;
+    loop {
+        let notify;
+        {
+            let mut world = inner.world();
+            if let Err(e) = own_session(&world, &caller, &session) {
+                return e.into_response();
+            }
+            let Some(state) = world.sessions.get_mut(&session) else {
+                return ApiError::session_not_found().into_response();
+            };
+            if !acknowledged {
+                state.acknowledge(cursor);
+                acknowledged = true;
+            }
+            let batch: Vec<ServerEvent> = state
+                .events_after(cursor)
+                .into_iter()
+                .map(|q| q.event.clone())
+                .collect();
+            if !batch.is_empty() {
+                inner
+                    .counters
+                    .events_delivered
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                return Json(batch).into_response();
+            }
+            notify = state.notify.clone();
+        }
+        // `notify_waiters` wakes only registered futures: register, then look once more, so
+        // that an event queued between the unlock and the registration is not missed.
+        let mut notified = pin!(notify.notified());
+        notified.as_mut().enable();
+        if has_events_after(&inner, &session, cursor) {
+            continue;
+        }
+        tokio::select! {
+            () = notified => continue,
+            () = tokio::time::sleep_until(deadline) => {
+                return Json(Vec::<ServerEvent>::new()).into_response();
+            }
+            () = inner.shutting_down() => {
+                return Json(Vec::<ServerEvent>::new()).into_response();
+            }
+        }
+    }
+}
+
+/// True if events after `cursor` are queued, or the session is gone (both end a wait).
+fn has_events_after(inner: &Inner, session: &SessionId, cursor: u64) -> bool {
+    let world = inner.world();
+    match world.sessions.get(session) {
+        Some(state) => state.events.back().is_some_and(|q| q.seq > cursor),
+        None => true,
+    }
+}
+
+/// Client → server frames of the WebSocket form.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClientFrame {
+    /// Acknowledges this event and all before it.
+    last_event_id: Option<String>,
+    /// A refreshed chat token (`jwt.…`), replacing the connection's token.
+    jwt_token: Option<String>,
+}
+
+enum Step {
+    Continue,
+    Close(u16, &'static str),
+}
+
+async fn websocket_loop(
+    inner: Arc<Inner>,
+    mut socket: WebSocket,
+    mut caller: Caller,
+    session: SessionId,
+    cursor: u64,
+) {
+    Counters::bump(&inner.counters.ws_connections);
+    let mut sent_up_to = cursor;
+    let ping_every = inner.settings.ws_ping_interval;
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    let outcome = loop {
+        // Send whatever is new, or learn that the session or token is gone.
+        let notify;
+        let batch = {
+            let world = inner.world();
+            if caller.claims.generation < world.min_token_generation {
+                break Step::Close(close::UNAUTHORIZED, world.revocation_detail);
+            }
+            let Some(state) = world
+                .sessions
+                .get(&session)
+                .filter(|s| s.customer == caller.customer)
+            else {
+                break Step::Close(close::SESSION_NOT_FOUND, chat_core::wire::SESSION_NOT_FOUND);
+            };
+            notify = state.notify.clone();
+            let batch: Vec<ServerEvent> = state
+                .events_after(sent_up_to)
+                .into_iter()
+                .map(|q| q.event.clone())
+                .collect();
+            if let Some(last) = state.events.back() {
+                if !batch.is_empty() {
+                    sent_up_to = last.seq;
+                }
+            }
+            batch
+        };
+        if !batch.is_empty() {
+            inner
+                .counters
+                .events_delivered
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            let text = serde_json::to_string(&batch).unwrap_or_else(|_| "[]".to_owned());
+            if socket.send(Message::Text(text.into())).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let mut notified = pin!(notify.notified());
+        notified.as_mut().enable();
+        if has_events_after(&inner, &session, sent_up_to) {
+            continue;
+        }
+        let expires_in = Duration::from_secs(caller.claims.exp.saturating_sub(now_unix()));
+        let step = tokio::select! {
+            () = notified => Step::Continue,
+            () = tokio::time::sleep(expires_in) => Step::Close(close::UNAUTHORIZED, "Token expired"),
+            () = inner.shutting_down() => Step::Close(close::GOING_AWAY, "Emulator shutting down"),
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_every * 3 {
+                    Step::Close(close::GOING_AWAY, "No pong")
+                } else if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                } else {
+                    Step::Continue
+                }
+            }
+            message = socket.recv() => match message {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(message)) => {
+                    last_heard = Instant::now();
+                    handle_frame(&inner, &mut caller, &session, message)
+                }
+            },
+        };
+        if let Step::Close(code, reason) = step {
+            break Step::Close(code, reason);
+        }
+    };
+    if let Step::Close(code, reason) = outcome {
+        let _ = socket
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await;
+    }
+}
+
+fn handle_frame(inner: &Inner, caller: &mut Caller, session: &SessionId, message: Message) -> Step {
+    let text = match message {
+        Message::Text(text) => text,
+        // Pings are answered by the WebSocket layer; pongs only prove liveness.
+        Message::Ping(_) | Message::Pong(_) => return Step::Continue,
+        Message::Binary(_) => return Step::Close(close::BAD_FRAME, "Binary frames are not supported"),
+        Message::Close(_) => return Step::Continue,
+    };
+    let Ok(frame) = serde_json::from_str::<ClientFrame>(text.as_str()) else {
+        return Step::Close(close::BAD_FRAME, "Malformed frame");
+    };
+    if let Some(token) = frame.jwt_token {
+        let appkey = inner.secrets.appkey.clone();
+        match authorize(inner, Some(&token), Some(&appkey), &caller.customer.integration_id) {
+            Ok(new) if new.customer == caller.customer => *caller = new,
+            Ok(_) => return Step::Close(close::FORBIDDEN, "The token is for another customer"),
+            Err(e) if e.status.as_u16() == 403 => return Step::Close(close::FORBIDDEN, "Forbidden"),
+            Err(_) => return Step::Close(close::UNAUTHORIZED, "Invalid token"),
+        }
+    }
+    if let Some(id) = frame.last_event_id {
+        let Ok(upto) = id.parse::<u64>() else {
+            return Step::Close(close::BAD_FRAME, "Unknown lastEventId");
+        };
+        if let Some(state) = inner.world().sessions.get_mut(session) {
+            state.acknowledge(upto);
+        }
+    }
+    Step::Continue
+}

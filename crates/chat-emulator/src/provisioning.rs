@@ -1,0 +1,145 @@
+//! Provisioning: create, list, get and delete chat integrations of the account.
+//!
+//! AXP provisions integrations in its admin portal; the emulator offers an HTTP API instead,
+//! under `/api/digital/config/v1/accounts/{accountId}/integrations`, guarded like the token
+//! API (the account's OAuth access token and the appkey).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::auth_api::require_access_token;
+use crate::problem::{ApiError, body_rejection, parse_json, violation};
+use crate::state::{Inner, Integration};
+use crate::util::{iso_now, new_uuid};
+
+/// An integration on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IntegrationView {
+    integration_id: String,
+    name: String,
+    settings: serde_json::Value,
+    created_at: String,
+}
+
+impl From<&Integration> for IntegrationView {
+    fn from(i: &Integration) -> Self {
+        Self {
+            integration_id: i.id.clone(),
+            name: i.name.clone(),
+            settings: i.settings.clone(),
+            created_at: i.created_at.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateIntegration {
+    name: serde_json::Value,
+    #[serde(default)]
+    settings: Option<serde_json::Value>,
+}
+
+/// `POST …/integrations` `{name, settings?}` → 201 integration.
+pub(crate) async fn create(
+    State(inner): State<Arc<Inner>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(body_rejection)?;
+    require_access_token(&inner, &headers, &account)?;
+    let request: CreateIntegration = parse_json(&body)?;
+    let mut violations = Vec::new();
+    let name = match request.name.as_str() {
+        Some(n) if (1..=128).contains(&n.chars().count()) => n.to_owned(),
+        _ => {
+            violations.push(violation("name", "must be a string of 1 to 128 characters"));
+            String::new()
+        }
+    };
+    let settings = request
+        .settings
+        .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+    if !settings.is_object() {
+        violations.push(violation("settings", "must be an object"));
+    }
+    if !violations.is_empty() {
+        return Err(ApiError::violations(violations));
+    }
+    let integration = Integration {
+        id: new_uuid(),
+        name,
+        settings,
+        created_at: iso_now(),
+    };
+    let view = IntegrationView::from(&integration);
+    inner
+        .world()
+        .integrations
+        .insert(integration.id.clone(), integration);
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// `GET …/integrations` → 200 `{integrations: [...]}`.
+pub(crate) async fn list(
+    State(inner): State<Arc<Inner>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_access_token(&inner, &headers, &account)?;
+    let world = inner.world();
+    let list: Vec<IntegrationView> = world.integrations.values().map(Into::into).collect();
+    Ok(Json(serde_json::json!({ "integrations": list })).into_response())
+}
+
+/// `GET …/integrations/{id}` → 200 integration or 404.
+pub(crate) async fn get(
+    State(inner): State<Arc<Inner>>,
+    Path((account, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_access_token(&inner, &headers, &account)?;
+    let world = inner.world();
+    let integration = world
+        .integrations
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("Integration not found"))?;
+    Ok(Json(IntegrationView::from(integration)).into_response())
+}
+
+/// `DELETE …/integrations/{id}` → 204; its sessions end and its engagements terminate.
+pub(crate) async fn delete(
+    State(inner): State<Arc<Inner>>,
+    Path((account, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_access_token(&inner, &headers, &account)?;
+    let mut world = inner.world();
+    if world.integrations.remove(&id).is_none() {
+        return Err(ApiError::not_found("Integration not found"));
+    }
+    let sessions: Vec<_> = world
+        .sessions
+        .values()
+        .filter(|s| s.customer.integration_id == id)
+        .map(|s| s.id.clone())
+        .collect();
+    for session in sessions {
+        world.remove_session(&session);
+    }
+    for engagement in world.engagements.values_mut() {
+        if engagement.customer.integration_id == id {
+            engagement.status = chat_core::wire::EngagementStatus::Terminated;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

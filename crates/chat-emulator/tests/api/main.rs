@@ -1,0 +1,11 @@
+//! Integration tests: a plain HTTP client against an in-process emulator.
+#![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
+
+mod auth;
+mod chat;
+mod common;
+mod control;
+mod faults;
+mod random_bodies;
+mod tls;
+mod ws;
