@@ -157,16 +157,29 @@ impl TokenClientBuilder {
         let default_ttl_minutes = validate_lifetime(config.default_lifetime)?;
         let http = match self.http {
             Some(http) => http,
-            None => reqwest::Client::builder()
-                .timeout(config.request_timeout)
-                .connect_timeout(config.connect_timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("axp-token-client/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| ConfigError::Invalid {
+            None => {
+                let mut builder = reqwest::Client::builder()
+                    .timeout(config.request_timeout)
+                    .connect_timeout(config.connect_timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("axp-token-client/", env!("CARGO_PKG_VERSION")));
+                if let Some(path) = &config.ca_cert_file {
+                    let pem = std::fs::read(path).map_err(|e| ConfigError::Io {
+                        path: path.display().to_string(),
+                        source: e,
+                    })?;
+                    let certificate =
+                        reqwest::Certificate::from_pem(&pem).map_err(|e| ConfigError::Invalid {
+                            field: "ca_cert_file",
+                            reason: e.to_string(),
+                        })?;
+                    builder = builder.add_root_certificate(certificate);
+                }
+                builder.build().map_err(|e| ConfigError::Invalid {
                     field: "http_client",
                     reason: e.to_string(),
-                })?,
+                })?
+            }
         };
         debug!(
             %oauth_url,
@@ -538,7 +551,7 @@ impl TokenClient {
                 })
             }
         }
-        .map(|p| self.scrub_problem(p, access_token));
+        .map(|p| Box::new(self.scrub_problem(p, access_token)));
         Failure {
             retryable: status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS,
             retry_after,

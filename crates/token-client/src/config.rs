@@ -1,7 +1,7 @@
 //! [`TokenClientConfig`]: where AXP is, the integration's credentials, and call behaviour.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::Url;
@@ -41,7 +41,7 @@ impl AuthPath {
 ///
 /// | setting | file key (aliases) | environment variable | default |
 /// | --- | --- | --- | --- |
-/// | API base URL | `api_base_url` (`labFQDN`) | `AXP_API_BASE_URL` | required |
+/// | API base URL | `api_base_url` (`labFQDN`, `hostURL`) | `AXP_API_BASE_URL` | required |
 /// | account id | `account_id` (`realm`) | `AXP_ACCOUNT_ID` | required |
 /// | client id | `client_id` (`clientId`) | `AXP_CLIENT_ID` | required |
 /// | client secret | `client_secret` (`clientSecret`) | `AXP_CLIENT_SECRET` | required |
@@ -54,8 +54,11 @@ impl AuthPath {
 /// | connect timeout, ms | `connect_timeout_ms` | `AXP_CONNECT_TIMEOUT_MS` | 5000 |
 /// | attempts per call | `max_attempts` | `AXP_MAX_ATTEMPTS` | 3 |
 /// | concurrent calls | `max_concurrency` | `AXP_MAX_CONCURRENCY` | 64 |
+/// | extra root CA (PEM) | `ca_cert_file` (`caCertFile`) | `AXP_CA_CERT_FILE` | none |
 ///
-/// A base URL without a scheme (`na.api.avayacloud.com`) means https.
+/// A base URL without a scheme (`na.api.avayacloud.com`) means https. The aliases accept AXP's
+/// sample `server.conf.json` and the emulator's `--credentials-out` file as they are; unknown
+/// keys are ignored.
 #[derive(Debug, Clone)]
 pub struct TokenClientConfig {
     /// The AXP API base URL, such as `https://na.api.avayacloud.com`.
@@ -85,6 +88,9 @@ pub struct TokenClientConfig {
     pub retry: RetryPolicy,
     /// Most HTTP calls in flight at once from this client.
     pub max_concurrency: usize,
+    /// An extra trusted root certificate (PEM file), for a TLS-intercepting proxy or the
+    /// emulator's self-signed certificate. The system roots stay trusted.
+    pub ca_cert_file: Option<PathBuf>,
 }
 
 impl TokenClientConfig {
@@ -111,6 +117,7 @@ impl TokenClientConfig {
             connect_timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             max_concurrency: 64,
+            ca_cert_file: None,
         }
     }
 
@@ -141,6 +148,12 @@ impl TokenClientConfig {
     /// Sets the retry policy.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Trusts the root certificate in the PEM file at `path` in addition to the system roots.
+    pub fn with_ca_cert_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_cert_file = Some(path.into());
         self
     }
 
@@ -340,7 +353,7 @@ fn parse_bool(field: &'static str, text: &str) -> Result<bool, ConfigError> {
 /// The settings as they appear in a file or the environment, each optional until merged.
 #[derive(Default, Deserialize)]
 pub(crate) struct ConfigValues {
-    #[serde(alias = "apiBaseUrl", alias = "labFQDN")]
+    #[serde(alias = "apiBaseUrl", alias = "labFQDN", alias = "hostURL")]
     api_base_url: Option<String>,
     #[serde(alias = "accountId", alias = "realm")]
     account_id: Option<String>,
@@ -368,6 +381,8 @@ pub(crate) struct ConfigValues {
     max_attempts: Option<u32>,
     #[serde(alias = "maxConcurrency")]
     max_concurrency: Option<usize>,
+    #[serde(alias = "caCertFile")]
+    ca_cert_file: Option<PathBuf>,
 }
 
 impl ConfigValues {
@@ -420,6 +435,9 @@ impl ConfigValues {
             let n = parse_u64("max_attempts", &v)?;
             self.max_attempts = Some(u32::try_from(n).unwrap_or(u32::MAX));
         }
+        if let Some(v) = get("AXP_CA_CERT_FILE") {
+            self.ca_cert_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = get("AXP_MAX_CONCURRENCY") {
             let n = parse_u64("max_concurrency", &v)?;
             self.max_concurrency = Some(usize::try_from(n).unwrap_or(usize::MAX));
@@ -468,6 +486,7 @@ impl ConfigValues {
         if let Some(n) = self.max_concurrency {
             config.max_concurrency = n;
         }
+        config.ca_cert_file = self.ca_cert_file;
         config.validate()?;
         Ok(config)
     }

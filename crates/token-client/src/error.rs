@@ -245,7 +245,7 @@ pub enum TokenError {
         /// The HTTP status code.
         status: u16,
         /// The problem+json body, if the service sent one.
-        problem: Option<ProblemDetails>,
+        problem: Option<Box<ProblemDetails>>,
     },
     /// The connection failed (refused, reset, TLS, ...).
     #[error("{endpoint}: connection failed: {message}")]
@@ -299,7 +299,7 @@ impl TokenError {
     /// The problem details, if the service sent some (looking through retries).
     pub fn problem(&self) -> Option<&ProblemDetails> {
         match self {
-            TokenError::Http { problem, .. } => problem.as_ref(),
+            TokenError::Http { problem, .. } => problem.as_deref(),
             TokenError::RetriesExhausted { last, .. } => last.problem(),
             _ => None,
         }

@@ -485,3 +485,29 @@ async fn plain_http_to_a_remote_host_is_refused_before_any_call() {
     ));
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn https_with_the_emulators_certificate_as_extra_root() {
+    let emu = chat_emulator::Emulator::builder()
+        .tls(true)
+        .start()
+        .await
+        .unwrap();
+    assert!(emu.base_url().starts_with("https://"), "{}", emu.base_url());
+    let cert = emu
+        .cert_path()
+        .expect("TLS emulator writes its certificate");
+    let (client, _) = client_with(config(&emu).with_ca_cert_file(cert));
+    client
+        .generate_jwt(&CustomerRequest::guest())
+        .await
+        .unwrap();
+    // Without trusting it, the handshake fails (retried as a connection error).
+    let (untrusting, _) = client_with(config(&emu));
+    let err = untrusting
+        .generate_jwt(&CustomerRequest::guest())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TokenError::RetriesExhausted { .. }), "{err}");
+    emu.shutdown().await;
+}
