@@ -260,7 +260,13 @@ impl TokenClient {
     /// Fetches an access token now if none is cached (for example at start-up, to fail fast on
     /// bad credentials).
     pub async fn warm_up(&self) -> Result<(), TokenError> {
-        self.access_token().await.map(drop)
+        self.cached_access_token().await.map(drop)
+    }
+
+    /// The OAuth access token (cached, refreshed single-flight), for calling other AXP APIs of
+    /// the account with the same credentials. Send it only to the configured API host.
+    pub async fn access_token(&self) -> Result<Secret, TokenError> {
+        self.cached_access_token().await.map(|t| t.value)
     }
 
     /// Drops the cached access token; the next call fetches a new one.
@@ -281,19 +287,23 @@ impl TokenClient {
         let span = debug_span!("generate_jwt", verified = request.is_verified(), ttl);
         async move {
             let body = TokenRequestBody::new(request, &self.inner.config.integration_id, ttl);
-            let token = self.access_token().await?;
+            let token = self.cached_access_token().await?;
             let result = match self.post_jwt(&token, &body).await {
                 Err(TokenError::Http { status: 401, .. }) => {
                     debug!("token API rejected the access token; refreshing once");
                     self.invalidate(token.generation).await;
-                    let token = self.access_token().await?;
+                    let token = self.cached_access_token().await?;
                     self.post_jwt(&token, &body).await
                 }
                 other => other,
             };
             if let Ok(jwt) = &result {
                 self.inner.jwts_issued.fetch_add(1, Ordering::Relaxed);
-                debug!(expires_at = ?jwt.expires_at, "chat JWT issued");
+                let expires_at_unix = jwt
+                    .expires_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                debug!(expires_at_unix, "chat JWT issued");
             }
             result
         }
@@ -302,7 +312,7 @@ impl TokenClient {
     }
 
     /// The cached access token, or a new one (single-flight).
-    async fn access_token(&self) -> Result<AccessToken, TokenError> {
+    async fn cached_access_token(&self) -> Result<AccessToken, TokenError> {
         let inner = &self.inner;
         let seen = inner.fetches_done.load(Ordering::Acquire);
         let mut state = inner.cache.lock().await;
