@@ -266,13 +266,14 @@ impl Session {
         if token.remaining(wall).is_zero() {
             return Err(ChatError::constraint("JWT Token should be live"));
         }
-        if self.phase == Phase::Ended {
+        if matches!(self.phase, Phase::ShuttingDown | Phase::Ended) {
             return Err(ChatError::NotInitialized);
         }
         self.anchor = Some((now, wall));
         self.bearer = super::bearer(&token);
         self.token = token;
-        if self.phase != Phase::Created {
+        // Before init the timers start with the session; during shutdown they never will.
+        if matches!(self.phase, Phase::Ready | Phase::Invalidated) {
             self.arm_token_timers(now);
         }
         if self.phase == Phase::Ready && self.stream == StreamState::Paused {
@@ -291,7 +292,10 @@ impl Session {
         self.require_ready()?;
         match self.stream {
             StreamState::Failed => {
-                self.send_poll();
+                // One attempt at a time: a second press while one runs changes nothing.
+                if self.in_flight.is_none() {
+                    self.send_poll();
+                }
                 Ok(())
             }
             StreamState::Retry => {

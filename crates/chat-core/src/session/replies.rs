@@ -363,6 +363,7 @@ impl Session {
             return;
         }
         self.phase = Phase::Ended;
+        self.timers.stop_all();
         self.emit(Event::Shutdown { reason: s.reason });
         if !s.automatic {
             self.reply(s.id, Ok(ReplyValue::Shutdown));
