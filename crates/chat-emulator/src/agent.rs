@@ -33,7 +33,9 @@ impl FromStr for AgentMode {
             "agent" => Ok(Self::Agent),
             "bot" => Ok(Self::Bot),
             "off" | "none" => Ok(Self::Off),
-            other => Err(format!("unknown agent mode {other:?}: use agent, bot or off")),
+            other => Err(format!(
+                "unknown agent mode {other:?}: use agent, bot or off"
+            )),
         }
     }
 }
@@ -92,7 +94,11 @@ pub(crate) fn on_engagement_created(inner: &Arc<Inner>, engagement: &EngagementI
 }
 
 /// Schedules the answer to a customer message. The text `/end` makes the agent end the chat.
-pub(crate) fn on_customer_message(inner: &Arc<Inner>, engagement: &EngagementId, message: &RestMessage) {
+pub(crate) fn on_customer_message(
+    inner: &Arc<Inner>,
+    engagement: &EngagementId,
+    message: &RestMessage,
+) {
     if inner.world().agent_mode == AgentMode::Off {
         return;
     }
@@ -129,6 +135,11 @@ pub(crate) fn on_customer_message(inner: &Arc<Inner>, engagement: &EngagementId,
             ParticipantType::Bot => format!("You said: {text}"),
             _ => format!("Thanks, I received your message: \"{text}\""),
         };
-        world.add_message(&engagement, &agent, MessageBody::plain_text(reply), Some(parent));
+        world.add_message(
+            &engagement,
+            &agent,
+            MessageBody::plain_text(reply),
+            Some(parent),
+        );
     });
 }

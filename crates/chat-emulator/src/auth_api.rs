@@ -61,7 +61,11 @@ pub(crate) async fn oauth_token(
         Err(rejection) => return body_rejection(rejection).into_response(),
     };
     if account != inner.secrets.account_id {
-        return oauth_error(StatusCode::NOT_FOUND, "invalid_request", "Realm does not exist");
+        return oauth_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request",
+            "Realm does not exist",
+        );
     }
     if header_str(&headers, "appkey") != Some(inner.secrets.appkey.as_str()) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Invalid appkey");
@@ -108,9 +112,10 @@ pub(crate) async fn oauth_token(
         token_type: "Bearer".to_owned(),
     };
     let mut response = Json(response).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     response
 }
 
@@ -166,7 +171,9 @@ pub(crate) fn require_access_token(
         return Err(ApiError::forbidden("Invalid appkey"));
     }
     if account != inner.secrets.account_id {
-        return Err(ApiError::forbidden("The access token is not valid for this account"));
+        return Err(ApiError::forbidden(
+            "The access token is not valid for this account",
+        ));
     }
     Ok(())
 }
@@ -182,7 +189,11 @@ pub(crate) async fn generate_jwt(
     require_access_token(&inner, &headers, &account)?;
     let value: Value = crate::problem::parse_json(&body)?;
     let request = validate_token_request(&value, inner.settings.allow_short_token_ttl)?;
-    if !inner.world().integrations.contains_key(&request.integration_id) {
+    if !inner
+        .world()
+        .integrations
+        .contains_key(&request.integration_id)
+    {
         return Err(ApiError::not_found("Integration not found"));
     }
     let ttl = inner.settings.chat_token_ttl.unwrap_or(request.ttl);
@@ -303,7 +314,12 @@ fn validate_token_request(value: &Value, allow_short: bool) -> Result<TokenReque
     } else {
         None
     };
-    let ttl = validate_ttl(object.get("ttl"), object.get("ttlSeconds"), allow_short, &mut violations);
+    let ttl = validate_ttl(
+        object.get("ttl"),
+        object.get("ttlSeconds"),
+        allow_short,
+        &mut violations,
+    );
     if !violations.is_empty() {
         return Err(ApiError::violations(violations));
     }
@@ -337,7 +353,10 @@ fn validate_identifiers(
     for (key, values) in object {
         let field = format!("{FIELD}.{key}");
         if key.is_empty() || key.chars().count() > 50 {
-            violations.push(violation(FIELD, "identifier names must be 1 to 50 characters"));
+            violations.push(violation(
+                FIELD,
+                "identifier names must be 1 to 50 characters",
+            ));
             continue;
         }
         let Some(array) = values.as_array() else {
@@ -375,7 +394,10 @@ fn validate_ttl(
             return match seconds.as_u64() {
                 Some(s) if (1..=3600).contains(&s) => Duration::from_secs(s),
                 _ => {
-                    violations.push(violation("ttlSeconds", "must be an integer between 1 and 3600"));
+                    violations.push(violation(
+                        "ttlSeconds",
+                        "must be an integer between 1 and 3600",
+                    ));
                     default
                 }
             };
@@ -395,7 +417,10 @@ fn validate_ttl(
     match minutes {
         Some(m) if valid => Duration::from_secs_f64(m * 60.0),
         _ => {
-            violations.push(violation("ttl", "must be an integer number of minutes between 15 and 60"));
+            violations.push(violation(
+                "ttl",
+                "must be an integer number of minutes between 15 and 60",
+            ));
             default
         }
     }
@@ -438,7 +463,13 @@ mod tests {
         .unwrap();
         assert_eq!(
             fields(err),
-            ["integrationId", "customerId", "customerName", "customerIdentifiers", "ttl"]
+            [
+                "integrationId",
+                "customerId",
+                "customerName",
+                "customerIdentifiers",
+                "ttl"
+            ]
         );
         let six: Vec<String> = (0..6).map(|i| i.to_string()).collect();
         let err = validate_token_request(

@@ -52,10 +52,14 @@ pub(crate) fn authorize(
         return Err(ApiError::forbidden("Invalid appkey"));
     }
     if claims.account_id != inner.secrets.account_id {
-        return Err(ApiError::forbidden("The token is not valid for this account"));
+        return Err(ApiError::forbidden(
+            "The token is not valid for this account",
+        ));
     }
     if claims.integration_id != integration {
-        return Err(ApiError::forbidden("The token is not valid for this integration"));
+        return Err(ApiError::forbidden(
+            "The token is not valid for this integration",
+        ));
     }
     if !world.integrations.contains_key(integration) {
         return Err(ApiError::not_found("Integration not found"));
@@ -79,7 +83,11 @@ pub(crate) fn credentials(headers: &HeaderMap) -> (Option<&str>, Option<&str>) {
     (token, appkey)
 }
 
-fn authorize_headers(inner: &Inner, headers: &HeaderMap, integration: &str) -> Result<Caller, ApiError> {
+fn authorize_headers(
+    inner: &Inner,
+    headers: &HeaderMap,
+    integration: &str,
+) -> Result<Caller, ApiError> {
     let (token, appkey) = credentials(headers);
     authorize(inner, token, appkey, integration)
 }
@@ -110,12 +118,18 @@ fn own_engagement<'w>(
         .ok_or_else(|| ApiError::not_found("Engagement not found"))
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let bytes = body.map_err(body_rejection)?;
     parse_json(&bytes)
 }
 
-fn check_mapped_data(field: &str, data: Option<&MappedData>, violations: &mut Vec<chat_core::wire::Violation>) {
+fn check_mapped_data(
+    field: &str,
+    data: Option<&MappedData>,
+    violations: &mut Vec<chat_core::wire::Violation>,
+) {
     let Some(data) = data else { return };
     if data.len() > 20 {
         violations.push(violation(field, "must have at most 20 entries"));
@@ -124,7 +138,10 @@ fn check_mapped_data(field: &str, data: Option<&MappedData>, violations: &mut Ve
         .iter()
         .any(|(k, v)| k.chars().count() > 64 || v.chars().count() > 256)
     {
-        violations.push(violation(field, "keys must be at most 64 and values at most 256 characters"));
+        violations.push(violation(
+            field,
+            "keys must be at most 64 and values at most 256 characters",
+        ));
     }
 }
 
@@ -145,7 +162,11 @@ pub(crate) async fn create_session(
     {
         violations.push(violation("displayName", "length must be at most 70"));
     }
-    check_mapped_data("sessionParameters", request.session_parameters.as_ref(), &mut violations);
+    check_mapped_data(
+        "sessionParameters",
+        request.session_parameters.as_ref(),
+        &mut violations,
+    );
     if !violations.is_empty() {
         return Err(ApiError::violations(violations));
     }
@@ -217,7 +238,11 @@ pub(crate) async fn create_engagement(
     let caller = authorize_headers(&inner, &headers, &integration)?;
     let request: CreateEngagementRequest = json_body(body)?;
     let mut violations = Vec::new();
-    check_mapped_data("engagementParameters", Some(&request.engagement_parameters), &mut violations);
+    check_mapped_data(
+        "engagementParameters",
+        Some(&request.engagement_parameters),
+        &mut violations,
+    );
     if !violations.is_empty() {
         return Err(ApiError::violations(violations));
     }
@@ -278,7 +303,10 @@ pub(crate) async fn get_engagement(
     let caller = authorize_headers(&inner, &headers, &integration)?;
     let (id, verb) = split_verb(&segment);
     if verb.is_some() {
-        return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Use POST for engagement verbs"));
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Use POST for engagement verbs",
+        ));
     }
     let mut world = inner.world();
     let state = own_engagement(&mut world, &caller, &EngagementId::new(id))?;
@@ -424,8 +452,20 @@ pub(crate) async fn list_messages(
     let caller = authorize_headers(&inner, &headers, &integration)?;
     let Query(query) = query.map_err(|_| ApiError::bad_request("Malformed query string"))?;
     let mut violations = Vec::new();
-    let page_size = parse_number(query.page_size.as_deref(), 50, 1..=50, "pageSize", &mut violations);
-    let page_number = parse_number(query.page_number.as_deref(), 1, 1..=u32::MAX as u64, "pageNumber", &mut violations);
+    let page_size = parse_number(
+        query.page_size.as_deref(),
+        50,
+        1..=50,
+        "pageSize",
+        &mut violations,
+    );
+    let page_number = parse_number(
+        query.page_number.as_deref(),
+        1,
+        1..=u32::MAX as u64,
+        "pageNumber",
+        &mut violations,
+    );
     let order = query.order_by.clone().unwrap_or_else(|| "DSC".to_owned());
     let descending = match order.as_str() {
         "DSC" | "DESC" => true,
@@ -456,9 +496,22 @@ pub(crate) async fn list_messages(
     let total = state.messages.len() as u64;
     let skip = (page_number - 1).saturating_mul(page_size);
     let messages: Vec<_> = if descending {
-        state.messages.iter().rev().skip(skip as usize).take(page_size as usize).cloned().collect()
+        state
+            .messages
+            .iter()
+            .rev()
+            .skip(skip as usize)
+            .take(page_size as usize)
+            .cloned()
+            .collect()
     } else {
-        state.messages.iter().skip(skip as usize).take(page_size as usize).cloned().collect()
+        state
+            .messages
+            .iter()
+            .skip(skip as usize)
+            .take(page_size as usize)
+            .cloned()
+            .collect()
     };
     let base = format!(
         "{}/sdk/digital/chat/v1/integrations/{}/engagements/{}/messages",
@@ -472,7 +525,10 @@ pub(crate) async fn list_messages(
             crate::util::encode_query_value(&session)
         );
         if let Some(dialog) = &query.dialog_id {
-            url.push_str(&format!("&dialogId={}", crate::util::encode_query_value(dialog)));
+            url.push_str(&format!(
+                "&dialogId={}",
+                crate::util::encode_query_value(dialog)
+            ));
         }
         url.push_str(&format!(
             "&pageSize={page_size}&pageNumber={page}&orderBy={}",
@@ -512,7 +568,11 @@ fn parse_number(
         Some(_) => {
             violations.push(violation(
                 field,
-                format!("must be an integer between {} and {}", range.start(), range.end()),
+                format!(
+                    "must be an integer between {} and {}",
+                    range.start(),
+                    range.end()
+                ),
             ));
             default
         }

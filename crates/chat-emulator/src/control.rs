@@ -120,7 +120,13 @@ impl Control {
         }
     }
 
-    fn add_fault(&self, route: Route, session: Option<&SessionId>, action: FaultAction, count: u32) {
+    fn add_fault(
+        &self,
+        route: Route,
+        session: Option<&SessionId>,
+        action: FaultAction,
+        count: u32,
+    ) {
         self.inner
             .faults()
             .add(route, session.map(|s| s.as_str().to_owned()), action, count);
@@ -146,7 +152,13 @@ impl Control {
 
     /// Like [`fail_next`](Self::fail_next), for requests whose path names `session` only
     /// (its events, get and delete).
-    pub fn fail_next_for_session(&self, session: &SessionId, route: Route, status: u16, count: u32) {
+    pub fn fail_next_for_session(
+        &self,
+        session: &SessionId,
+        route: Route,
+        status: u16,
+        count: u32,
+    ) {
         let action = FaultAction::Status {
             status,
             retry_after: None,
@@ -282,7 +294,12 @@ impl Control {
                 .ok_or(ControlError::EngagementNotFound)?,
         };
         world
-            .add_message(engagement, &participant, MessageBody::plain_text(text), None)
+            .add_message(
+                engagement,
+                &participant,
+                MessageBody::plain_text(text),
+                None,
+            )
             .ok_or(ControlError::EngagementNotFound)
     }
 

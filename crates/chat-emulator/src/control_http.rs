@@ -31,8 +31,14 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/emulator/v1/engagements", get(engagements))
         .route("/emulator/v1/engagements:broadcast", post(broadcast))
         .route("/emulator/v1/engagements/{verb}", post(engagement_verb))
-        .route("/emulator/v1/engagements/{eid}/messages", post(post_message))
-        .route("/emulator/v1/engagements/{eid}/participants", post(add_participant))
+        .route(
+            "/emulator/v1/engagements/{eid}/messages",
+            post(post_message),
+        )
+        .route(
+            "/emulator/v1/engagements/{eid}/participants",
+            post(add_participant),
+        )
         .route(
             "/emulator/v1/engagements/{eid}/participants/{pid}",
             delete(remove_participant),
@@ -43,7 +49,10 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/emulator/v1/chat-tokens", post(mint))
         .route("/emulator/v1/chat-tokens:expire", post(expire_tokens))
         .route("/emulator/v1/chat-tokens:revoke", post(revoke_tokens))
-        .route("/emulator/v1/access-tokens:revoke", post(revoke_access_tokens))
+        .route(
+            "/emulator/v1/access-tokens:revoke",
+            post(revoke_access_tokens),
+        )
         .route("/emulator/v1/agent", put(set_agent))
 }
 
@@ -77,7 +86,9 @@ fn authorize(inner: &Arc<Inner>, headers: &HeaderMap) -> Result<Control, ApiErro
     }
 }
 
-fn body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+fn body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let bytes = body.map_err(body_rejection)?;
     parse_json(&bytes)
 }
@@ -97,7 +108,10 @@ async fn stats(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Result<Re
     Ok(Json(control.stats()).into_response())
 }
 
-async fn engagements(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn engagements(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let control = authorize(&inner, &headers)?;
     Ok(Json(serde_json::json!({ "engagements": control.engagements() })).into_response())
 }
@@ -118,7 +132,11 @@ async fn post_message(
     let control = authorize(&inner, &headers)?;
     let request: PostMessage = body(raw)?;
     let message = control
-        .post_message(&EngagementId::new(eid), request.participant_type, &request.text)
+        .post_message(
+            &EngagementId::new(eid),
+            request.participant_type,
+            &request.text,
+        )
         .map_err(control_error)?;
     Ok((StatusCode::CREATED, Json(message)).into_response())
 }
@@ -149,7 +167,9 @@ async fn add_participant(
 ) -> Result<Response, ApiError> {
     let control = authorize(&inner, &headers)?;
     let request: AddParticipant = body(raw)?;
-    let name = request.display_name.unwrap_or_else(|| "Participant".to_owned());
+    let name = request
+        .display_name
+        .unwrap_or_else(|| "Participant".to_owned());
     let participant = control
         .add_participant(&EngagementId::new(eid), request.participant_type, &name)
         .map_err(control_error)?;
@@ -245,13 +265,19 @@ async fn add_fault(
         "drop" => FaultAction::Drop,
         _ => return Err(ApiError::bad_request("action must be status, hang or drop")),
     };
-    inner
-        .faults()
-        .add(request.route, request.session_id, action, request.count.unwrap_or(1));
+    inner.faults().add(
+        request.route,
+        request.session_id,
+        action,
+        request.count.unwrap_or(1),
+    );
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn clear_faults(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn clear_faults(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     authorize(&inner, &headers)?.clear_faults();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -314,21 +340,39 @@ async fn mint(
     let integration = request
         .integration_id
         .unwrap_or_else(|| inner.default_integration());
-    let token = control.mint_token_for(&integration, &request.customer_id, request.verified_customer, ttl);
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "jwtToken": token }))).into_response())
+    let token = control.mint_token_for(
+        &integration,
+        &request.customer_id,
+        request.verified_customer,
+        ttl,
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "jwtToken": token })),
+    )
+        .into_response())
 }
 
-async fn expire_tokens(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn expire_tokens(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     authorize(&inner, &headers)?.expire_tokens();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn revoke_tokens(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn revoke_tokens(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     authorize(&inner, &headers)?.revoke_chat_tokens();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn revoke_access_tokens(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn revoke_access_tokens(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     authorize(&inner, &headers)?.revoke_access_tokens();
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -67,7 +67,7 @@ pub(crate) async fn events(
     let query: EventsQuery = parts
         .uri
         .query()
-        .and_then(|q| serde_urlencoded_lite(q))
+        .and_then(parse_query)
         .unwrap_or_default();
     let websocket = is_upgrade(&parts.headers);
     let (header_token, header_appkey) = credentials(&parts.headers);
@@ -109,7 +109,7 @@ pub(crate) async fn events(
 }
 
 /// Tiny query parser (the values here are ids and tokens: percent-decoding is enough).
-fn serde_urlencoded_lite(query: &str) -> Option<EventsQuery> {
+fn parse_query(query: &str) -> Option<EventsQuery> {
     let mut out = EventsQuery::default();
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -306,7 +306,9 @@ fn handle_frame(inner: &Inner, caller: &mut Caller, session: &SessionId, message
         Message::Text(text) => text,
         // Pings are answered by the WebSocket layer; pongs only prove liveness.
         Message::Ping(_) | Message::Pong(_) => return Step::Continue,
-        Message::Binary(_) => return Step::Close(close::BAD_FRAME, "Binary frames are not supported"),
+        Message::Binary(_) => {
+            return Step::Close(close::BAD_FRAME, "Binary frames are not supported");
+        }
         Message::Close(_) => return Step::Continue,
     };
     let Ok(frame) = serde_json::from_str::<ClientFrame>(text.as_str()) else {
@@ -314,10 +316,17 @@ fn handle_frame(inner: &Inner, caller: &mut Caller, session: &SessionId, message
     };
     if let Some(token) = frame.jwt_token {
         let appkey = inner.secrets.appkey.clone();
-        match authorize(inner, Some(&token), Some(&appkey), &caller.customer.integration_id) {
+        match authorize(
+            inner,
+            Some(&token),
+            Some(&appkey),
+            &caller.customer.integration_id,
+        ) {
             Ok(new) if new.customer == caller.customer => *caller = new,
             Ok(_) => return Step::Close(close::FORBIDDEN, "The token is for another customer"),
-            Err(e) if e.status.as_u16() == 403 => return Step::Close(close::FORBIDDEN, "Forbidden"),
+            Err(e) if e.status.as_u16() == 403 => {
+                return Step::Close(close::FORBIDDEN, "Forbidden");
+            }
             Err(_) => return Step::Close(close::UNAUTHORIZED, "Invalid token"),
         }
     }

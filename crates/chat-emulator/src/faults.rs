@@ -43,7 +43,10 @@ impl Route {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FaultAction {
     /// Answer this status with a problem body (and `Retry-After` if given).
-    Status { status: u16, retry_after: Option<u64> },
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
     /// Hold the request this long, then serve it normally.
     Hang(Duration),
     /// Start the answer, then close the connection without a body.
@@ -102,10 +105,7 @@ impl Faults {
     /// Takes one use of the first rule matching the request, if any.
     fn take(&mut self, route: Route, session: Option<&str>) -> Option<FaultAction> {
         let index = self.rules.iter().position(|r| {
-            r.route.covers(route)
-                && r.session
-                    .as_deref()
-                    .is_none_or(|s| Some(s) == session)
+            r.route.covers(route) && r.session.as_deref().is_none_or(|s| Some(s) == session)
         })?;
         let rule = &mut self.rules[index];
         rule.remaining -= 1;
@@ -131,23 +131,52 @@ impl Faults {
 pub(crate) fn classify(path: &str) -> Option<(Route, Option<&str>)> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["api", "auth", "v1", _, "protocol", "openid-connect", "token"]
-        | ["auth", "realms", _, "protocol", "openid-connect", "token"] => Some((Route::OAuth, None)),
+        [
+            "api",
+            "auth",
+            "v1",
+            _,
+            "protocol",
+            "openid-connect",
+            "token",
+        ]
+        | ["auth", "realms", _, "protocol", "openid-connect", "token"] => {
+            Some((Route::OAuth, None))
+        }
         ["api", "digital", "chat", "v1", "accounts", _, "tokens"] => Some((Route::TokenApi, None)),
         ["api", "digital", "config", "v1", "accounts", ..] => Some((Route::Provisioning, None)),
-        ["sdk", "digital", "chat", "v1", "integrations", _, "sessions", sid, "events"] => {
-            Some((Route::Events, Some(*sid)))
-        }
-        ["sdk", "digital", "chat", "v1", "integrations", _, "sessions", sid] => {
-            Some((Route::AnyChat, Some(*sid)))
-        }
+        [
+            "sdk",
+            "digital",
+            "chat",
+            "v1",
+            "integrations",
+            _,
+            "sessions",
+            sid,
+            "events",
+        ] => Some((Route::Events, Some(*sid))),
+        [
+            "sdk",
+            "digital",
+            "chat",
+            "v1",
+            "integrations",
+            _,
+            "sessions",
+            sid,
+        ] => Some((Route::AnyChat, Some(*sid))),
         ["sdk", "digital", "chat", ..] => Some((Route::AnyChat, None)),
         _ => None,
     }
 }
 
 /// Middleware: counts calls, then applies delays and faults before the handler runs.
-pub(crate) async fn layer(State(inner): State<Arc<Inner>>, request: Request, next: Next) -> Response {
+pub(crate) async fn layer(
+    State(inner): State<Arc<Inner>>,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.method() == Method::OPTIONS {
         return next.run(request).await;
     }
@@ -209,7 +238,9 @@ async fn sleep_or_shutdown(inner: &Inner, duration: Duration) -> bool {
 /// A response whose body fails at once: hyper then closes the connection mid-response.
 fn dropped_connection() -> Response {
     let stream = futures::stream::once(async {
-        Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped by fault injection"))
+        Err::<Bytes, std::io::Error>(std::io::Error::other(
+            "connection dropped by fault injection",
+        ))
     });
     Response::new(Body::from_stream(stream))
 }
@@ -257,6 +288,9 @@ mod tests {
         assert_eq!(faults.take(Route::Events, Some("s1")), None);
         faults.add(Route::Events, None, FaultAction::Drop, 1);
         assert_eq!(faults.take(Route::OAuth, None), None);
-        assert_eq!(faults.take(Route::Events, Some("x")), Some(FaultAction::Drop));
+        assert_eq!(
+            faults.take(Route::Events, Some("x")),
+            Some(FaultAction::Drop)
+        );
     }
 }

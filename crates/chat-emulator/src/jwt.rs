@@ -88,7 +88,10 @@ impl Signer {
         let json = serde_json::to_string(claims).unwrap_or_else(|_| "{}".to_owned());
         let signing_input = format!("{}.{}", encode_part(HEADER), encode_part(&json));
         let tag = hmac::sign(&self.key, signing_input.as_bytes());
-        format!("jwt.{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+        format!(
+            "jwt.{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(tag.as_ref())
+        )
     }
 
     /// Checks prefix, form, signature and `exp` (against `now`, Unix seconds).
@@ -184,10 +187,7 @@ mod tests {
             Err(TokenError::Expired)
         );
         let other = Signer::new();
-        assert_eq!(
-            other.verify(&token, 0),
-            Err(TokenError::BadSignature)
-        );
+        assert_eq!(other.verify(&token, 0), Err(TokenError::BadSignature));
         assert_eq!(signer.verify("abc", 0), Err(TokenError::Malformed));
     }
 

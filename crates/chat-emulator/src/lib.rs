@@ -319,7 +319,10 @@ impl EmulatorBuilder {
                 .client_secret
                 .clone()
                 .unwrap_or_else(|| util::random_token(24)),
-            appkey: self.appkey.clone().unwrap_or_else(|| util::random_token(16)),
+            appkey: self
+                .appkey
+                .clone()
+                .unwrap_or_else(|| util::random_token(16)),
             integration_id: self.integration_id.clone().unwrap_or_else(util::new_uuid),
             control_key: self
                 .control_key
@@ -362,7 +365,11 @@ impl EmulatorBuilder {
             let _ = graceful.wait_for(|down| *down).await;
         };
         let (server, cert_pem, cert_path) = if self.tls {
-            let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+            let mut hosts = vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "::1".to_owned(),
+            ];
             if !local.ip().is_unspecified() && !local.ip().is_loopback() {
                 hosts.push(local.ip().to_string());
             }
@@ -376,7 +383,9 @@ impl EmulatorBuilder {
             let listener = tls::TlsListener::new(tcp, cert.config.clone(), shutdown_rx)
                 .map_err(|e| StartError::Tls(e.to_string()))?;
             let handle = tokio::spawn(async move {
-                let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await;
             });
             (handle, Some(cert.pem), Some(path))
         } else {
@@ -483,7 +492,10 @@ impl Emulator {
         let _ = self.inner.shutdown.send(true);
         if let Some(server) = self.server.take() {
             let abort = server.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), server)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }

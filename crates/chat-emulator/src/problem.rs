@@ -77,12 +77,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = Problem {
             problem_type: Some("about:blank".to_owned()),
-            title: Some(
-                self.status
-                    .canonical_reason()
-                    .unwrap_or("Error")
-                    .to_owned(),
-            ),
+            title: Some(self.status.canonical_reason().unwrap_or("Error").to_owned()),
             status: Some(self.status.as_u16()),
             detail: Some(self.detail),
             violations: self.violations,

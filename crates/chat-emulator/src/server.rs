@@ -26,8 +26,14 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
             &format!("{CHAT}/sessions/{{session}}"),
             get(chat_api::get_session).delete(chat_api::delete_session),
         )
-        .route(&format!("{CHAT}/sessions/{{session}}/events"), get(events::events))
-        .route(&format!("{CHAT}/engagements"), post(chat_api::create_engagement))
+        .route(
+            &format!("{CHAT}/sessions/{{session}}/events"),
+            get(events::events),
+        )
+        .route(
+            &format!("{CHAT}/engagements"),
+            post(chat_api::create_engagement),
+        )
         .route(
             &format!("{CHAT}/engagements/{{engagement}}"),
             get(chat_api::get_engagement).post(chat_api::engagement_verb),
@@ -45,7 +51,10 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
             "/auth/realms/{account}/protocol/openid-connect/token",
             post(auth_api::oauth_token),
         )
-        .route("/api/digital/chat/v1/accounts/{account}/tokens", post(auth_api::generate_jwt))
+        .route(
+            "/api/digital/chat/v1/accounts/{account}/tokens",
+            post(auth_api::generate_jwt),
+        )
         .route(
             "/api/digital/config/v1/accounts/{account}/integrations",
             post(provisioning::create).get(provisioning::list),
@@ -56,7 +65,13 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         );
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers([
             HeaderName::from_static("authorization"),
             HeaderName::from_static("appkey"),
@@ -73,7 +88,10 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed").into_response()
         })
-        .layer(axum::middleware::from_fn_with_state(inner.clone(), crate::faults::layer))
+        .layer(axum::middleware::from_fn_with_state(
+            inner.clone(),
+            crate::faults::layer,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(cors)
         .with_state(inner)

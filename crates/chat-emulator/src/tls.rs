@@ -22,7 +22,9 @@ pub(crate) fn self_signed(hosts: Vec<String>) -> Result<Certificate, String> {
     let certified = rcgen::generate_simple_self_signed(hosts).map_err(|e| e.to_string())?;
     let pem = certified.cert.pem();
     let cert = CertificateDer::from(certified.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -44,7 +46,11 @@ pub(crate) struct TlsListener {
 }
 
 impl TlsListener {
-    pub(crate) fn new(tcp: TcpListener, config: Arc<ServerConfig>, shutdown: watch::Receiver<bool>) -> std::io::Result<Self> {
+    pub(crate) fn new(
+        tcp: TcpListener,
+        config: Arc<ServerConfig>,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, rx) = mpsc::channel(256);
         let acceptor = TlsAcceptor::from(config);
@@ -75,7 +81,8 @@ async fn accept_loop(
         let acceptor = acceptor.clone();
         let sender = tx.clone();
         tokio::spawn(async move {
-            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+            let handshake =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
             match handshake {
                 Ok(Ok(tls)) => {
                     let _ = sender.send((tls, peer)).await;

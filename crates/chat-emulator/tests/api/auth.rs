@@ -11,8 +11,14 @@ async fn oauth_issues_tokens_on_both_paths_and_refuses_bad_credentials() {
     let h = start(AgentMode::Off).await;
     let c = h.emu.credentials().clone();
     for path in [
-        format!("/api/auth/v1/{}/protocol/openid-connect/token", c.account_id),
-        format!("/auth/realms/{}/protocol/openid-connect/token", c.account_id),
+        format!(
+            "/api/auth/v1/{}/protocol/openid-connect/token",
+            c.account_id
+        ),
+        format!(
+            "/auth/realms/{}/protocol/openid-connect/token",
+            c.account_id
+        ),
     ] {
         let r = h
             .http
@@ -32,7 +38,10 @@ async fn oauth_issues_tokens_on_both_paths_and_refuses_bad_credentials() {
         assert_eq!(r.body["expires_in"], 900);
         assert_eq!(r.body["token_type"], "Bearer");
     }
-    let path = format!("/api/auth/v1/{}/protocol/openid-connect/token", c.account_id);
+    let path = format!(
+        "/api/auth/v1/{}/protocol/openid-connect/token",
+        c.account_id
+    );
     let cases = [
         (c.appkey.as_str(), c.client_id.as_str(), "wrong", 401),
         (c.appkey.as_str(), "wrong", c.client_secret.as_str(), 401),
@@ -43,7 +52,11 @@ async fn oauth_issues_tokens_on_both_paths_and_refuses_bad_credentials() {
             .http
             .post(h.url(&path))
             .header("appkey", appkey)
-            .form(&[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)])
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret),
+            ])
             .send()
             .await
             .unwrap();
@@ -91,11 +104,14 @@ async fn token_api_mints_a_jwt_whose_payload_is_strict_base64() {
     let access = h.access_token().await;
     let int = h.emu.credentials().integration_id.clone();
     let r = h
-        .token_api(&access, json!({
-            "integrationId": int, "customerId": "cust~?>1", "customerName": "Zoë >?~",
-            "verifiedCustomer": true, "ttl": "30",
-            "customerIdentifiers": {"emailAddresses": ["z@example.com"]},
-        }))
+        .token_api(
+            &access,
+            json!({
+                "integrationId": int, "customerId": "cust~?>1", "customerName": "Zoë >?~",
+                "verifiedCustomer": true, "ttl": "30",
+                "customerIdentifiers": {"emailAddresses": ["z@example.com"]},
+            }),
+        )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let token = r.body["jwtToken"].as_str().unwrap();
@@ -106,7 +122,9 @@ async fn token_api_mints_a_jwt_whose_payload_is_strict_base64() {
     for part in &parts[1..3] {
         assert!(!part.contains(['-', '_', '+', '/', '=']), "{part}");
     }
-    let payload = base64::engine::general_purpose::STANDARD.decode(parts[2]).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(parts[2])
+        .unwrap();
     let claims: Value = serde_json::from_slice(&payload).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -120,37 +138,84 @@ async fn token_api_mints_a_jwt_whose_payload_is_strict_base64() {
     assert_eq!(claims["customerId"], "cust~?>1");
     assert_eq!(claims["customerName"], "Zoë >?~");
     assert_eq!(claims["verifiedCustomer"], true);
-    assert_eq!(claims["customerIdentifiers"]["emailAddresses"][0], "z@example.com");
+    assert_eq!(
+        claims["customerIdentifiers"]["emailAddresses"][0],
+        "z@example.com"
+    );
     let stats = h.emu.control().stats();
-    assert_eq!((stats.oauth_calls, stats.token_calls, stats.tokens_minted), (1, 1, 1));
+    assert_eq!(
+        (stats.oauth_calls, stats.token_calls, stats.tokens_minted),
+        (1, 1, 1)
+    );
 }
 
 #[tokio::test]
 async fn token_api_enforces_field_rules_with_problem_bodies() {
-    let h = crate::common::start_with(chat_emulator::Emulator::builder().agent(AgentMode::Off)).await;
+    let h =
+        crate::common::start_with(chat_emulator::Emulator::builder().agent(AgentMode::Off)).await;
     let access = h.access_token().await;
     let int = h.emu.credentials().integration_id.clone();
     let ids: Vec<String> = (0..11).map(|i| format!("id{i}")).collect();
-    let eleven: serde_json::Map<String, Value> = ids.iter().map(|k| (k.clone(), json!(["v"]))).collect();
+    let eleven: serde_json::Map<String, Value> =
+        ids.iter().map(|k| (k.clone(), json!(["v"]))).collect();
     let bad = [
         (json!({"integrationId": int, "ttl": 15}), "customerId"),
-        (json!({"integrationId": int, "customerId": ""}), "customerId"),
-        (json!({"integrationId": int, "customerId": "x".repeat(257)}), "customerId"),
-        (json!({"integrationId": int, "customerId": "c", "customerName": "n".repeat(71)}), "customerName"),
-        (json!({"integrationId": "not-a-uuid", "customerId": "c"}), "integrationId"),
+        (
+            json!({"integrationId": int, "customerId": ""}),
+            "customerId",
+        ),
+        (
+            json!({"integrationId": int, "customerId": "x".repeat(257)}),
+            "customerId",
+        ),
+        (
+            json!({"integrationId": int, "customerId": "c", "customerName": "n".repeat(71)}),
+            "customerName",
+        ),
+        (
+            json!({"integrationId": "not-a-uuid", "customerId": "c"}),
+            "integrationId",
+        ),
         (json!({"customerId": "c"}), "integrationId"),
-        (json!({"integrationId": int, "customerId": "c", "ttl": 14}), "ttl"),
-        (json!({"integrationId": int, "customerId": "c", "ttl": 61}), "ttl"),
-        (json!({"integrationId": int, "customerId": "c", "ttl": "abc"}), "ttl"),
-        (json!({"integrationId": int, "customerId": "c", "verifiedCustomer": "yes"}), "verifiedCustomer"),
-        (json!({"integrationId": int, "customerId": "c", "verifiedCustomer": true, "customerIdentifiers": {}}), "customerIdentifiers"),
-        (json!({"integrationId": int, "customerId": "c", "verifiedCustomer": true, "customerIdentifiers": eleven}), "customerIdentifiers"),
-        (json!({"integrationId": int, "customerId": "c", "verifiedCustomer": true,
-                "customerIdentifiers": {"phoneNumbers": ["1","2","3","4","5","6"]}}), "customerIdentifiers.phoneNumbers"),
-        (json!({"integrationId": int, "customerId": "c", "verifiedCustomer": true,
-                "customerIdentifiers": {"phoneNumbers": [""]}}), "customerIdentifiers.phoneNumbers"),
-        (json!({"integrationId": int, "customerId": "c", "verifiedCustomer": true,
-                "customerIdentifiers": {"k".repeat(51): ["v"]}}), "customerIdentifiers"),
+        (
+            json!({"integrationId": int, "customerId": "c", "ttl": 14}),
+            "ttl",
+        ),
+        (
+            json!({"integrationId": int, "customerId": "c", "ttl": 61}),
+            "ttl",
+        ),
+        (
+            json!({"integrationId": int, "customerId": "c", "ttl": "abc"}),
+            "ttl",
+        ),
+        (
+            json!({"integrationId": int, "customerId": "c", "verifiedCustomer": "yes"}),
+            "verifiedCustomer",
+        ),
+        (
+            json!({"integrationId": int, "customerId": "c", "verifiedCustomer": true, "customerIdentifiers": {}}),
+            "customerIdentifiers",
+        ),
+        (
+            json!({"integrationId": int, "customerId": "c", "verifiedCustomer": true, "customerIdentifiers": eleven}),
+            "customerIdentifiers",
+        ),
+        (
+            json!({"integrationId": int, "customerId": "c", "verifiedCustomer": true,
+                "customerIdentifiers": {"phoneNumbers": ["1","2","3","4","5","6"]}}),
+            "customerIdentifiers.phoneNumbers",
+        ),
+        (
+            json!({"integrationId": int, "customerId": "c", "verifiedCustomer": true,
+                "customerIdentifiers": {"phoneNumbers": [""]}}),
+            "customerIdentifiers.phoneNumbers",
+        ),
+        (
+            json!({"integrationId": int, "customerId": "c", "verifiedCustomer": true,
+                "customerIdentifiers": {"k".repeat(51): ["v"]}}),
+            "customerIdentifiers",
+        ),
     ];
     for (body, field) in bad {
         let r = h.token_api(&access, body.clone()).await;
@@ -165,20 +230,29 @@ async fn token_api_enforces_field_rules_with_problem_bodies() {
     }
     // Identifiers are ignored for guests, even invalid ones; ttl is optional.
     let r = h
-        .token_api(&access, json!({"integrationId": int, "customerId": "g",
-                                    "customerIdentifiers": {"x": "not an array"}}))
+        .token_api(
+            &access,
+            json!({"integrationId": int, "customerId": "g",
+                                    "customerIdentifiers": {"x": "not an array"}}),
+        )
         .await;
     assert_eq!(r.status, 201);
     // Unknown integration.
     let r = h
-        .token_api(&access, json!({"integrationId": "123e4567-e89b-12d3-a456-426614174000", "customerId": "c"}))
+        .token_api(
+            &access,
+            json!({"integrationId": "123e4567-e89b-12d3-a456-426614174000", "customerId": "c"}),
+        )
         .await;
     assert!(is_problem(&r, 404));
     // Malformed JSON.
     let c = h.emu.credentials();
     let r = h
         .http
-        .post(h.url(&format!("/api/digital/chat/v1/accounts/{}/tokens", c.account_id)))
+        .post(h.url(&format!(
+            "/api/digital/chat/v1/accounts/{}/tokens",
+            c.account_id
+        )))
         .bearer_auth(&access)
         .header("appkey", &c.appkey)
         .body("{not json")
@@ -199,7 +273,10 @@ async fn token_api_requires_a_live_access_token_of_the_account() {
     // Wrong appkey → 403; another account → 403.
     let r = h
         .http
-        .post(h.url(&format!("/api/digital/chat/v1/accounts/{}/tokens", c.account_id)))
+        .post(h.url(&format!(
+            "/api/digital/chat/v1/accounts/{}/tokens",
+            c.account_id
+        )))
         .bearer_auth(&access)
         .header("appkey", "wrong")
         .json(&body)
@@ -244,7 +321,10 @@ async fn short_token_lifetimes_need_the_option() {
     let access = h.access_token().await;
     let int = h.emu.credentials().integration_id.clone();
     let r = h
-        .token_api(&access, json!({"integrationId": int, "customerId": "c", "ttlSeconds": 2}))
+        .token_api(
+            &access,
+            json!({"integrationId": int, "customerId": "c", "ttlSeconds": 2}),
+        )
         .await;
     assert_eq!(r.status, 201);
     let token = r.body["jwtToken"].as_str().unwrap().to_owned();
@@ -258,7 +338,10 @@ async fn short_token_lifetimes_need_the_option() {
     let access = strict.access_token().await;
     let int = strict.emu.credentials().integration_id.clone();
     let r = strict
-        .token_api(&access, json!({"integrationId": int, "customerId": "c", "ttl": 1}))
+        .token_api(
+            &access,
+            json!({"integrationId": int, "customerId": "c", "ttl": 1}),
+        )
         .await;
     assert!(is_problem(&r, 400));
 }
@@ -284,7 +367,10 @@ async fn injected_failures_hit_the_token_endpoints() {
     let c = h.emu.credentials().clone();
     let r = h
         .http
-        .post(h.url(&format!("/api/auth/v1/{}/protocol/openid-connect/token", c.account_id)))
+        .post(h.url(&format!(
+            "/api/auth/v1/{}/protocol/openid-connect/token",
+            c.account_id
+        )))
         .header("appkey", &c.appkey)
         .form(&[("grant_type", "client_credentials")])
         .send()
@@ -298,5 +384,8 @@ async fn injected_failures_hit_the_token_endpoints() {
     assert_eq!(r.headers["retry-after"], "7");
     assert_eq!(h.token_api(&access, body).await.status, 201);
     let stats = control.stats();
-    assert_eq!((stats.oauth_calls, stats.token_calls, stats.tokens_minted), (2, 2, 1));
+    assert_eq!(
+        (stats.oauth_calls, stats.token_calls, stats.tokens_minted),
+        (2, 2, 1)
+    );
 }

@@ -76,13 +76,16 @@ impl Harness {
     pub async fn jwt(&self, customer_id: &str, verified: bool) -> String {
         let access = self.access_token().await;
         let r = self
-            .token_api(&access, json!({
-                "integrationId": self.emu.credentials().integration_id,
-                "customerId": customer_id,
-                "customerName": format!("Name of {customer_id}"),
-                "verifiedCustomer": verified,
-                "ttl": 15,
-            }))
+            .token_api(
+                &access,
+                json!({
+                    "integrationId": self.emu.credentials().integration_id,
+                    "customerId": customer_id,
+                    "customerName": format!("Name of {customer_id}"),
+                    "verifiedCustomer": verified,
+                    "ttl": 15,
+                }),
+            )
             .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         r.body["jwtToken"].as_str().unwrap().to_owned()
@@ -92,7 +95,10 @@ impl Harness {
         let c = self.emu.credentials();
         let r = self
             .http
-            .post(self.url(&format!("/api/digital/chat/v1/accounts/{}/tokens", c.account_id)))
+            .post(self.url(&format!(
+                "/api/digital/chat/v1/accounts/{}/tokens",
+                c.account_id
+            )))
             .bearer_auth(access)
             .header("appkey", &c.appkey)
             .json(&body)
@@ -117,7 +123,12 @@ impl Harness {
 
     pub async fn create_session(&self, token: &str) -> String {
         let r = self
-            .call(Method::POST, &self.chat("/sessions"), token, Some(json!({"clientType": "web"})))
+            .call(
+                Method::POST,
+                &self.chat("/sessions"),
+                token,
+                Some(json!({"clientType": "web"})),
+            )
             .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         r.body["sessionId"].as_str().unwrap().to_owned()
@@ -136,7 +147,10 @@ impl Harness {
         assert_eq!(r.status, 201, "{:?}", r.body);
         (
             r.body["engagementId"].as_str().unwrap().to_owned(),
-            r.body["dialogs"][0]["dialogId"].as_str().unwrap().to_owned(),
+            r.body["dialogs"][0]["dialogId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
         )
     }
 
@@ -180,7 +194,8 @@ pub async fn reply(r: reqwest::Response) -> Reply {
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
     };
     Reply {
         status,

@@ -29,7 +29,14 @@ async fn next_polls_fail_with_statuses_then_recover() {
     assert_ne!(r.body["detail"], "Session not found");
     // AnyChat covers every chat endpoint.
     control.fail_next(Route::AnyChat, 502, 1);
-    let r = h.call(Method::GET, &h.chat(&format!("/sessions/{sid}")), &token, None).await;
+    let r = h
+        .call(
+            Method::GET,
+            &h.chat(&format!("/sessions/{sid}")),
+            &token,
+            None,
+        )
+        .await;
     assert!(is_problem(&r, 502));
     assert_eq!(control.stats().polls, 5);
 }
@@ -90,7 +97,14 @@ async fn delays_and_invalidated_sessions() {
     let control = h.emu.control();
     control.delay_responses(Route::AnyChat, Some(Duration::from_millis(200)));
     let started = Instant::now();
-    let r = h.call(Method::GET, &h.chat(&format!("/sessions/{sid}")), &token, None).await;
+    let r = h
+        .call(
+            Method::GET,
+            &h.chat(&format!("/sessions/{sid}")),
+            &token,
+            None,
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert!(started.elapsed() >= Duration::from_millis(200));
     control.delay_responses(Route::AnyChat, None);

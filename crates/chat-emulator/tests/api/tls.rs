@@ -27,16 +27,28 @@ async fn https_with_the_generated_certificate() {
         .unwrap();
     let c = emu.credentials();
     let r = http
-        .post(format!("{}/api/auth/v1/{}/protocol/openid-connect/token", emu.base_url(), c.account_id))
+        .post(format!(
+            "{}/api/auth/v1/{}/protocol/openid-connect/token",
+            emu.base_url(),
+            c.account_id
+        ))
         .header("appkey", &c.appkey)
-        .form(&[("grant_type", "client_credentials"), ("client_id", &c.client_id), ("client_secret", &c.client_secret)])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &c.client_id),
+            ("client_secret", &c.client_secret),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     // Through "localhost" too.
     let url = emu.base_url().replace("127.0.0.1", "localhost");
-    let r = http.get(format!("{url}/emulator/v1/stats")).send().await.unwrap();
+    let r = http
+        .get(format!("{url}/emulator/v1/stats"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // A client that does not trust the certificate is refused.
     assert!(reqwest::get(format!("{}/", emu.base_url())).await.is_err());
@@ -50,7 +62,16 @@ async fn binary_prints_credentials_and_writes_the_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let creds = dir.join("creds.json");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-emulator"))
-        .args(["--listen", "127.0.0.1:0", "--tls", "--agent", "off", "--hold-time-ms", "200", "--credentials-out"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--tls",
+            "--agent",
+            "off",
+            "--hold-time-ms",
+            "200",
+            "--credentials-out",
+        ])
         .arg(&creds)
         .arg("--cert-out")
         .arg(dir.join("ca.pem"))
@@ -61,10 +82,24 @@ async fn binary_prints_credentials_and_writes_the_file() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await.unwrap().unwrap().unwrap();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let printed: Value = serde_json::from_str(&line).unwrap();
-    for key in ["hostURL", "accountId", "clientId", "clientSecret", "appkey", "integrationId"] {
-        assert!(printed[key].as_str().is_some_and(|v| !v.is_empty()), "{key} in {line}");
+    for key in [
+        "hostURL",
+        "accountId",
+        "clientId",
+        "clientSecret",
+        "appkey",
+        "integrationId",
+    ] {
+        assert!(
+            printed[key].as_str().is_some_and(|v| !v.is_empty()),
+            "{key} in {line}"
+        );
     }
     assert!(printed["hostURL"].as_str().unwrap().starts_with("https://"));
     let written: Value = serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
@@ -75,8 +110,14 @@ async fn binary_prints_credentials_and_writes_the_file() {
         .build()
         .unwrap();
     let r = http
-        .get(format!("{}/emulator/v1/stats", printed["hostURL"].as_str().unwrap()))
-        .header("x-emulator-control-key", printed["controlKey"].as_str().unwrap())
+        .get(format!(
+            "{}/emulator/v1/stats",
+            printed["hostURL"].as_str().unwrap()
+        ))
+        .header(
+            "x-emulator-control-key",
+            printed["controlKey"].as_str().unwrap(),
+        )
         .send()
         .await
         .unwrap();

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use chat_core::{EngagementId, SessionId};
 use chat_core::wire::ParticipantType;
+use chat_core::{EngagementId, SessionId};
 use chat_emulator::AgentMode;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -12,32 +12,51 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::common::{Harness, start};
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(h: &Harness, token: &str, sid: &str, last: Option<&str>) -> Socket {
-    let mut url = h.chat(&format!("/sessions/{sid}/events")).replacen("http", "ws", 1);
+    let mut url = h
+        .chat(&format!("/sessions/{sid}/events"))
+        .replacen("http", "ws", 1);
     if let Some(last) = last {
         url.push_str(&format!("?lastEventId={last}"));
     }
     let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request.headers_mut().insert("appkey", h.emu.credentials().appkey.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+        .headers_mut()
+        .insert("appkey", h.emu.credentials().appkey.parse().unwrap());
     tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
 /// The next JSON array of events (skipping pings).
 async fn next_batch(socket: &mut Socket) -> Vec<Value> {
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.unwrap().unwrap().unwrap();
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         if let Message::Text(text) = message {
-            return serde_json::from_str::<Value>(text.as_str()).unwrap().as_array().unwrap().clone();
+            return serde_json::from_str::<Value>(text.as_str())
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .clone();
         }
     }
 }
 
 async fn next_close(socket: &mut Socket) -> (u16, String) {
     loop {
-        let message = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.unwrap().unwrap().unwrap();
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         if let Message::Close(Some(frame)) = message {
             return (u16::from(frame.code), frame.reason.to_string());
         }
@@ -52,21 +71,46 @@ async fn pushes_events_and_acknowledges_by_frame() {
     let (eid, _) = h.create_engagement(&token, &sid).await;
     let mut socket = connect(&h, &token, &sid, None).await;
     let batch = next_batch(&mut socket).await;
-    let types: Vec<&str> = batch.iter().map(|e| e["eventType"].as_str().unwrap()).collect();
+    let types: Vec<&str> = batch
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
     assert_eq!(types, ["ENGAGEMENT_CREATED", "PARTICIPANT_ADDED"]);
     // New events are pushed as they happen, without re-sending what this connection sent.
     let control = h.emu.control();
-    control.post_message(&EngagementId::new(eid.clone()), ParticipantType::Agent, "pushed").unwrap();
+    control
+        .post_message(
+            &EngagementId::new(eid.clone()),
+            ParticipantType::Agent,
+            "pushed",
+        )
+        .unwrap();
     let batch = next_batch(&mut socket).await;
-    assert_eq!(batch.last().unwrap()["message"]["body"]["elementText"]["text"], "pushed");
+    assert_eq!(
+        batch.last().unwrap()["message"]["body"]["elementText"]["text"],
+        "pushed"
+    );
     // Unacknowledged events are still queued: a long poll sees all four.
-    assert_eq!(h.poll(&token, &sid, None).await.body.as_array().unwrap().len(), 4);
+    assert_eq!(
+        h.poll(&token, &sid, None)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
     // Acknowledge the first two by frame.
     let second = {
         let r = h.poll(&token, &sid, None).await;
         r.body[1]["eventId"].as_str().unwrap().to_owned()
     };
-    socket.send(Message::Text(json!({"lastEventId": second}).to_string().into())).await.unwrap();
+    socket
+        .send(Message::Text(
+            json!({"lastEventId": second}).to_string().into(),
+        ))
+        .await
+        .unwrap();
     // Round-trip through the server before checking (a ping is answered after the ack frame).
     socket.send(Message::Ping(vec![1, 2].into())).await.unwrap();
     loop {
@@ -74,7 +118,15 @@ async fn pushes_events_and_acknowledges_by_frame() {
             break;
         }
     }
-    assert_eq!(h.poll(&token, &sid, None).await.body.as_array().unwrap().len(), 2);
+    assert_eq!(
+        h.poll(&token, &sid, None)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     // A new connection starting after lastEventId gets only what follows.
     drop(socket);
     let mut socket = connect(&h, &token, &sid, Some(&second)).await;
@@ -91,7 +143,10 @@ async fn close_codes_map_to_http_statuses() {
     // Session invalidated → 4404 "Session not found".
     let mut socket = connect(&h, &token, &sid, None).await;
     control.invalidate_session(&SessionId::new(sid.clone()));
-    assert_eq!(next_close(&mut socket).await, (4404, "Session not found".to_owned()));
+    assert_eq!(
+        next_close(&mut socket).await,
+        (4404, "Session not found".to_owned())
+    );
     // Revoked token → 4401.
     let sid = h.create_session(&token).await;
     let mut socket = connect(&h, &token, &sid, None).await;
@@ -102,17 +157,30 @@ async fn close_codes_map_to_http_statuses() {
     let sid = h.create_session(&short).await;
     let mut socket = connect(&h, &short, &sid, None).await;
     let fresh = control.mint_token("ws2", false, Duration::from_secs(60));
-    socket.send(Message::Text(json!({"jwtToken": fresh}).to_string().into())).await.unwrap();
+    socket
+        .send(Message::Text(json!({"jwtToken": fresh}).to_string().into()))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (eid, _) = h.create_engagement(&fresh, &sid).await;
-    assert_eq!(next_batch(&mut socket).await.len(), 2, "still open after the old token expired: {eid}");
+    assert_eq!(
+        next_batch(&mut socket).await.len(),
+        2,
+        "still open after the old token expired: {eid}"
+    );
     // A refresh with another customer's token → 4403.
     let other = control.mint_token("someone-else", false, Duration::from_secs(60));
-    socket.send(Message::Text(json!({"jwtToken": other}).to_string().into())).await.unwrap();
+    socket
+        .send(Message::Text(json!({"jwtToken": other}).to_string().into()))
+        .await
+        .unwrap();
     assert_eq!(next_close(&mut socket).await.0, 4403);
     let short = control.mint_token("ws2", false, Duration::from_secs(1));
     let mut socket = connect(&h, &short, &sid, None).await;
-    assert_eq!(next_close(&mut socket).await, (4401, "Token expired".to_owned()));
+    assert_eq!(
+        next_close(&mut socket).await,
+        (4401, "Token expired".to_owned())
+    );
     // A malformed frame → 4400.
     let mut socket = connect(&h, &fresh, &sid, None).await;
     socket.send(Message::Text("{oops".into())).await.unwrap();
@@ -123,24 +191,35 @@ async fn close_codes_map_to_http_statuses() {
 async fn upgrade_is_refused_with_http_statuses() {
     let h = start(AgentMode::Off).await;
     let token = h.jwt("ws3", false).await;
-    let url = h.chat("/sessions/123e4567-e89b-12d3-a456-426614174000/events").replacen("http", "ws", 1);
+    let url = h
+        .chat("/sessions/123e4567-e89b-12d3-a456-426614174000/events")
+        .replacen("http", "ws", 1);
     let mut request = url.clone().into_client_request().unwrap();
-    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request.headers_mut().insert("appkey", h.emu.credentials().appkey.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+        .headers_mut()
+        .insert("appkey", h.emu.credentials().appkey.parse().unwrap());
     match tokio_tungstenite::connect_async(request).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 404),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 404)
+        }
         other => panic!("expected 404, got {other:?}"),
     }
     let request = url.into_client_request().unwrap();
     match tokio_tungstenite::connect_async(request).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401)
+        }
         other => panic!("expected 401, got {other:?}"),
     }
     // Browsers cannot set headers: token and appkey may come in the query.
     let sid = h.create_session(&token).await;
     let url = format!(
         "{}?token={token}&appkey={}",
-        h.chat(&format!("/sessions/{sid}/events")).replacen("http", "ws", 1),
+        h.chat(&format!("/sessions/{sid}/events"))
+            .replacen("http", "ws", 1),
         h.emu.credentials().appkey
     );
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
@@ -160,7 +239,12 @@ async fn server_pings_keep_the_connection_alive() {
     let mut socket = connect(&h, &token, &sid, None).await;
     let mut pings = 0;
     while pings < 3 {
-        if let Message::Ping(_) = tokio::time::timeout(Duration::from_secs(2), socket.next()).await.unwrap().unwrap().unwrap() {
+        if let Message::Ping(_) = tokio::time::timeout(Duration::from_secs(2), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
             pings += 1;
         }
     }
