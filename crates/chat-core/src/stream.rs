@@ -54,6 +54,8 @@ pub(crate) struct Probing {
 pub(crate) struct Cursor {
     last_event_id: Option<String>,
     seen: HashSet<String>,
+    /// The next batch's set, kept to reuse its allocation.
+    spare: HashSet<String>,
 }
 
 impl Cursor {
@@ -74,7 +76,8 @@ impl Cursor {
             self.seen.clear();
             return batch;
         }
-        let mut batch_ids = HashSet::with_capacity(batch.len());
+        let mut batch_ids = std::mem::take(&mut self.spare);
+        batch_ids.clear();
         let mut fresh = Vec::with_capacity(batch.len());
         for event in batch {
             batch_ids.insert(event.event_id.clone());
@@ -84,7 +87,9 @@ impl Cursor {
         }
         if let Some(last) = fresh.last() {
             self.last_event_id = Some(last.event_id.clone());
-            self.seen = batch_ids;
+            self.spare = std::mem::replace(&mut self.seen, batch_ids);
+        } else {
+            self.spare = batch_ids;
         }
         fresh
     }

@@ -149,6 +149,8 @@ pub struct Session {
 
     phase: Phase,
     session_id: Option<SessionId>,
+    /// `…/sessions/{id}/events`, built once.
+    events_url: Option<String>,
     engagements: Vec<EngagementState>,
     order: MessageOrder,
     orphans: VecDeque<ServerEvent>,
@@ -194,6 +196,7 @@ impl Session {
             base,
             phase: Phase::Created,
             session_id: None,
+            events_url: None,
             engagements: Vec::new(),
             order: MessageOrder::default(),
             orphans: VecDeque::new(),

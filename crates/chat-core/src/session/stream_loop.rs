@@ -58,11 +58,14 @@ impl Session {
     }
 
     pub(super) fn send_poll(&mut self) {
-        let Some(sid) = self.session_id.clone() else {
+        let Some(sid) = &self.session_id else {
             return;
         };
+        let events = self
+            .events_url
+            .get_or_insert_with(|| urls::events(&self.base, sid, None));
         let last = self.cursor.last_event_id().map(str::to_owned);
-        let url = urls::events(&self.base, &sid, last.as_deref());
+        let url = urls::events_after(events, last.as_deref());
         let id = self.transmit(
             Method::Get,
             url,

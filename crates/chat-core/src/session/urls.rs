@@ -47,10 +47,18 @@ pub(super) fn delete_session(
 }
 
 pub(super) fn events(base: &str, sid: &SessionId, last_event_id: Option<&str>) -> String {
-    match last_event_id {
-        Some(id) => format!("{}/events?lastEventId={}", session(base, sid), enc(id)),
-        None => format!("{}/events", session(base, sid)),
+    events_after(&format!("{}/events", session(base, sid)), last_event_id)
+}
+
+/// The events URL from its fixed part, built once per session.
+pub(super) fn events_after(events: &str, last_event_id: Option<&str>) -> String {
+    use std::fmt::Write as _;
+    let mut url = String::with_capacity(events.len() + 64);
+    url.push_str(events);
+    if let Some(id) = last_event_id {
+        let _ = write!(url, "?lastEventId={}", enc(id));
     }
+    url
 }
 
 pub(super) fn engagements(base: &str) -> String {
