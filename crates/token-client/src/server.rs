@@ -63,11 +63,31 @@ pub struct GetJwtRequest {
     pub customer_name: Option<String>,
     /// Whether the page claims the customer is verified. Only a [`CustomerAuthenticator`]
     /// decides whether that is believed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bool_or_string")]
     pub verified_customer: bool,
     /// Identifiers such as `emailAddresses` and `phoneNumbers`.
     #[serde(default)]
     pub customer_identifiers: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// Accepts `true`/`false` as JSON booleans or strings (some widgets send form values as text).
+fn bool_or_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+        Null(()),
+    }
+    match Flag::deserialize(deserializer)? {
+        Flag::Bool(b) => Ok(b),
+        Flag::Null(()) => Ok(false),
+        Flag::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" | "" => Ok(false),
+            _ => Err(serde::de::Error::custom("verifiedCustomer must be true or false")),
+        },
+    }
 }
 
 /// The answer of `POST /v1/getJWT`.
@@ -164,7 +184,7 @@ impl CustomerAuthenticator for TrustClientClaims {
             } else {
                 CustomerRequest::unverified(body.customer_id.clone())
             };
-            if let Some(name) = &body.customer_name {
+            if let Some(name) = body.customer_name.as_ref().filter(|n| !n.is_empty()) {
                 request = request.name(name.clone());
             }
             for (key, values) in body.customer_identifiers.iter().flatten() {
@@ -188,7 +208,7 @@ impl CustomerAuthenticator for GuestsOnly {
     ) -> AuthFuture<'a> {
         Box::pin(async move {
             let mut request = CustomerRequest::unverified(body.customer_id.clone());
-            if let Some(name) = &body.customer_name {
+            if let Some(name) = body.customer_name.as_ref().filter(|n| !n.is_empty()) {
                 request = request.name(name.clone());
             }
             Ok(request)

@@ -69,11 +69,11 @@ async fn get_jwt_and_get_integration_keep_the_sample_contract() {
         "bo@example.com"
     );
 
-    // Unverified: identifiers dropped.
+    // Unverified (as a string, as some widgets send it): identifiers dropped.
     let answer: Value = http
         .post(format!("{url}/v1/getJWT"))
         .json(
-            &json!({"customerId": "visitor-1", "verifiedCustomer": false,
+            &json!({"customerId": "visitor-1", "verifiedCustomer": "false", "customerName": "",
                       "customerIdentifiers": {"emailAddresses": ["x@example.com"]}}),
         )
         .send()
