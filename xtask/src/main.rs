@@ -1,1 +1,79 @@
-fn main() {}
+//! Contributor tasks, run as `cargo xtask <task>`:
+//!
+//! - `ci`: what CI checks: formatting, clippy with `-D warnings`, the tests, and rustdoc with
+//!   `-D warnings`.
+//! - `bench`: every benchmark of the workspace, one after the other, with their figures.
+//! - `doc`: the documentation, as CI builds it.
+
+#![allow(clippy::print_stderr)] // a command-line tool: its output is stderr
+
+use std::env;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let task = env::args().nth(1).unwrap_or_default();
+    let result = match task.as_str() {
+        "ci" => ci(),
+        "bench" => bench(),
+        "doc" => doc(),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|bench|doc>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(step) => {
+            eprintln!("xtask: `{step}` failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ci() -> Result<(), String> {
+    cargo(&["fmt", "--all", "--", "--check"], &[])?;
+    cargo(
+        &["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"],
+        &[],
+    )?;
+    cargo(&["test", "--workspace"], &[])?;
+    doc()
+}
+
+fn doc() -> Result<(), String> {
+    cargo(
+        &["doc", "--workspace", "--no-deps", "--all-features"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )
+}
+
+fn bench() -> Result<(), String> {
+    // Each crate's benchmarks compare against their baseline in the same run.
+    for package in ["chat-core", "chat-emulator", "token-client", "chat-tokio"] {
+        if root().join("crates").join(package).join("benches").is_dir() {
+            cargo(&["bench", "-p", package], &[])?;
+        }
+    }
+    Ok(())
+}
+
+fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+    let line = format!("cargo {}", args.join(" "));
+    eprintln!("$ {line}");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("{line} ({e})"))?;
+    if status.success() { Ok(()) } else { Err(line) }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
