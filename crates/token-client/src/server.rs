@@ -85,7 +85,9 @@ fn bool_or_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<b
         Flag::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(true),
             "false" | "0" | "no" | "" => Ok(false),
-            _ => Err(serde::de::Error::custom("verifiedCustomer must be true or false")),
+            _ => Err(serde::de::Error::custom(
+                "verifiedCustomer must be true or false",
+            )),
         },
     }
 }

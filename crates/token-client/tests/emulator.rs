@@ -511,3 +511,32 @@ async fn https_with_the_emulators_certificate_as_extra_root() {
     assert!(matches!(err, TokenError::RetriesExhausted { .. }), "{err}");
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn problem_details_of_the_service_are_typed() {
+    let emu = emulator().await;
+    let mut cfg = config(&emu);
+    cfg.integration_id = "00000000-0000-4000-8000-000000000000".into();
+    let (client, _) = client_with(cfg);
+    client.warm_up().await.unwrap();
+    assert!(!client.access_token().await.unwrap().expose().is_empty());
+    let err = client
+        .generate_jwt(&CustomerRequest::guest())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(404), "{err}");
+    let problem = err.problem().unwrap();
+    assert_eq!(problem.status, Some(404));
+    assert!(
+        problem
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("Integration"),
+        "{problem:?}"
+    );
+    assert!(err.to_string().contains("404"));
+    // Warm-up and the explicit access token reused the one cached token.
+    assert_eq!(emu.control().stats().oauth_calls, 1);
+    emu.shutdown().await;
+}
