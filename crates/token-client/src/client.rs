@@ -21,6 +21,8 @@ use crate::secret::Secret;
 
 /// Lifetime assumed for an access token whose response has no `expires_in`.
 const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(300);
+/// Longest lifetime believed for an access token (a bogus `expires_in` cannot pin one forever).
+const MAX_EXPIRES_IN: Duration = Duration::from_secs(24 * 3600);
 /// Longest refresh margin before an access token's expiry.
 const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// Longest stretch of a non-JSON error body kept as problem detail.
@@ -389,7 +391,8 @@ impl TokenClient {
             }
             let lifetime = parsed
                 .expires_in
-                .map_or(DEFAULT_EXPIRES_IN, Duration::from_secs);
+                .map_or(DEFAULT_EXPIRES_IN, Duration::from_secs)
+                .min(MAX_EXPIRES_IN);
             let margin = (lifetime / 10).min(MAX_REFRESH_MARGIN);
             let generation = inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
             debug!(

@@ -12,6 +12,11 @@ use crate::request::validate_lifetime;
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 
+/// Largest accepted `max_attempts` (retries stay bounded).
+const MAX_ATTEMPTS: u32 = 10;
+/// Largest accepted `max_concurrency`.
+const MAX_CONCURRENCY: usize = 100_000;
+
 /// Which OAuth token path the client uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -272,16 +277,16 @@ impl TokenClientConfig {
                 reason: "timeouts must be positive".into(),
             });
         }
-        if self.retry.max_attempts == 0 {
+        if !(1..=MAX_ATTEMPTS).contains(&self.retry.max_attempts) {
             return Err(ConfigError::Invalid {
                 field: "max_attempts",
-                reason: "must be at least 1".into(),
+                reason: format!("must be 1 to {MAX_ATTEMPTS}"),
             });
         }
-        if self.max_concurrency == 0 {
+        if !(1..=MAX_CONCURRENCY).contains(&self.max_concurrency) {
             return Err(ConfigError::Invalid {
                 field: "max_concurrency",
-                reason: "must be at least 1".into(),
+                reason: format!("must be 1 to {MAX_CONCURRENCY}"),
             });
         }
         Ok(())
@@ -617,6 +622,21 @@ mod tests {
         let mut vars = base_env();
         vars.push(("AXP_AUTH_PATH", "sideways"));
         assert!(TokenClientConfig::from_lookup(env(&vars)).is_err());
+        for (name, value) in [
+            ("AXP_MAX_ATTEMPTS", "0"),
+            ("AXP_MAX_ATTEMPTS", "99999999999"),
+            ("AXP_MAX_CONCURRENCY", "0"),
+            ("AXP_MAX_CONCURRENCY", "18446744073709551615"),
+            ("AXP_REQUEST_TIMEOUT_MS", "0"),
+            ("AXP_ALLOW_PLAIN_HTTP", "maybe"),
+        ] {
+            let mut vars = base_env();
+            vars.push((name, value));
+            assert!(
+                TokenClientConfig::from_lookup(env(&vars)).is_err(),
+                "{name}={value}"
+            );
+        }
         let mut vars = base_env();
         vars.push(("AXP_ACCOUNT_ID", "AB/../x"));
         assert!(TokenClientConfig::from_lookup(env(&vars)).is_err());
