@@ -4,15 +4,21 @@
 //!
 //! `cargo bench -p chat-core` prints criterion's figures, then one summary line per batch
 //! size with ns per event for both and their ratio (target: the core within 1.3× the parse).
-#![allow(missing_docs, clippy::disallowed_methods, clippy::print_stdout, clippy::unwrap_used)]
+//! `cargo bench -p chat-core -- --summary` prints only the summary.
+#![allow(
+    missing_docs,
+    clippy::disallowed_methods,
+    clippy::print_stdout,
+    clippy::unwrap_used
+)]
 
 use std::hint::black_box;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use base64::Engine as _;
 use chat_core::wire::ServerEvent;
 use chat_core::{AppKey, Config, InitParams, Output, RequestId, RequestKind, Session, Token};
-use criterion::{BatchSize, Criterion, Throughput, criterion_group};
+use criterion::{Criterion, Throughput, criterion_group};
 use serde_json::json;
 
 const HOST: &str = "https://axp.test";
@@ -20,8 +26,9 @@ const INTEGRATION: &str = "123e4567-e89b-12d3-a456-426614174000";
 const ENGAGEMENT: &str = "e0000000-0000-4000-8000-000000000001";
 const DIALOG: &str = "d0000000-0000-4000-8000-000000000001";
 
-fn batch(size: u64) -> Vec<u8> {
-    let events: Vec<_> = (1..=size)
+/// A batch of `size` agent messages, the first with index `first`.
+fn batch(first: u64, size: u64) -> Vec<u8> {
+    let events: Vec<_> = (first..first + size)
         .map(|i| {
             json!({"eventId": format!("ev-{i:08}"), "eventType": "MESSAGE",
                 "engagementId": ENGAGEMENT, "dialogId": DIALOG, "eventDate": "2026-11-23T10:00:02.123Z",
@@ -36,6 +43,47 @@ fn batch(size: u64) -> Vec<u8> {
         })
         .collect();
     serde_json::to_vec(&events).unwrap()
+}
+
+/// Consecutive batches, so that every message is new to a session fed with them in order.
+fn batches(first: u64, count: u64, size: u64) -> Vec<Vec<u8>> {
+    (0..count).map(|k| batch(first + k * size, size)).collect()
+}
+
+/// Time to feed `iters` batches through one long-lived session (steady state: the session has
+/// an active engagement and a poll in flight), draining all output after each. Batches are
+/// built in untimed chunks.
+fn core_time(iters: u64, size: u64) -> Duration {
+    let (mut session, mut poll, now) = ready_session();
+    let (mut done, mut total) = (0, Duration::ZERO);
+    while done < iters {
+        let chunk = (iters - done).min(2048);
+        let input = batches(1 + done * size, chunk, size);
+        let start = Instant::now();
+        for bytes in &input {
+            session.handle_response(now, poll, 200, black_box(bytes));
+            poll = drain(&mut session).unwrap();
+        }
+        total += start.elapsed();
+        done += chunk;
+    }
+    total
+}
+
+/// Time to parse the same batches into the same wire types, and nothing else.
+fn parse_time(iters: u64, size: u64) -> Duration {
+    let (mut done, mut total) = (0, Duration::ZERO);
+    while done < iters {
+        let chunk = (iters - done).min(2048);
+        let input = batches(1 + done * size, chunk, size);
+        let start = Instant::now();
+        for bytes in &input {
+            black_box(serde_json::from_slice::<Vec<ServerEvent>>(black_box(bytes)).unwrap());
+        }
+        total += start.elapsed();
+        done += chunk;
+    }
+    total
 }
 
 /// A session with an active engagement and a poll in flight; returns the poll's id.
@@ -83,71 +131,49 @@ fn drain(s: &mut Session) -> Option<RequestId> {
     }
 }
 
-fn through_core(bytes: &[u8], (mut s, poll, now): (Session, RequestId, Instant)) -> Session {
-    s.handle_response(now, poll, 200, bytes);
-    black_box(drain(&mut s));
-    s
-}
-
-fn parse_only(bytes: &[u8]) -> Vec<ServerEvent> {
-    serde_json::from_slice::<Vec<ServerEvent>>(bytes).unwrap()
-}
-
 fn bench(c: &mut Criterion) {
-    for size in [1u64, 50] {
-        let bytes = batch(size);
+    for size in [1u64, 10, 50] {
         let mut group = c.benchmark_group(format!("message_batch_{size}"));
         group.throughput(Throughput::Elements(size));
-        group.bench_function("serde_json_parse", |b| b.iter(|| parse_only(black_box(&bytes))));
-        group.bench_function("serde_json_value", |b| {
-            b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&bytes)).unwrap())
+        group.bench_function("serde_json_parse", |b| {
+            b.iter_custom(|iters| parse_time(iters, size))
         });
         group.bench_function("chat_core", |b| {
-            b.iter_batched(ready_session, |s| through_core(black_box(&bytes), s), BatchSize::SmallInput)
+            b.iter_custom(|iters| core_time(iters, size))
         });
         group.finish();
     }
 }
 
-/// Same work, timed by hand so that one line can compare both in the same run.
+/// The same work timed in alternating rounds, for one comparable line per batch size.
 fn summary() {
-    println!("\nsummary (median of 15 rounds):");
-    for size in [1u64, 50] {
-        let bytes = batch(size);
+    println!("\nsummary: ns per MESSAGE event, median of 15 alternating rounds");
+    for size in [1u64, 10, 50] {
         let rounds = 15;
-        let per_round = (20_000 / size).max(200) as usize;
-        let mut core = Vec::new();
-        let mut parse = Vec::new();
+        let iters = (20_000 / size).max(400);
+        let (mut core, mut parse) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            let sessions: Vec<_> = (0..per_round).map(|_| ready_session()).collect();
-            let start = Instant::now();
-            for s in sessions {
-                black_box(through_core(&bytes, s));
-            }
-            core.push(start.elapsed());
-            let start = Instant::now();
-            for _ in 0..per_round {
-                black_box(parse_only(&bytes));
-            }
-            parse.push(start.elapsed());
+            core.push(core_time(iters, size));
+            parse.push(parse_time(iters, size));
         }
         core.sort();
         parse.sort();
-        let events = (per_round as u64 * size) as f64;
+        let events = (iters * size) as f64;
         let core_ns = core[rounds / 2].as_nanos() as f64 / events;
         let parse_ns = parse[rounds / 2].as_nanos() as f64 / events;
         println!(
-            "  batch of {size:>2}: chat-core {core_ns:8.0} ns/event   serde_json parse {parse_ns:8.0} ns/event   ratio {:.2}x",
+            "  batch of {size:>2}: chat-core {core_ns:6.0} ns   serde_json parse alone {parse_ns:6.0} ns   ratio {:.2}x",
             core_ns / parse_ns
         );
     }
-    let _ = SystemTime::now();
 }
 
 criterion_group!(benches, bench);
 
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    if !std::env::args().any(|a| a == "--summary") {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
     summary();
 }

@@ -9,8 +9,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use chat_core::{
-    Config, EngagementId, Event, Output, Request, RequestKind, StreamFailureReason,
-    TransportError,
+    Config, EngagementId, Event, Output, Request, RequestKind, StreamFailureReason, TransportError,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -181,7 +180,11 @@ impl Model {
                 // A real server gives one id per (dialog, index).
                 v["message"] = json!({"messageId": format!("{}-{index}", POOL[*e]), "messageIndex": index,
                     "body": {"elementType": "TEXT", "elementText": {"text": "t", "textFormat": "PLAINTEXT"}}});
-                v["participant"] = if *customer { participant(CUSTOMER, "CUSTOMER") } else { participant(AGENT, "AGENT") };
+                v["participant"] = if *customer {
+                    participant(CUSTOMER, "CUSTOMER")
+                } else {
+                    participant(AGENT, "AGENT")
+                };
                 v
             }
             Gen::Error(e) => {
@@ -195,32 +198,46 @@ impl Model {
 
     fn plausible(&mut self, r: &Request) -> (u16, Value) {
         let url = r.url.as_str();
-        let pool_engagement = |status: &str, e: usize| {
-            json!({"engagementId": POOL[e], "dialogs": [{"dialogId": DIALOG, "dialogStatus": status, "participants": []}]})
-        };
+        let pool_engagement = |status: &str, e: usize| json!({"engagementId": POOL[e], "dialogs": [{"dialogId": DIALOG, "dialogStatus": status, "participants": []}]});
         let which = POOL.iter().position(|p| url.contains(p)).unwrap_or(0);
         match (&r.kind, r.method.as_str()) {
             (RequestKind::Poll { .. }, _) => {
                 let n = self.next_event % 3;
                 let batch: Vec<Value> = (0..n)
-                    .map(|i| self.event_json(&Gen::Message(i as usize % 3, self.next_event % 7 + 1, false)))
+                    .map(|i| {
+                        self.event_json(&Gen::Message(
+                            i as usize % 3,
+                            self.next_event % 7 + 1,
+                            false,
+                        ))
+                    })
                     .collect();
                 (200, Value::Array(batch))
             }
             (RequestKind::Probe, _) => (200, json!([])),
-            (_, "DELETE") | (_, _) if url.contains(":disconnect") || r.method.as_str() == "DELETE" => {
+            (_, "DELETE") | (_, _)
+                if url.contains(":disconnect") || r.method.as_str() == "DELETE" =>
+            {
                 (204, Value::Null)
             }
             (_, "POST") if url.ends_with("/sessions") => (201, session_json(json!([]))),
             (_, "GET") if url.contains("/sessions/") => (
                 200,
-                session_json(json!([pool_engagement("ACTIVE", 0), pool_engagement("TERMINATED", 1), pool_engagement("PENDING", 2)])),
+                session_json(json!([
+                    pool_engagement("ACTIVE", 0),
+                    pool_engagement("TERMINATED", 1),
+                    pool_engagement("PENDING", 2)
+                ])),
             ),
-            (_, "POST") if url.ends_with("/engagements") => {
-                (201, pool_engagement("PENDING", (self.next_event % 3) as usize))
-            }
+            (_, "POST") if url.ends_with("/engagements") => (
+                201,
+                pool_engagement("PENDING", (self.next_event % 3) as usize),
+            ),
             (_, "POST") if url.contains(":join") => (200, pool_engagement("ACTIVE", which)),
-            (_, "POST") => (200, rest_message(self.next_event % 7 + 1, "CUSTOMER", "sent")),
+            (_, "POST") => (
+                200,
+                rest_message(self.next_event % 7 + 1, "CUSTOMER", "sent"),
+            ),
             (_, _) => {
                 let mut page = history_page(&[3, 2, 1], "");
                 for m in page["messages"].as_array_mut().into_iter().flatten() {
@@ -266,14 +283,19 @@ impl Model {
                 if self.h.sent.is_empty() {
                     return self.check(false);
                 }
-                let r = self.h.sent.remove(pick % self.h.sent.len()).expect("picked");
+                let r = self
+                    .h
+                    .sent
+                    .remove(pick % self.h.sent.len())
+                    .expect("picked");
                 let (status, body) = match answer {
                     Answer::Plausible => self.plausible(&r),
                     Answer::Status(s) => (*s, json!({"detail": "x"})),
                     Answer::SessionNotFound => (404, json!({"detail": "Session not found"})),
-                    Answer::Events(gens) => {
-                        (200, Value::Array(gens.iter().map(|g| self.event_json(g)).collect()))
-                    }
+                    Answer::Events(gens) => (
+                        200,
+                        Value::Array(gens.iter().map(|g| self.event_json(g)).collect()),
+                    ),
                     Answer::Garbage(bytes) => {
                         self.h.respond_raw(&r, 200, bytes);
                         return self.check(false);
@@ -286,7 +308,11 @@ impl Model {
                 if self.h.sent.is_empty() {
                     return self.check(false);
                 }
-                let r = self.h.sent.remove(pick % self.h.sent.len()).expect("picked");
+                let r = self
+                    .h
+                    .sent
+                    .remove(pick % self.h.sent.len())
+                    .expect("picked");
                 self.h.fail(&r, *error);
             }
             Op::Advance(ms) => {
@@ -311,18 +337,28 @@ impl Model {
         let now = self.h.now;
         let deadline = self.h.drain();
         assert!(deadline.is_none_or(|d| d >= now), "deadline before now");
-        assert!(self.h.polls_in_flight() <= 1, "more than one poll in flight: {:#?}", self.h.sent);
+        assert!(
+            self.h.polls_in_flight() <= 1,
+            "more than one poll in flight: {:#?}",
+            self.h.sent
+        );
         let events = std::mem::take(&mut self.h.events);
         let replies = std::mem::take(&mut self.h.replies);
         if self.shut_down {
-            assert!(events.is_empty() && replies.is_empty() && self.h.sent.is_empty(), "output after SHUTDOWN");
+            assert!(
+                events.is_empty() && replies.is_empty() && self.h.sent.is_empty(),
+                "output after SHUTDOWN"
+            );
         }
         for event in &events {
             assert!(!self.shut_down, "event after SHUTDOWN: {event:?}");
             match event {
                 Event::Shutdown { .. } => self.shut_down = true,
                 Event::MessageArrived(m) | Event::MessageDelivered(m) => {
-                    assert!(self.delivered.insert(m.message_id.to_string()), "message delivered twice: {m:?}");
+                    assert!(
+                        self.delivered.insert(m.message_id.to_string()),
+                        "message delivered twice: {m:?}"
+                    );
                 }
                 Event::TokenExpiryReminder { .. } => {
                     assert!(!self.reminded, "two reminders for one token");
@@ -335,14 +371,26 @@ impl Model {
                 }
                 Event::EventStreamFailed(f) => {
                     if let Some(after) = f.retry_after {
-                        assert!(FIB.contains(&after.as_secs()) && after.subsec_nanos() == 0, "backoff base {after:?}");
+                        assert!(
+                            FIB.contains(&after.as_secs()) && after.subsec_nanos() == 0,
+                            "backoff base {after:?}"
+                        );
                         self.retry_since.get_or_insert(now);
                         self.last_failed = Some((now, after.as_secs()));
                     } else if f.reason == StreamFailureReason::ReconnectionTimeout {
                         let since = self.retry_since.take().expect("Failed without Retry first");
-                        assert_eq!(now - since, RECONNECTION, "Failed before the reconnection timeout");
+                        assert_eq!(
+                            now - since,
+                            RECONNECTION,
+                            "Failed before the reconnection timeout"
+                        );
                         self.last_failed = None;
-                    } else if matches!(f.reason, StreamFailureReason::Unauthorized | StreamFailureReason::Forbidden | StreamFailureReason::ClientSessionInvalidated) {
+                    } else if matches!(
+                        f.reason,
+                        StreamFailureReason::Unauthorized
+                            | StreamFailureReason::Forbidden
+                            | StreamFailureReason::ClientSessionInvalidated
+                    ) {
                         self.retry_since = None;
                         self.last_failed = None;
                     }
@@ -350,7 +398,10 @@ impl Model {
                 Event::EventStreamConnecting if timer_driven => {
                     let (at, base) = self.last_failed.take().expect("attempt without a failure");
                     let slept = now - at;
-                    assert!(slept >= Duration::from_secs(base) && slept < Duration::from_secs(base + 1), "slept {slept:?} for base {base}");
+                    assert!(
+                        slept >= Duration::from_secs(base) && slept < Duration::from_secs(base + 1),
+                        "slept {slept:?} for base {base}"
+                    );
                 }
                 Event::EventStreamConnected | Event::EventStreamClosed => {
                     self.retry_since = None;
@@ -362,7 +413,10 @@ impl Model {
         // Session state is never torn: a snapshot round-trips.
         if let Some(r) = self.h.session.resumption() {
             let json = serde_json::to_string(&r).expect("serializable");
-            assert_eq!(serde_json::from_str::<chat_core::Resumption>(&json).expect("round trip"), r);
+            assert_eq!(
+                serde_json::from_str::<chat_core::Resumption>(&json).expect("round trip"),
+                r
+            );
         }
         let _ = Output::Wait(None);
     }
