@@ -425,11 +425,15 @@ async fn get_jwt(
         }
     };
     match state.client.generate_jwt(&request).await {
-        Ok(jwt) => Json(GetJwtResponse {
-            jwt_token: jwt.token.expose(),
-            appkey: state.client.appkey().expose(),
-        })
-        .into_response(),
+        Ok(jwt) => (
+            // A bearer credential: no cache may keep it.
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(GetJwtResponse {
+                jwt_token: jwt.token.expose(),
+                appkey: state.client.appkey().expose(),
+            }),
+        )
+            .into_response(),
         Err(error) => error_response(&error),
     }
 }

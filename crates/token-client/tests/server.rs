@@ -44,7 +44,7 @@ async fn get_jwt_and_get_integration_keep_the_sample_contract() {
     let url = serve(&emu, Arc::new(TrustClientClaims), &[]).await;
     let http = reqwest::Client::new();
 
-    let answer: Value = http
+    let response = http
         .post(format!("{url}/v1/getJWT"))
         .json(&json!({
             "customerId": "customer-7",
@@ -56,10 +56,9 @@ async fn get_jwt_and_get_integration_keep_the_sample_contract() {
         .await
         .unwrap()
         .error_for_status()
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["appkey"], emu.credentials().appkey.as_str());
     let claims = payload(answer["jwtToken"].as_str().unwrap());
     assert_eq!(claims["customerId"], "customer-7");
