@@ -146,7 +146,7 @@ impl Harness {
         let at = self
             .sent
             .iter()
-            .position(|r| what(r))
+            .position(what)
             .unwrap_or_else(|| panic!("no such request among {:#?}", self.sent));
         self.sent.remove(at).expect("present")
     }
