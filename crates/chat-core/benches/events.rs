@@ -50,42 +50,6 @@ fn batches(first: u64, count: u64, size: u64) -> Vec<Vec<u8>> {
     (0..count).map(|k| batch(first + k * size, size)).collect()
 }
 
-/// Time to feed `iters` batches through one long-lived session (steady state: the session has
-/// an active engagement and a poll in flight), draining all output after each. Batches are
-/// built in untimed chunks.
-fn core_time(iters: u64, size: u64) -> Duration {
-    let (mut session, mut poll, now) = ready_session();
-    let (mut done, mut total) = (0, Duration::ZERO);
-    while done < iters {
-        let chunk = (iters - done).min(2048);
-        let input = batches(1 + done * size, chunk, size);
-        let start = Instant::now();
-        for bytes in &input {
-            session.handle_response(now, poll, 200, black_box(bytes));
-            poll = drain(&mut session).unwrap();
-        }
-        total += start.elapsed();
-        done += chunk;
-    }
-    total
-}
-
-/// Time to parse the same batches into the same wire types, and nothing else.
-fn parse_time(iters: u64, size: u64) -> Duration {
-    let (mut done, mut total) = (0, Duration::ZERO);
-    while done < iters {
-        let chunk = (iters - done).min(2048);
-        let input = batches(1 + done * size, chunk, size);
-        let start = Instant::now();
-        for bytes in &input {
-            black_box(serde_json::from_slice::<Vec<ServerEvent>>(black_box(bytes)).unwrap());
-        }
-        total += start.elapsed();
-        done += chunk;
-    }
-    total
-}
-
 /// A session with an active engagement and a poll in flight; returns the poll's id.
 fn ready_session() -> (Session, RequestId, Instant) {
     let now = Instant::now();
@@ -129,6 +93,40 @@ fn drain(s: &mut Session) -> Option<RequestId> {
             }
         }
     }
+}
+
+/// Feeds `iters` consecutive batches to `feed`, built in untimed chunks; returns the time
+/// spent in `feed` alone.
+fn timed(iters: u64, size: u64, mut feed: impl FnMut(&[u8])) -> Duration {
+    let (mut done, mut total) = (0, Duration::ZERO);
+    while done < iters {
+        let chunk = (iters - done).min(2048);
+        let input = batches(1 + done * size, chunk, size);
+        let start = Instant::now();
+        for bytes in &input {
+            feed(black_box(bytes));
+        }
+        total += start.elapsed();
+        done += chunk;
+    }
+    total
+}
+
+/// Through one long-lived session (steady state: an active engagement and a poll in flight),
+/// draining all output after each batch.
+fn core_time(iters: u64, size: u64) -> Duration {
+    let (mut session, mut poll, now) = ready_session();
+    timed(iters, size, |bytes| {
+        session.handle_response(now, poll, 200, bytes);
+        poll = drain(&mut session).unwrap();
+    })
+}
+
+/// The same batches parsed into the same wire types, and nothing else.
+fn parse_time(iters: u64, size: u64) -> Duration {
+    timed(iters, size, |bytes| {
+        black_box(serde_json::from_slice::<Vec<ServerEvent>>(bytes).unwrap());
+    })
 }
 
 fn bench(c: &mut Criterion) {

@@ -162,27 +162,8 @@ impl Lane {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{DialogId, MessageId};
-    use crate::wire::{MessageBody, ParticipantType};
 
-    fn msg(index: u64) -> Message {
-        Message {
-            message_id: MessageId::new(format!("m{index}")),
-            engagement_id: EngagementId::new("e"),
-            dialog_id: DialogId::new("d"),
-            message_index: index,
-            parent_message_id: None,
-            sender: Participant {
-                participant_id: ParticipantId::new("a"),
-                participant_type: ParticipantType::Agent,
-                display_name: None,
-            },
-            body: MessageBody::plain_text("x"),
-            received_at: None,
-            last_updated_at: None,
-            event_date: None,
-        }
-    }
+    use crate::event::test_message as msg;
 
     #[test]
     fn repeats_are_dropped() {

@@ -319,3 +319,26 @@ pub enum Output {
     /// at this instant (if any), or sooner when a command or response comes in.
     Wait(Option<std::time::Instant>),
 }
+
+/// A plain agent message with index `index`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_message(index: u64) -> Message {
+    use crate::ids::ParticipantId;
+    use crate::wire::ParticipantType;
+    Message {
+        message_id: MessageId::new(format!("m{index}")),
+        engagement_id: EngagementId::new("e"),
+        dialog_id: DialogId::new("d"),
+        message_index: index,
+        parent_message_id: None,
+        sender: Participant {
+            participant_id: ParticipantId::new("a"),
+            participant_type: ParticipantType::Agent,
+            display_name: None,
+        },
+        body: MessageBody::plain_text("x"),
+        received_at: None,
+        last_updated_at: None,
+        event_date: None,
+    }
+}

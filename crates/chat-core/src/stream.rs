@@ -101,17 +101,7 @@ mod tests {
     use crate::wire::ServerEventType;
 
     fn ev(id: &str) -> ServerEvent {
-        ServerEvent {
-            event_id: id.into(),
-            event_type: ServerEventType::EngagementCreated,
-            engagement_id: None,
-            dialog_id: None,
-            event_date: None,
-            session_id: None,
-            message: None,
-            participant: None,
-            error: None,
-        }
+        ServerEvent::new(id, ServerEventType::EngagementCreated)
     }
 
     fn ids(events: &[ServerEvent]) -> Vec<&str> {

@@ -307,6 +307,23 @@ pub struct ServerEvent {
     pub error: Option<EngagementErrorBody>,
 }
 
+impl ServerEvent {
+    /// An event with only its id and type; the type-specific fields are empty.
+    pub fn new(event_id: impl Into<String>, event_type: ServerEventType) -> Self {
+        Self {
+            event_id: event_id.into(),
+            event_type,
+            engagement_id: None,
+            dialog_id: None,
+            event_date: None,
+            session_id: None,
+            message: None,
+            participant: None,
+            error: None,
+        }
+    }
+}
+
 /// The kinds of server event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

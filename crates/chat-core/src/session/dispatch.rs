@@ -20,17 +20,7 @@ pub(crate) fn decode_batch(body: &[u8]) -> Option<Vec<ServerEvent>> {
                 let id = value.get("eventId")?.as_str()?.to_owned();
                 serde_json::from_value(value).ok().or_else(|| {
                     tracing::warn!(event_id = %id, "malformed server event skipped");
-                    Some(ServerEvent {
-                        event_id: id,
-                        event_type: ServerEventType::Unknown,
-                        engagement_id: None,
-                        dialog_id: None,
-                        event_date: None,
-                        session_id: None,
-                        message: None,
-                        participant: None,
-                        error: None,
-                    })
+                    Some(ServerEvent::new(id, ServerEventType::Unknown))
                 })
             })
             .collect(),
