@@ -26,7 +26,10 @@ use tokio::net::TcpStream;
 const CONTROL_KEY: &str = "bench-control-key";
 
 fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Server {
@@ -103,7 +106,12 @@ async fn poller(
         let request = format!(
             "GET {path}{query} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nappkey: {appkey}\r\n\r\n"
         );
-        if stream.get_mut().write_all(request.as_bytes()).await.is_err() {
+        if stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .is_err()
+        {
             return;
         }
         let mut length = 0usize;
@@ -122,10 +130,7 @@ async fn poller(
             if trimmed.starts_with("HTTP/1.1 200") {
                 status_ok = true;
             }
-            if let Some(v) = trimmed
-                .to_ascii_lowercase()
-                .strip_prefix("content-length:")
-            {
+            if let Some(v) = trimmed.to_ascii_lowercase().strip_prefix("content-length:") {
                 length = v.trim().parse().unwrap_or(0);
             }
         }
@@ -153,13 +158,23 @@ async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() ->
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; honour a name filter that is not ours by doing nothing.
-    if std::env::args().skip(1).any(|a| !a.starts_with('-') && !"long_polls".contains(a.as_str())) {
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with('-') && !"long_polls".contains(a.as_str()))
+    {
         return;
     }
     let polls = env_number("BENCH_POLLS", 10_000);
     let rounds = env_number("BENCH_ROUNDS", 5);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-emulator"))
-        .args(["--listen", "127.0.0.1:0", "--agent", "off", "--hold-time-ms", "30000"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--agent",
+            "off",
+            "--hold-time-ms",
+            "30000",
+        ])
         .args(["--control-key", CONTROL_KEY])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())

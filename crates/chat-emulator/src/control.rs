@@ -172,6 +172,16 @@ impl Control {
         self.add_fault(Route::Events, None, FaultAction::Hang(hold), count);
     }
 
+    /// Like [`hang_next_polls`](Self::hang_next_polls), for one session's polls only.
+    pub fn hang_next_polls_for_session(&self, session: &SessionId, count: u32, hold: Duration) {
+        self.add_fault(Route::Events, Some(session), FaultAction::Hang(hold), count);
+    }
+
+    /// Like [`drop_next_polls`](Self::drop_next_polls), for one session's polls only.
+    pub fn drop_next_polls_for_session(&self, session: &SessionId, count: u32) {
+        self.add_fault(Route::Events, Some(session), FaultAction::Drop, count);
+    }
+
     /// The next `count` requests of `route` are held for `hold`, then served.
     pub fn hang_next(&self, route: Route, count: u32, hold: Duration) {
         self.add_fault(route, None, FaultAction::Hang(hold), count);

@@ -64,11 +64,7 @@ pub(crate) async fn events(
     request: Request,
 ) -> Response {
     let (mut parts, _body) = request.into_parts();
-    let query: EventsQuery = parts
-        .uri
-        .query()
-        .and_then(parse_query)
-        .unwrap_or_default();
+    let query: EventsQuery = parts.uri.query().and_then(parse_query).unwrap_or_default();
     let websocket = is_upgrade(&parts.headers);
     let (header_token, header_appkey) = credentials(&parts.headers);
     let (token, appkey) = if websocket {

@@ -121,3 +121,42 @@ async fn delays_and_invalidated_sessions() {
     assert_eq!(r.body["detail"], "Session not found");
     assert!(!control.invalidate_session(&SessionId::new(sid)));
 }
+
+#[tokio::test]
+async fn per_session_hangs_and_drops() {
+    let h = start(AgentMode::Off).await;
+    let token = h.jwt("f5", false).await;
+    let s1 = h.create_session(&token).await;
+    let s2 = h.create_session(&token).await;
+    let control = h.emu.control();
+    control.drop_next_polls_for_session(&SessionId::new(s1.clone()), 1);
+    control.hang_next_polls_for_session(&SessionId::new(s1.clone()), 1, Duration::from_millis(400));
+    // The other session is untouched.
+    assert_eq!(h.poll(&token, &s2, None).await.status, 200);
+    let url = h.chat(&format!("/sessions/{s1}/events"));
+    let dropped = match h
+        .http
+        .get(&url)
+        .bearer_auth(&token)
+        .header("appkey", &h.emu.credentials().appkey)
+        .send()
+        .await
+    {
+        Err(_) => true,
+        Ok(response) => response.bytes().await.is_err(),
+    };
+    assert!(dropped);
+    // Held for 400 ms, then served normally (hold time 300 ms) — and x-route-request is accepted.
+    let started = Instant::now();
+    let r = h
+        .http
+        .get(&url)
+        .bearer_auth(&token)
+        .header("appkey", &h.emu.credentials().appkey)
+        .header("x-route-request", &s1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(started.elapsed() >= Duration::from_millis(650));
+}
