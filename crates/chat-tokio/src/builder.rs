@@ -1,0 +1,307 @@
+//! [`ClientBuilder`]: configuration and connection.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use chat_core::wire::MappedData;
+use chat_core::{AppKey, ChatError, Config, InitParams, ReplyValue, Resumption, Session, Token};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::client::{Client, Shared};
+use crate::driver::{Answer, Command, Driver, Envelope};
+use crate::events::EventStream;
+use crate::transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport};
+use crate::ws::{AutoTransport, WebSocketTransport};
+use crate::{Error, TokenProvider};
+
+/// Default size of the event buffer.
+pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
+
+/// How the event stream is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StreamTransport {
+    /// HTTP long polling, what AXP serves (the default).
+    #[default]
+    LongPoll,
+    /// A WebSocket on the events resource (the emulator's extension).
+    WebSocket,
+    /// Try the WebSocket upgrade with a short deadline; fall back to long polling for good if
+    /// the server does not upgrade.
+    Auto,
+}
+
+/// Configures and connects a [`Client`].
+///
+/// ```no_run
+/// # async fn demo(jwt: String) -> Result<(), chat_tokio::Error> {
+/// use chat_tokio::Client;
+/// let (client, mut events) = Client::builder(
+///     "https://na.api.avayacloud.com",
+///     "123e4567-e89b-12d3-a456-426614174000",
+///     "my-appkey",
+/// )
+/// .token(jwt)
+/// .connect()
+/// .await?;
+/// # Ok(()) }
+/// ```
+pub struct ClientBuilder {
+    host: String,
+    integration_id: String,
+    appkey: AppKey,
+    token: Option<String>,
+    provider: Option<Arc<dyn TokenProvider>>,
+    config: Config,
+    display_name: Option<String>,
+    session_parameters: Option<MappedData>,
+    allow_plain_http: bool,
+    transport: StreamTransport,
+    http: Option<Arc<dyn HttpTransport>>,
+    http_client: Option<reqwest::Client>,
+    events: Option<Box<dyn EventTransport>>,
+    capacity: usize,
+    refresh_lead: Duration,
+    resume: Option<Resumption>,
+    ws_upgrade_timeout: Duration,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("host", &self.host)
+            .field("integration_id", &self.integration_id)
+            .field("config", &self.config)
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// A builder for this AXP host (such as `https://na.api.avayacloud.com`), chat
+    /// integration and application key. Add a [`token`](Self::token) or a
+    /// [`token_provider`](Self::token_provider) (or both) before connecting.
+    pub fn new(
+        host: impl Into<String>,
+        integration_id: impl Into<String>,
+        appkey: impl AsRef<str>,
+    ) -> Self {
+        Self {
+            host: host.into(),
+            integration_id: integration_id.into(),
+            appkey: AppKey::new(appkey),
+            token: None,
+            provider: None,
+            config: Config::default(),
+            display_name: None,
+            session_parameters: None,
+            allow_plain_http: false,
+            transport: StreamTransport::LongPoll,
+            http: None,
+            http_client: None,
+            events: None,
+            capacity: DEFAULT_EVENT_CAPACITY,
+            refresh_lead: chat_core::TOKEN_WARNING,
+            resume: None,
+            ws_upgrade_timeout: Duration::from_secs(3),
+        }
+    }
+
+    /// The chat JWT to start with (`jwt.` prefix included).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Where to get tokens: called at connect when no [`token`](Self::token) is given, ahead
+    /// of expiry, and after a 401.
+    pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
+        self.provider = Some(Arc::new(provider));
+        self
+    }
+
+    /// How long before `exp` the provider is asked for a new token; default 180 s, the
+    /// `TOKEN_EXPIRY_REMINDER` time. Never sooner than half the token's remaining life.
+    pub fn refresh_lead(mut self, lead: Duration) -> Self {
+        self.refresh_lead = lead;
+        self
+    }
+
+    /// chat-core's configuration (timeouts, ranges as in the official SDK).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The customer's display name, used if the token names none.
+    pub fn display_name(mut self, name: impl Into<String>) -> Self {
+        self.display_name = Some(name.into());
+        self
+    }
+
+    /// Session parameters (at most 20 × 64-character keys → 256-character values).
+    pub fn session_parameters(mut self, parameters: MappedData) -> Self {
+        self.session_parameters = Some(parameters);
+        self
+    }
+
+    /// Allow `http://` to a host that is not loopback (never in production). Loopback hosts
+    /// may always use plain HTTP.
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
+
+    /// How to carry the event stream; default [`StreamTransport::LongPoll`].
+    pub fn stream_transport(mut self, transport: StreamTransport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// How long [`StreamTransport::Auto`] waits for the WebSocket upgrade; default 3 s.
+    pub fn ws_upgrade_timeout(mut self, timeout: Duration) -> Self {
+        self.ws_upgrade_timeout = timeout;
+        self
+    }
+
+    /// The reqwest client for the default transports (proxy, root certificates, a pool
+    /// shared by many chat clients of one runtime).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Your own HTTP exchange for REST calls and probes (and for long polling unless an
+    /// [`event_transport`](Self::event_transport) is given).
+    pub fn http_transport(mut self, http: Arc<dyn HttpTransport>) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Your own event stream transport; overrides [`stream_transport`](Self::stream_transport).
+    pub fn event_transport(mut self, events: Box<dyn EventTransport>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Size of the event buffer; default 1024. See [`EventStream`] for the policy when the
+    /// application falls behind.
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Resume this session (a "page reload") instead of creating one.
+    pub fn resume(mut self, resumption: Resumption) -> Self {
+        self.resume = Some(resumption);
+        self
+    }
+
+    /// Creates (or resumes) the session and starts the client's driver task on the current
+    /// tokio runtime. Returns the handle and the event stream, whose first event is
+    /// `INITIALIZED`.
+    pub async fn connect(self) -> Result<(Client, EventStream), Error> {
+        let text = match (&self.token, &self.provider) {
+            (Some(t), _) => t.clone(),
+            (None, Some(p)) => p
+                .token()
+                .await
+                .map_err(|e| Error::TokenProvider(e.to_string()))?,
+            (None, None) => {
+                return Err(ChatError::InvalidInitParams(
+                    "a token or a token provider is required".into(),
+                )
+                .into());
+            }
+        };
+        let token = Token::parse(&text)?;
+        let mut params = InitParams::new(
+            self.host.clone(),
+            &self.integration_id,
+            token,
+            self.appkey.clone(),
+        )?
+        .allow_plain_http(self.allow_plain_http);
+        if let Some(name) = &self.display_name {
+            params = params.display_name(name.clone());
+        }
+        if let Some(p) = &self.session_parameters {
+            params = params.session_parameters(p.clone());
+        }
+        let session = Session::new(params, self.config.clone())?;
+
+        let client = self.http_client.clone();
+        let http: Arc<dyn HttpTransport> = match self.http {
+            Some(h) => h,
+            None => Arc::new(ReqwestTransport::with_client(
+                client
+                    .clone()
+                    .unwrap_or_else(crate::transport::default_client),
+            )),
+        };
+        let events: Box<dyn EventTransport> = match self.events {
+            Some(e) => e,
+            None => match self.transport {
+                StreamTransport::LongPoll => Box::new(LongPollTransport::new(Arc::clone(&http))),
+                StreamTransport::WebSocket => Box::new(WebSocketTransport::new()),
+                StreamTransport::Auto => Box::new(AutoTransport::new(
+                    LongPollTransport::new(Arc::clone(&http)),
+                    self.ws_upgrade_timeout,
+                )),
+            },
+        };
+
+        let (tx, commands) = mpsc::channel(64);
+        let (events_tx, rx) = mpsc::channel(self.capacity);
+        let overflow = Arc::new(Mutex::new(VecDeque::new()));
+        let driver = Driver {
+            session,
+            commands,
+            events: events_tx,
+            overflow: Arc::clone(&overflow),
+            capacity: self.capacity,
+            http,
+            stream: Arc::new(tokio::sync::Mutex::new(events)),
+            provider: self.provider,
+            refresh_lead: self.refresh_lead,
+            start: (Instant::now(), SystemTime::now()),
+        };
+        let handle = tokio::spawn(driver.run());
+        let stream = EventStream { rx, overflow };
+
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = tx
+            .send(Envelope {
+                command: Command::Init(self.resume),
+                reply,
+            })
+            .await;
+        let result = match sent {
+            Ok(()) => answer.await.unwrap_or(Err(Error::Closed)),
+            Err(_) => Err(Error::Closed),
+        };
+        match result {
+            Ok(Answer::Reply(ReplyValue::Initialized(context))) => {
+                let client = Client {
+                    tx,
+                    shared: Arc::new(Shared {
+                        context,
+                        driver: Mutex::new(Some(handle)),
+                    }),
+                };
+                Ok((client, stream))
+            }
+            other => {
+                drop(tx);
+                drop(stream);
+                let _ = handle.await;
+                Err(match other {
+                    Err(e) => e,
+                    Ok(_) => Error::Closed,
+                })
+            }
+        }
+    }
+}

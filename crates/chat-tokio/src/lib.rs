@@ -1,0 +1,90 @@
+//! Async (tokio) client of the AXP Digital customer chat SDK.
+//!
+//! `chat-tokio` drives the sans-IO protocol core [`chat_core`] over the network: one driver
+//! task per client owns the [`chat_core::Session`], carries its requests (REST calls over
+//! reqwest, the event stream over HTTP long polling or a WebSocket), feeds back responses,
+//! commands and the passing of tokio's clock, and hands events to the application. Protocol
+//! rules all live in chat-core, so this client behaves exactly as the official SDK describes.
+//!
+//! - [`Client`]: a cheap [`Clone`] handle with every capability of the official SDK
+//!   (`createEngagement`, `getEngagements`, `setJwtToken`, `retryConnection`,
+//!   `resetIdleTimeout`, `shutdown`), [`Engagement`] for one chat (join, send, disconnect,
+//!   participants, status, history), [`HistoryPager`] and a stream of history pages.
+//! - [`EventStream`]: the 16 official events as a bounded [`futures::Stream`] with
+//!   backpressure (nothing is ever dropped).
+//! - Tokens pushed ([`Client::set_token`]) or pulled: a [`TokenProvider`] the client calls
+//!   ahead of expiry and after a 401, single-flight.
+//! - Transports: [`StreamTransport::LongPoll`] (default, what AXP serves),
+//!   [`StreamTransport::WebSocket`], [`StreamTransport::Auto`]; or your own through
+//!   [`HttpTransport`] and [`EventTransport`].
+//!
+//! # Example
+//!
+//! A chat with the simulated agent of the in-process emulator:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use chat_tokio::{Client, Event};
+//!
+//! let emulator = chat_emulator::Emulator::builder()
+//!     .hold_time(Duration::from_millis(500))
+//!     .agent_delay(Duration::from_millis(20))
+//!     .start()
+//!     .await?;
+//! let c = emulator.credentials();
+//! // Your backend mints this (see the token-client crate).
+//! let jwt = emulator.control().mint_token("customer-1", true, Duration::from_secs(900));
+//!
+//! let (client, mut events) = Client::builder(emulator.base_url(), &c.integration_id, &c.appkey)
+//!     .token(jwt)
+//!     .connect()
+//!     .await?;
+//! let chat = client.create_engagement(Default::default()).await?;
+//! let mut sent = false;
+//! while let Some(e) = events.recv().await {
+//!     match e.event {
+//!         Event::EngagementActive(_) if !sent => {
+//!             chat.send_message("Hello!", None).await?;
+//!             sent = true;
+//!         }
+//!         Event::MessageArrived(m) if m.text().is_some_and(|t| t.contains("Hello!")) => break,
+//!         _ => {}
+//!     }
+//! }
+//! client.shutdown(None).await?;
+//! # emulator.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! See `docs/async-client.md` for the guide and the mapping from the official JavaScript SDK.
+#![forbid(unsafe_code)]
+
+mod builder;
+mod client;
+mod driver;
+mod error;
+mod events;
+mod token;
+pub mod transport;
+mod ws;
+
+pub use builder::{ClientBuilder, DEFAULT_EVENT_CAPACITY, StreamTransport};
+pub use client::{Client, Engagement, HistoryPager};
+pub use error::Error;
+pub use events::{ChatEvent, EventStream};
+pub use token::{BoxError, FnTokenProvider, TokenProvider, token_provider_fn};
+pub use transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport, Response};
+pub use ws::{AutoTransport, WebSocketTransport};
+
+pub use chat_core::wire::{
+    DisconnectReason, EngagementStatus, MappedData, MessageBody, Participant, ParticipantType,
+    ShutdownReason,
+};
+pub use chat_core::{
+    ChatError, Config, EngagementId, EngagementInfo, Event, HistoryPage, Message, MessageId,
+    Request, Resumption, SessionId, StreamFailure, StreamFailureReason, StreamState,
+    TransportError, UserContext,
+};

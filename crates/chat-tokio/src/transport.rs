@@ -1,0 +1,178 @@
+//! The I/O seams: [`HttpTransport`] for REST calls and probes, [`EventTransport`] for the event
+//! stream, with the default implementations over reqwest ([`ReqwestTransport`]) and HTTP long
+//! polling ([`LongPollTransport`]).
+//!
+//! An embedder can bring their own HTTP stack, a proxy or an in-memory transport by
+//! implementing these traits and passing them to
+//! [`ClientBuilder::http_transport`](crate::ClientBuilder::http_transport) and
+//! [`ClientBuilder::event_transport`](crate::ClientBuilder::event_transport). The client applies
+//! each request's [`timeout`](chat_core::Request::timeout) itself, so implementations need not.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chat_core::{Request, TransportError};
+
+/// An HTTP response: its status and whole body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response of this status and body.
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            body: body.into(),
+        }
+    }
+}
+
+/// Carries one HTTP exchange: the REST calls of the chat API and the disconnection probes.
+///
+/// Send [`Request::method`] to [`Request::url`] with every header of [`Request::headers`] and
+/// the body, and return the status and body whatever the status. Report a failure to get any
+/// answer as a [`TransportError`]. Calls may run concurrently.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait HttpTransport: Send + Sync + 'static {
+    /// Sends the request and reads the whole response.
+    async fn send(&self, request: Request) -> Result<Response, TransportError>;
+}
+
+/// Carries the event stream, one turn at a time.
+///
+/// Each [`RequestKind::Poll`](chat_core::RequestKind::Poll) request asks for the events after
+/// its `last_event_id`; answer with the next batch as a `200` response whose body is the JSON
+/// array of server events, or with the status the server refused the stream with (401, 403,
+/// 404 "Session not found"...). Only one poll is in flight at a time. A poll may be abandoned
+/// (dropped) at any point; the next call is then preceded by [`reset`](Self::reset), which
+/// must drop any persistent connection, so that everything not acknowledged is delivered
+/// again.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait EventTransport: Send + 'static {
+    /// The next batch of events after the request's cursor.
+    async fn poll(&mut self, request: Request) -> Result<Response, TransportError>;
+
+    /// Drops any persistent connection: the previous poll was abandoned or failed.
+    async fn reset(&mut self) {}
+
+    /// A short name for logs, such as `"long-poll"`.
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+}
+
+/// The default [`HttpTransport`]: a [`reqwest::Client`] with rustls.
+///
+/// Cheap to clone; clones share the connection pool. Many chat clients may share one (see
+/// [`ClientBuilder::http_client`](crate::ClientBuilder::http_client)), as long as they run on
+/// the same tokio runtime.
+#[derive(Debug, Clone)]
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+}
+
+impl ReqwestTransport {
+    /// A transport over a new reqwest client with default settings.
+    pub fn new() -> Self {
+        Self::with_client(default_client())
+    }
+
+    /// A transport over this reqwest client (proxy, extra root certificates...).
+    pub fn with_client(client: reqwest::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl Default for ReqwestTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The reqwest client used when none is given.
+pub(crate) fn default_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+#[async_trait]
+impl HttpTransport for ReqwestTransport {
+    async fn send(&self, request: Request) -> Result<Response, TransportError> {
+        let method = match request.method {
+            chat_core::Method::Get => reqwest::Method::GET,
+            chat_core::Method::Post => reqwest::Method::POST,
+            chat_core::Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = self.client.request(method, &request.url);
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        let response = builder.send().await.map_err(transport_error)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| {
+            tracing::debug!(error = %e, "response body failed");
+            TransportError::Disconnected
+        })?;
+        Ok(Response {
+            status,
+            body: body.to_vec(),
+        })
+    }
+}
+
+fn transport_error(e: reqwest::Error) -> TransportError {
+    // reqwest's errors may quote the URL, never headers; only the kind is kept anyway.
+    tracing::debug!(error = %e, "request failed");
+    if e.is_timeout() {
+        TransportError::Timeout
+    } else if e.is_connect() {
+        TransportError::Connect
+    } else if e.is_decode() {
+        TransportError::Protocol
+    } else {
+        TransportError::Disconnected
+    }
+}
+
+/// The default [`EventTransport`]: HTTP long polling (what AXP serves), each poll one
+/// `GET …/events?lastEventId=…` over an [`HttpTransport`].
+#[derive(Clone)]
+pub struct LongPollTransport {
+    http: Arc<dyn HttpTransport>,
+}
+
+impl std::fmt::Debug for LongPollTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LongPollTransport")
+    }
+}
+
+impl LongPollTransport {
+    /// Long polling over this HTTP transport.
+    pub fn new(http: Arc<dyn HttpTransport>) -> Self {
+        Self { http }
+    }
+}
+
+#[async_trait]
+impl EventTransport for LongPollTransport {
+    async fn poll(&mut self, request: Request) -> Result<Response, TransportError> {
+        self.http.send(request).await
+    }
+
+    fn name(&self) -> &'static str {
+        "long-poll"
+    }
+}

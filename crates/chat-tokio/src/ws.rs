@@ -1,0 +1,308 @@
+//! The WebSocket event transport (the emulator's WebSocket form of the events resource) and
+//! [`AutoTransport`], which tries it and falls back to long polling.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_core::{Request, RequestKind, TransportError};
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use crate::transport::{EventTransport, LongPollTransport, Response};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+struct Connection {
+    socket: Socket,
+    /// The cursor the server knows (sent on the upgrade or in a frame).
+    acked: Option<String>,
+    /// The `Authorization` value the server knows.
+    bearer: String,
+}
+
+/// Carries the event stream over one WebSocket (`ws://` or `wss://` on the events resource).
+///
+/// A poll sends the cursor as `{"lastEventId": …}` when it moved (and a new token as
+/// `{"jwtToken": …}` in-band after a refresh), then waits for the next pushed frame. When no
+/// frame comes for 60 % of the poll timeout it answers `200 []`, as a long poll would. The close
+/// codes 4401, 4403 and 4404 become the 401, 403 and 404 "Session not found" answers of long
+/// polling; any other loss of the connection is a network failure, after which the next poll
+/// reconnects with the cursor in the URL, so that nothing unacknowledged is lost.
+pub struct WebSocketTransport {
+    connection: Option<Connection>,
+    connector: Option<Connector>,
+}
+
+impl std::fmt::Debug for WebSocketTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketTransport")
+            .field("connected", &self.connection.is_some())
+            .finish()
+    }
+}
+
+impl Default for WebSocketTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The outcome of an upgrade attempt.
+pub(crate) enum Opened {
+    Yes,
+    /// The server answered the upgrade with a plain HTTP status.
+    Refused(Response),
+}
+
+impl WebSocketTransport {
+    /// A WebSocket transport with the default TLS setup (rustls, webpki roots).
+    pub fn new() -> Self {
+        Self {
+            connection: None,
+            connector: None,
+        }
+    }
+
+    /// A WebSocket transport with this TLS connector (for instance a rustls configuration
+    /// trusting the emulator's self-signed certificate).
+    pub fn with_connector(connector: Connector) -> Self {
+        Self {
+            connection: None,
+            connector: Some(connector),
+        }
+    }
+
+    pub(crate) async fn open(&mut self, request: &Request) -> Result<Opened, TransportError> {
+        self.connection = None;
+        let url = if let Some(rest) = request.url.strip_prefix("http") {
+            format!("ws{rest}")
+        } else {
+            request.url.clone()
+        };
+        let mut upgrade = url
+            .into_client_request()
+            .map_err(|_| TransportError::Connect)?;
+        let mut bearer = String::new();
+        for (name, value) in request.headers() {
+            if name == "Content-Type" {
+                continue;
+            }
+            if name == "Authorization" {
+                bearer = value.to_owned();
+            }
+            let value = HeaderValue::from_str(value).map_err(|_| TransportError::Connect)?;
+            upgrade.headers_mut().insert(name, value);
+        }
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            upgrade,
+            None,
+            true,
+            self.connector.clone(),
+        );
+        match connect.await {
+            Ok((socket, _)) => {
+                let acked = match &request.kind {
+                    RequestKind::Poll { last_event_id } => last_event_id.clone(),
+                    _ => None,
+                };
+                self.connection = Some(Connection {
+                    socket,
+                    acked,
+                    bearer,
+                });
+                Ok(Opened::Yes)
+            }
+            Err(tungstenite::Error::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response.body().clone().unwrap_or_default();
+                Ok(Opened::Refused(Response::new(status, body)))
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "WebSocket upgrade failed");
+                Err(TransportError::Connect)
+            }
+        }
+    }
+
+    async fn turn(&mut self, request: &Request) -> Result<Response, TransportError> {
+        let Some(c) = self.connection.as_mut() else {
+            return Err(TransportError::Disconnected);
+        };
+        let mut frame = serde_json::Map::new();
+        let bearer = request
+            .headers()
+            .find(|(n, _)| *n == "Authorization")
+            .map(|(_, v)| v.to_owned())
+            .unwrap_or_default();
+        if bearer != c.bearer {
+            let token = bearer.strip_prefix("Bearer ").unwrap_or(&bearer).to_owned();
+            frame.insert("jwtToken".to_owned(), token.into());
+            c.bearer = bearer;
+        }
+        if let RequestKind::Poll {
+            last_event_id: Some(id),
+        } = &request.kind
+        {
+            if c.acked.as_ref() != Some(id) {
+                frame.insert("lastEventId".to_owned(), id.clone().into());
+                c.acked = Some(id.clone());
+            }
+        }
+        if !frame.is_empty() {
+            let text = serde_json::Value::Object(frame).to_string();
+            c.socket
+                .send(Message::text(text))
+                .await
+                .map_err(|_| TransportError::Disconnected)?;
+        }
+        let hold = request.timeout.mul_f32(0.6);
+        let until = tokio::time::Instant::now() + hold;
+        loop {
+            match tokio::time::timeout_at(until, c.socket.next()).await {
+                Err(_) => return Ok(Response::new(200, b"[]".to_vec())),
+                Ok(None | Some(Err(_))) => return Err(TransportError::Disconnected),
+                Ok(Some(Ok(message))) => match message {
+                    Message::Text(text) => {
+                        return Ok(Response::new(200, text.as_bytes().to_vec()));
+                    }
+                    Message::Close(frame) => return closed(frame),
+                    Message::Binary(_) => return Err(TransportError::Protocol),
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                },
+            }
+        }
+    }
+}
+
+fn closed(frame: Option<CloseFrame>) -> Result<Response, TransportError> {
+    let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
+    match code {
+        4401 => Ok(Response::new(401, b"{}".to_vec())),
+        4403 => Ok(Response::new(403, b"{}".to_vec())),
+        4404 => Ok(Response::new(
+            404,
+            br#"{"detail":"Session not found"}"#.to_vec(),
+        )),
+        4400 => Err(TransportError::Protocol),
+        _ => Err(TransportError::Disconnected),
+    }
+}
+
+#[async_trait]
+impl EventTransport for WebSocketTransport {
+    async fn poll(&mut self, request: Request) -> Result<Response, TransportError> {
+        if self.connection.is_none() {
+            if let Opened::Refused(response) = self.open(&request).await? {
+                return Ok(response);
+            }
+        }
+        let result = self.turn(&request).await;
+        let keep = matches!(&result, Ok(r) if r.status == 200);
+        if !keep {
+            self.connection = None;
+        }
+        result
+    }
+
+    async fn reset(&mut self) {
+        if let Some(mut c) = self.connection.take() {
+            // Best effort, and short: the connection may be dead already.
+            let _ = tokio::time::timeout(Duration::from_millis(200), c.socket.close(None)).await;
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "websocket"
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Undecided,
+    WebSocket,
+    LongPoll,
+}
+
+/// Tries the WebSocket upgrade with a short deadline on the first poll, and falls back to
+/// long polling for good if the server does not upgrade (a plain `200`, a `400`, no answer in
+/// time). Refusals that concern the session or the token (401, 403, 404) are passed on as
+/// they are, undecided.
+#[derive(Debug)]
+pub struct AutoTransport {
+    ws: WebSocketTransport,
+    long_poll: LongPollTransport,
+    mode: Mode,
+    upgrade_timeout: Duration,
+}
+
+impl AutoTransport {
+    /// WebSocket first, then this long-polling transport.
+    pub fn new(long_poll: LongPollTransport, upgrade_timeout: Duration) -> Self {
+        Self::with_websocket(WebSocketTransport::new(), long_poll, upgrade_timeout)
+    }
+
+    /// As [`new`](Self::new), with this WebSocket transport.
+    pub fn with_websocket(
+        ws: WebSocketTransport,
+        long_poll: LongPollTransport,
+        upgrade_timeout: Duration,
+    ) -> Self {
+        Self {
+            ws,
+            long_poll,
+            mode: Mode::Undecided,
+            upgrade_timeout,
+        }
+    }
+
+    /// Whether the WebSocket was chosen (`Some(true)`), long polling (`Some(false)`), or not
+    /// yet decided.
+    pub fn uses_websocket(&self) -> Option<bool> {
+        match self.mode {
+            Mode::Undecided => None,
+            Mode::WebSocket => Some(true),
+            Mode::LongPoll => Some(false),
+        }
+    }
+}
+
+#[async_trait]
+impl EventTransport for AutoTransport {
+    async fn poll(&mut self, request: Request) -> Result<Response, TransportError> {
+        match self.mode {
+            Mode::WebSocket => return self.ws.poll(request).await,
+            Mode::LongPoll => return self.long_poll.poll(request).await,
+            Mode::Undecided => {}
+        }
+        match tokio::time::timeout(self.upgrade_timeout, self.ws.open(&request)).await {
+            Ok(Ok(Opened::Yes)) => {
+                tracing::debug!("event stream: WebSocket");
+                self.mode = Mode::WebSocket;
+                self.ws.poll(request).await
+            }
+            Ok(Ok(Opened::Refused(r))) if matches!(r.status, 401 | 403 | 404) => Ok(r),
+            _ => {
+                tracing::debug!("event stream: WebSocket refused, long polling");
+                self.mode = Mode::LongPoll;
+                self.long_poll.poll(request).await
+            }
+        }
+    }
+
+    async fn reset(&mut self) {
+        self.ws.reset().await;
+    }
+
+    fn name(&self) -> &'static str {
+        match self.mode {
+            Mode::WebSocket => "auto (websocket)",
+            Mode::LongPoll => "auto (long-poll)",
+            Mode::Undecided => "auto",
+        }
+    }
+}
