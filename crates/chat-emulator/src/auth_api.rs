@@ -105,7 +105,7 @@ pub(crate) async fn oauth_token(
     inner
         .world()
         .access_tokens
-        .insert(token.clone(), tokio::time::Instant::now() + ttl);
+        .insert(token.clone(), crate::util::deadline_after(ttl));
     let response = AccessTokenResponse {
         access_token: token,
         expires_in: ttl.as_secs(),
@@ -228,7 +228,7 @@ pub(crate) fn mint(
     let claims = Claims {
         iss: "https://chat-emulator.invalid".to_owned(),
         sub: "userchatIntegration".to_owned(),
-        exp: now + ttl.as_secs().max(1),
+        exp: now.saturating_add(ttl.as_secs().max(1)),
         iat: now,
         jti: new_uuid(),
         integration_id: integration_id.to_owned(),

@@ -132,7 +132,7 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Holds the poll until events are pending, the hold time passes, or the session goes away.
 async fn long_poll(inner: Arc<Inner>, caller: Caller, session: SessionId, cursor: u64) -> Response {
-    let deadline = Instant::now() + inner.settings.hold_time;
+    let deadline = crate::util::deadline_after(inner.settings.hold_time);
     let mut acknowledged = false;
     loop {
         let notify;
@@ -215,7 +215,7 @@ async fn websocket_loop(
     Counters::bump(&inner.counters.ws_connections);
     let mut sent_up_to = cursor;
     let ping_every = inner.settings.ws_ping_interval;
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut ping = tokio::time::interval_at(crate::util::deadline_after(ping_every), ping_every);
     let mut last_heard = Instant::now();
     let outcome = loop {
         // Send whatever is new, or learn that the session or token is gone.
@@ -267,7 +267,7 @@ async fn websocket_loop(
             () = tokio::time::sleep(expires_in) => Step::Close(close::UNAUTHORIZED, "Token expired"),
             () = inner.shutting_down() => Step::Close(close::GOING_AWAY, "Emulator shutting down"),
             _ = ping.tick() => {
-                if last_heard.elapsed() > ping_every * 3 {
+                if last_heard.elapsed() > ping_every.saturating_mul(3) {
                     Step::Close(close::GOING_AWAY, "No pong")
                 } else if socket.send(Message::Ping(Default::default())).await.is_err() {
                     return;

@@ -5,6 +5,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use ring::rand::{SecureRandom, SystemRandom};
 
+/// `now + duration`, saturating at a far future instead of panicking on huge durations.
+pub(crate) fn deadline_after(duration: std::time::Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(duration)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 86_400))
+}
+
 /// Seconds since the Unix epoch, by the wall clock (JWT `iat`/`exp` are wall-clock times).
 pub(crate) fn now_unix() -> u64 {
     SystemTime::now()

@@ -475,8 +475,12 @@ async fn join_from_another_session_and_events_reach_both() {
     }
     // Disconnecting an ended engagement → 404.
     let r = h
-        .call(Method::POST, &h.chat(&format!("/engagements/{eid}:disconnect")), &token2,
-              Some(json!({"dialogId": did, "sessionId": s2})))
+        .call(
+            Method::POST,
+            &h.chat(&format!("/engagements/{eid}:disconnect")),
+            &token2,
+            Some(json!({"dialogId": did, "sessionId": s2})),
+        )
         .await;
     assert!(is_problem(&r, 404));
     // Joining an ended engagement → 404; unknown verb → 404.
@@ -791,11 +795,19 @@ async fn request_validation() {
     assert!(is_problem(&r, 400));
     // A wrong dialog id → 404; a wrong method → 405 with a problem body.
     let r = h
-        .call(Method::POST, &h.chat(&format!("/engagements/{eid}:join")), &token,
-              Some(json!({"dialogId": "123e4567-e89b-12d3-a456-426614174000", "sessionId": sid})))
+        .call(
+            Method::POST,
+            &h.chat(&format!("/engagements/{eid}:join")),
+            &token,
+            Some(json!({"dialogId": "123e4567-e89b-12d3-a456-426614174000", "sessionId": sid})),
+        )
         .await;
     assert!(is_problem(&r, 404));
-    assert!(is_problem(&h.call(Method::PUT, &h.chat("/sessions"), &token, None).await, 405));
+    assert!(is_problem(
+        &h.call(Method::PUT, &h.chat("/sessions"), &token, None)
+            .await,
+        405
+    ));
     // CORS preflight from another origin.
     let r = h
         .http
