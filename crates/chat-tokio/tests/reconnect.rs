@@ -7,33 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chat_emulator::{AgentMode, Route};
-use chat_tokio::{
-    Event, EventTransport, ParticipantType, Request, Response, StreamTransport, TransportError,
-    WebSocketTransport,
-};
+use chat_tokio::{Event, ParticipantType, StreamTransport, WebSocketTransport};
 use common::*;
 use tokio::sync::Notify;
-
-/// A WebSocket whose connection the test can cut.
-struct Cuttable {
-    inner: WebSocketTransport,
-    cut: Arc<Notify>,
-}
-
-#[async_trait]
-impl EventTransport for Cuttable {
-    async fn poll(&mut self, request: Request) -> Result<Response, TransportError> {
-        tokio::select! {
-            r = self.inner.poll(request) => r,
-            () = self.cut.notified() => Err(TransportError::Disconnected),
-        }
-    }
-    async fn reset(&mut self) {
-        self.inner.reset().await;
-    }
-}
 
 fn reconnected(e: &Event) -> bool {
     matches!(e, Event::EventStreamConnected)

@@ -4,8 +4,14 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chat_emulator::{AgentMode, Emulator};
-use chat_tokio::{ChatEvent, Client, ClientBuilder, Config, Event, EventStream, StreamTransport};
+use chat_tokio::{
+    ChatEvent, Client, ClientBuilder, Config, Event, EventStream, EventTransport, Request,
+    Response, StreamTransport, TransportError, WebSocketTransport,
+};
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// Runs a scenario once per transport: `both!(name, scenario)` makes `name::long_poll` and
 /// `name::websocket`.
@@ -84,8 +90,18 @@ pub async fn expect_event_seen(
     events: &mut EventStream,
     pred: impl Fn(&Event) -> bool,
 ) -> (ChatEvent, Vec<Event>) {
+    expect_event_within(events, PATIENCE, pred).await
+}
+
+/// As [`expect_event_seen`] with this patience (by tokio's clock: with the clock paused,
+/// give more than the timers under test).
+pub async fn expect_event_within(
+    events: &mut EventStream,
+    patience: Duration,
+    pred: impl Fn(&Event) -> bool,
+) -> (ChatEvent, Vec<Event>) {
     let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let deadline = tokio::time::Instant::now() + patience;
     loop {
         match tokio::time::timeout_at(deadline, events.recv()).await {
             Ok(Some(e)) if pred(&e.event) => return (e, seen),
@@ -107,4 +123,23 @@ pub fn is_active(e: &Event) -> bool {
 /// A message from the agent side whose text contains `needle`.
 pub fn arrived_with(needle: &str) -> impl Fn(&Event) -> bool + '_ {
     move |e| matches!(e, Event::MessageArrived(m) if m.text().is_some_and(|t| t.contains(needle)))
+}
+
+/// A WebSocket whose connection the test can cut.
+pub struct Cuttable {
+    pub inner: WebSocketTransport,
+    pub cut: Arc<Notify>,
+}
+
+#[async_trait]
+impl EventTransport for Cuttable {
+    async fn poll(&mut self, request: Request) -> Result<Response, TransportError> {
+        tokio::select! {
+            r = self.inner.poll(request) => r,
+            () = self.cut.notified() => Err(TransportError::Disconnected),
+        }
+    }
+    async fn reset(&mut self) {
+        self.inner.reset().await;
+    }
 }
