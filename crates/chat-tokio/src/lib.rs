@@ -71,6 +71,9 @@ mod token;
 pub mod transport;
 mod ws;
 
+#[cfg(test)]
+mod tests;
+
 pub use builder::{ClientBuilder, DEFAULT_EVENT_CAPACITY, StreamTransport};
 pub use client::{Client, Engagement, HistoryPager};
 pub use error::Error;

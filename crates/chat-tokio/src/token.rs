@@ -15,6 +15,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// the token reminder by default, see
 /// [`ClientBuilder::refresh_lead`](crate::ClientBuilder::refresh_lead)), and after the
 /// server refused the token (401). Calls are single-flight: never two at once for a client.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait TokenProvider: Send + Sync + 'static {
     /// A fresh chat JWT, `jwt.` prefix included.
