@@ -166,7 +166,16 @@ async fn main() {
     }
     let polls = env_number("BENCH_POLLS", 10_000);
     let rounds = env_number("BENCH_ROUNDS", 5);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-emulator"))
+    // BENCH_SERVER_WRAPPER runs the server under a profiler, e.g. `heaptrack`.
+    let mut command = match std::env::var("BENCH_SERVER_WRAPPER") {
+        Ok(wrapper) if !wrapper.is_empty() => {
+            let mut c = tokio::process::Command::new(wrapper);
+            c.arg(env!("CARGO_BIN_EXE_chat-emulator"));
+            c
+        }
+        _ => tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-emulator")),
+    };
+    let mut child = command
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -182,8 +191,12 @@ async fn main() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let announcement: Value =
-        serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    let announcement: Value = loop {
+        let line = lines.next_line().await.unwrap().unwrap();
+        if line.starts_with('{') {
+            break serde_json::from_str(&line).unwrap();
+        }
+    };
     let base = announcement["hostURL"].as_str().unwrap().to_owned();
     let server = Server {
         addr: base.trim_start_matches("http://").to_owned(),
@@ -318,7 +331,14 @@ async fn main() {
         "  server counters: polls={} events_delivered={}",
         stats["polls"], stats["eventsDelivered"]
     );
-    child.kill().await.unwrap();
+    // SIGTERM-like end for wrappers that must flush their data; then make sure.
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+        let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    }
+    let _ = child.kill().await;
     for task in tasks {
         task.abort();
     }

@@ -359,6 +359,9 @@ impl EmulatorBuilder {
             counters: Counters::default(),
             shutdown,
         });
+        // Served through `into_make_service`: each connection then shares the router (an Arc)
+        // instead of rebuilding it (`Router as Service<IncomingStream>` re-applies the state
+        // per connection, about 35 KiB each, which dominated memory with 10,000 long polls).
         let app = server::router(inner.clone());
         let mut graceful = shutdown_rx.clone();
         let stop = async move {
@@ -383,14 +386,16 @@ impl EmulatorBuilder {
             let listener = tls::TlsListener::new(tcp, cert.config.clone(), shutdown_rx)
                 .map_err(|e| StartError::Tls(e.to_string()))?;
             let handle = tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
+                let _ = axum::serve(listener, app.into_make_service())
                     .with_graceful_shutdown(stop)
                     .await;
             });
             (handle, Some(cert.pem), Some(path))
         } else {
             let handle = tokio::spawn(async move {
-                let _ = axum::serve(tcp, app).with_graceful_shutdown(stop).await;
+                let _ = axum::serve(tcp, app.into_make_service())
+                    .with_graceful_shutdown(stop)
+                    .await;
             });
             (handle, None, None)
         };
