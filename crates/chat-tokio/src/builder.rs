@@ -273,10 +273,10 @@ impl ClientBuilder {
 
         let (reply, answer) = tokio::sync::oneshot::channel();
         let sent = tx
-            .send(Envelope {
+            .send(Box::new(Envelope {
                 command: Command::Init(self.resume),
                 reply,
-            })
+            }))
             .await;
         let result = match sent {
             Ok(()) => answer.await.unwrap_or(Err(Error::Closed)),

@@ -35,7 +35,7 @@ pub(crate) struct Shared {
 /// from [`resumption`](Self::resumption).
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) tx: mpsc::Sender<Envelope>,
+    pub(crate) tx: mpsc::Sender<Box<Envelope>>,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -60,7 +60,7 @@ impl Client {
     pub(crate) async fn call(&self, command: Command) -> Result<Answer, Error> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Envelope { command, reply })
+            .send(Box::new(Envelope { command, reply }))
             .await
             .map_err(|_| Error::Closed)?;
         answer.await.map_err(|_| Error::Closed)?

@@ -88,8 +88,8 @@ struct Waiting {
 
 pub(crate) struct Driver {
     pub(crate) session: Session,
-    pub(crate) commands: mpsc::Receiver<Envelope>,
-    pub(crate) events: mpsc::Sender<ChatEvent>,
+    pub(crate) commands: mpsc::Receiver<Box<Envelope>>,
+    pub(crate) events: mpsc::Sender<Box<ChatEvent>>,
     pub(crate) overflow: Overflow,
     pub(crate) capacity: usize,
     pub(crate) http: Arc<dyn HttpTransport>,
@@ -102,7 +102,7 @@ pub(crate) struct Driver {
 struct State {
     commands_open: bool,
     events_open: bool,
-    backlog: VecDeque<ChatEvent>,
+    backlog: VecDeque<Box<ChatEvent>>,
     /// A stream response kept back while the application is behind (backpressure).
     held: Option<IoResult>,
     io: JoinSet<IoResult>,
@@ -206,7 +206,7 @@ impl Driver {
                     Err(
                         mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e),
                     ) => {
-                        overflow.push_back(e);
+                        overflow.push_back(*e);
                     }
                 }
             }
@@ -313,10 +313,10 @@ impl Driver {
             _ => {}
         }
         if st.events_open {
-            st.backlog.push_back(ChatEvent {
+            st.backlog.push_back(Box::new(ChatEvent {
                 event,
                 at: self.wall(),
-            });
+            }));
         }
     }
 
@@ -499,7 +499,10 @@ impl Driver {
 }
 
 /// Hands the oldest waiting event to the application once there is room. Cancel-safe.
-async fn deliver(events: &mpsc::Sender<ChatEvent>, backlog: &mut VecDeque<ChatEvent>) -> bool {
+async fn deliver(
+    events: &mpsc::Sender<Box<ChatEvent>>,
+    backlog: &mut VecDeque<Box<ChatEvent>>,
+) -> bool {
     match events.reserve().await {
         Ok(permit) => {
             if let Some(e) = backlog.pop_front() {

@@ -42,7 +42,7 @@ pub(crate) type Overflow = Arc<Mutex<VecDeque<ChatEvent>>>;
 /// the client goes on and discards its events; the client stops when every handle and the
 /// stream are dropped.
 pub struct EventStream {
-    pub(crate) rx: mpsc::Receiver<ChatEvent>,
+    pub(crate) rx: mpsc::Receiver<Box<ChatEvent>>,
     pub(crate) overflow: Overflow,
 }
 
@@ -62,7 +62,7 @@ impl EventStream {
 
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<ChatEvent>> {
         match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(e)) => Poll::Ready(Some(e)),
+            Poll::Ready(Some(e)) => Poll::Ready(Some(*e)),
             Poll::Ready(None) => Poll::Ready(
                 self.overflow
                     .lock()
