@@ -331,8 +331,9 @@ async fn main() {
         "  server counters: polls={} events_delivered={}",
         stats["polls"], stats["eventsDelivered"]
     );
-    // SIGTERM-like end for wrappers that must flush their data; then make sure.
-    if let Some(pid) = child.id() {
+    // Interrupt the server itself (not a wrapper, which may not forward signals) so that it
+    // shuts down cleanly and a profiler can write its data; then make sure the child is gone.
+    if let Some(pid) = stats["pid"].as_u64() {
         let _ = std::process::Command::new("kill")
             .args(["-INT", &pid.to_string()])
             .status();

@@ -40,6 +40,8 @@ pub struct Stats {
     pub ongoing_engagements: u64,
     /// The emulator process's resident memory in KiB, where /proc is available.
     pub rss_kib: Option<u64>,
+    /// The emulator's process id.
+    pub pid: u32,
 }
 
 /// An engagement as the control API lists it.
@@ -117,6 +119,7 @@ impl Control {
             sessions: world.sessions.len() as u64,
             ongoing_engagements: world.engagements.values().filter(|e| e.ongoing()).count() as u64,
             rss_kib: crate::util::rss_kib(),
+            pid: std::process::id(),
         }
     }
 
