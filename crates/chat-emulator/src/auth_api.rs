@@ -157,7 +157,7 @@ pub(crate) fn require_access_token(
     account: &str,
 ) -> Result<(), ApiError> {
     let token = header_str(headers, "authorization")
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(crate::util::bearer)
         .ok_or_else(|| ApiError::unauthorized("Missing bearer access token"))?;
     {
         let mut world = inner.world();

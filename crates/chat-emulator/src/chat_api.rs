@@ -78,7 +78,7 @@ pub(crate) fn credentials(headers: &HeaderMap) -> (Option<&str>, Option<&str>) {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(crate::util::bearer);
     let appkey = headers.get("appkey").and_then(|v| v.to_str().ok());
     (token, appkey)
 }

@@ -65,7 +65,7 @@ fn authorize(inner: &Arc<Inner>, headers: &HeaderMap) -> Result<Control, ApiErro
         let token = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(crate::util::bearer);
         let now = tokio::time::Instant::now();
         token.is_some_and(|t| {
             inner

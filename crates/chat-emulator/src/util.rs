@@ -99,6 +99,14 @@ pub(crate) fn encode_query_value(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, SET).to_string()
 }
 
+/// The credentials of an `Authorization: Bearer …` header value (scheme case-insensitive).
+pub(crate) fn bearer(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim())
+}
+
 /// Reads this process's resident set size in KiB from /proc/self/status (Linux only).
 pub(crate) fn rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -130,6 +138,14 @@ mod tests {
         for _ in 0..100 {
             assert!(chat_core::ids::is_uuid(&new_uuid()));
         }
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
     }
 
     #[test]
