@@ -485,6 +485,17 @@ pub enum DisconnectReason {
     UserInactive,
 }
 
+impl DisconnectReason {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SystemClosed => "SYSTEM_CLOSED",
+            Self::UserClosed => "USER_CLOSED",
+            Self::UserInactive => "USER_INACTIVE",
+        }
+    }
+}
+
 /// Why a session is shut down (`?reason=` of delete session).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
