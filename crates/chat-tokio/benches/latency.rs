@@ -546,7 +546,7 @@ async fn tokens(server: &Server, prefix: &str, sessions: usize) -> Vec<String> {
 
 /// Child process: `sessions` chat-tokio clients with one chat each. Prints
 /// `setup_s rss_before rss_after fanout_ms broadcast_call_ms`.
-async fn many_clients(server: Server, sessions: usize) {
+async fn many_clients(server: Server, sessions: usize, transport: StreamTransport) {
     let tokens = tokens(&server, "many", sessions).await;
     let gate = Arc::new(Semaphore::new(64));
     let http = reqwest::Client::builder()
@@ -566,6 +566,7 @@ async fn many_clients(server: Server, sessions: usize) {
         let builder = Client::builder(&server.base, &server.integration, &server.appkey)
             .token(token)
             .http_client(http.clone())
+            .stream_transport(transport)
             .config(Config {
                 idle_timeout: None,
                 ..Config::default()
@@ -711,32 +712,36 @@ async fn in_child(role: &str, announcement: &str, sessions: usize) -> Vec<f64> {
 }
 
 async fn many_sessions(announcement: &str, sessions: usize) {
-    println!("\n## {sessions} concurrent sessions, one chat each (long polling)\n");
+    println!("\n## {sessions} concurrent sessions, one chat each\n");
     let raw = in_child("many-raw", announcement, sessions).await;
     let ours = in_child("many-client", announcement, sessions).await;
+    let ws = in_child("many-client-ws", announcement, sessions).await;
     let per = |v: &[f64]| (v[2] - v[1]) / sessions as f64;
-    println!("| figure | chat-tokio | raw reqwest long-poll loops |");
-    println!("| --- | --- | --- |");
     println!(
-        "| memory per session (RSS growth / sessions, fresh process) | {:.1} KiB | {:.1} KiB |",
+        "| figure | chat-tokio long polling | chat-tokio WebSocket | raw reqwest long-poll loops |"
+    );
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| memory per session (RSS growth / sessions, fresh process) | {:.1} KiB | {:.1} KiB | {:.1} KiB |",
         per(&ours),
+        per(&ws),
         per(&raw)
     );
     println!(
-        "| RSS before → with all sessions polling | {:.0} → {:.0} KiB | {:.0} → {:.0} KiB |",
-        ours[1], ours[2], raw[1], raw[2]
+        "| RSS before → with all sessions connected | {:.0} → {:.0} KiB | {:.0} → {:.0} KiB | {:.0} → {:.0} KiB |",
+        ours[1], ours[2], ws[1], ws[2], raw[1], raw[2]
     );
     println!(
-        "| set-up, 64 at a time (client: connect + create + active; raw: create session + engagement) | {:.1} s | {:.1} s |",
-        ours[0], raw[0]
+        "| set-up, 64 at a time (client: connect + create + active; raw: create session + engagement) | {:.1} s | {:.1} s | {:.1} s |",
+        ours[0], ws[0], raw[0]
     );
     println!(
-        "| one broadcast message reaching all {sessions} | {:.0} ms | {:.0} ms |",
-        ours[3], raw[3]
+        "| one broadcast message reaching all {sessions} | {:.0} ms | {:.0} ms | {:.0} ms |",
+        ours[3], ws[3], raw[3]
     );
     println!(
-        "| of which the broadcast call itself | {:.0} ms | {:.0} ms |",
-        ours[4], raw[4]
+        "| of which the broadcast call itself | {:.0} ms | {:.0} ms | {:.0} ms |",
+        ours[4], ws[4], raw[4]
     );
 }
 
@@ -765,7 +770,16 @@ fn main() {
             .map(|a| server_from(&serde_json::from_str(&a).unwrap()));
         match role.as_str() {
             "emulator" => rt.block_on(emulator_role()),
-            "many-client" => rt.block_on(many_clients(server.unwrap(), sessions)),
+            "many-client" => rt.block_on(many_clients(
+                server.unwrap(),
+                sessions,
+                StreamTransport::LongPoll,
+            )),
+            "many-client-ws" => rt.block_on(many_clients(
+                server.unwrap(),
+                sessions,
+                StreamTransport::WebSocket,
+            )),
             "many-raw" => rt.block_on(many_raw(server.unwrap(), sessions)),
             _ => panic!("unknown role {role}"),
         }

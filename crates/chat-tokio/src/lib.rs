@@ -74,6 +74,9 @@ mod ws;
 #[cfg(test)]
 mod tests;
 
+/// This crate's version (the official SDK's `version()`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub use builder::{ClientBuilder, DEFAULT_EVENT_CAPACITY, StreamTransport};
 pub use client::{Client, Engagement, HistoryPager};
 pub use error::Error;

@@ -9,11 +9,14 @@ use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::transport::{EventTransport, LongPollTransport, Response};
+
+/// Read buffer of a socket (frames larger than this are still read whole).
+const READ_BUFFER: usize = 4096;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -98,9 +101,14 @@ impl WebSocketTransport {
             let value = HeaderValue::from_str(value).map_err(|_| TransportError::Connect)?;
             upgrade.headers_mut().insert(name, value);
         }
+        // Small buffers: a chat stream carries small frames, and a process may hold thousands
+        // of sockets (tungstenite's defaults are 128 KiB each way).
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(0);
         let connect = tokio_tungstenite::connect_async_tls_with_config(
             upgrade,
-            None,
+            Some(config),
             true,
             self.connector.clone(),
         );
