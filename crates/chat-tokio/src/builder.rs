@@ -205,9 +205,9 @@ impl ClientBuilder {
     pub async fn connect(self) -> Result<(Client, EventStream), Error> {
         let text = match (&self.token, &self.provider) {
             (Some(t), _) => t.clone(),
-            (None, Some(p)) => p
-                .token()
+            (None, Some(p)) => tokio::time::timeout(crate::driver::PROVIDER_TIMEOUT, p.token())
                 .await
+                .map_err(|_| Error::TokenProvider("timed out".to_owned()))?
                 .map_err(|e| Error::TokenProvider(e.to_string()))?,
             (None, None) => {
                 return Err(ChatError::InvalidInitParams(

@@ -22,7 +22,7 @@ use crate::transport::{EventTransport, HttpTransport, Response};
 use crate::{Error, TokenProvider};
 
 /// How long a token provider call may take.
-const PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Wait before trying a failed refresh again (while the token is still live).
 const PROVIDER_RETRY: Duration = Duration::from_secs(5);
 /// Refreshes in a row after 401s without the server accepting a token in between.

@@ -82,6 +82,8 @@ pub use client::{Client, Engagement, HistoryPager};
 pub use error::Error;
 pub use events::{ChatEvent, EventStream};
 pub use token::{BoxError, FnTokenProvider, TokenProvider, token_provider_fn};
+/// The TLS connector type of [`WebSocketTransport::with_connector`].
+pub use tokio_tungstenite::Connector as WsConnector;
 pub use transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport, Response};
 pub use ws::{AutoTransport, WebSocketTransport};
 
