@@ -84,3 +84,31 @@ async fn send_before_activation_is_acs_313() {
     assert_eq!(chat.disconnect(None).await.unwrap_err().code(), "ACS-313");
     client.shutdown(None).await.unwrap();
 }
+
+async fn engagement_error(transport: StreamTransport) {
+    let emu = emulator(AgentMode::Off).await;
+    let (client, mut events) = connect(&emu, transport, "zoe").await;
+    let chat = client.create_engagement(Default::default()).await.unwrap();
+    expect_event(&mut events, is_active).await;
+    emu.control()
+        .raise_engagement_error(chat.id(), "Routing failed", "No agent available")
+        .unwrap();
+    let e = expect_event(&mut events, |e| matches!(e, Event::EngagementError { .. })).await;
+    let Event::EngagementError {
+        engagement, error, ..
+    } = e.event
+    else {
+        unreachable!()
+    };
+    assert_eq!(&engagement.engagement_id, chat.id());
+    assert_eq!(error.title.as_deref(), Some("Routing failed"));
+    assert_eq!(error.detail.as_deref(), Some("No agent available"));
+    assert_eq!(chat.status().await.unwrap(), EngagementStatus::Terminated);
+    assert_eq!(
+        chat.send_message("x", None).await.unwrap_err().code(),
+        "ACS-314"
+    );
+    client.shutdown(None).await.unwrap();
+}
+
+both!(engagement_error_sequence, super::engagement_error);
