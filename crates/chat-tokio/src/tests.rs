@@ -314,3 +314,41 @@ async fn provider_failure_at_connect_is_acs_305_and_no_token_is_acs_302() {
         .unwrap_err();
     assert_eq!(err.code(), "ACS-302");
 }
+
+#[tokio::test(start_paused = true)]
+async fn retry_connection_cuts_the_backoff_short() {
+    let mut polls = MockEventTransport::new();
+    let mut n = 0;
+    polls.expect_poll().returning(move |_request: Request| {
+        n += 1;
+        match n {
+            1 => Ok(Response::new(200, body(json!([customer_added(1)])))),
+            2 => Err(TransportError::Disconnected),
+            _ => Ok(Response::new(200, b"[]".to_vec())),
+        }
+    });
+    polls.expect_reset().returning(|| ());
+    let (client, mut events) = builder(rest_server(Arc::default()), Box::new(polls))
+        .connect()
+        .await
+        .unwrap();
+    client.create_engagement(Default::default()).await.unwrap();
+    next_named(&mut events, "ENGAGEMENT_ACTIVE").await;
+    let failed = next_named(&mut events, "EVENT_STREAM_FAILED").await;
+    assert!(
+        matches!(failed, Event::EventStreamFailed(f) if f.retry_after == Some(Duration::from_secs(1)))
+    );
+    let start = tokio::time::Instant::now();
+    client.retry_connection().await.unwrap();
+    next_named(&mut events, "EVENT_STREAM_CONNECTED").await;
+    assert!(
+        start.elapsed() < Duration::from_millis(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        client.retry_connection().await.unwrap_err().code(),
+        "ACS-318"
+    );
+    client.shutdown(None).await.unwrap();
+}
