@@ -36,8 +36,16 @@ fn every_crate_has_a_crate_level_doc_with_an_example() {
     for dir in crate_dirs() {
         let lib = dir.join("src/lib.rs");
         let text = fs::read_to_string(&lib).expect("lib.rs");
-        assert!(text.starts_with("//!"), "{} has no crate-level doc", lib.display());
-        assert!(text.contains("//! ```"), "{} has no example in its crate doc", lib.display());
+        assert!(
+            text.starts_with("//!"),
+            "{} has no crate-level doc",
+            lib.display()
+        );
+        assert!(
+            text.contains("//! ```"),
+            "{} has no example in its crate doc",
+            lib.display()
+        );
     }
 }
 
@@ -45,21 +53,51 @@ fn every_crate_has_a_crate_level_doc_with_an_example() {
 fn chat_core_does_no_io() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let out = Command::new(cargo)
-        .args(["tree", "-p", "chat-core", "-e", "normal", "--prefix", "none", "--offline"])
+        .args([
+            "tree",
+            "-p",
+            "chat-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
         .current_dir(root())
         .output()
         .expect("cargo tree");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tree = String::from_utf8_lossy(&out.stdout);
-    for banned in ["tokio", "reqwest", "hyper", "mio", "socket2", "tungstenite", "async-std", "ureq"] {
+    for banned in [
+        "tokio",
+        "reqwest",
+        "hyper",
+        "mio",
+        "socket2",
+        "tungstenite",
+        "async-std",
+        "ureq",
+    ] {
         assert!(
             !tree.lines().any(|l| l.split(' ').next() == Some(banned)),
             "chat-core depends on {banned}:\n{tree}"
         );
     }
-    let clippy = fs::read_to_string(root().join("crates/chat-core/clippy.toml")).expect("clippy.toml");
-    for method in ["std::time::Instant::now", "std::time::SystemTime::now", "std::thread::sleep"] {
-        assert!(clippy.contains(method), "chat-core's clippy.toml does not disallow {method}");
+    let clippy =
+        fs::read_to_string(root().join("crates/chat-core/clippy.toml")).expect("clippy.toml");
+    for method in [
+        "std::time::Instant::now",
+        "std::time::SystemTime::now",
+        "std::thread::sleep",
+    ] {
+        assert!(
+            clippy.contains(method),
+            "chat-core's clippy.toml does not disallow {method}"
+        );
     }
 }
 
@@ -68,7 +106,10 @@ fn ci_runs_the_readme_test_command() {
     let readme = fs::read_to_string(root().join("README.md")).expect("README.md");
     let ci = fs::read_to_string(root().join(".ci/run")).expect(".ci/run");
     let command = "cargo test --workspace";
-    assert!(readme.contains(command), "README.md does not give `{command}`");
+    assert!(
+        readme.contains(command),
+        "README.md does not give `{command}`"
+    );
     assert!(ci.contains(command), ".ci/run does not run `{command}`");
 }
 
@@ -88,7 +129,11 @@ fn no_certificate_checks_switched_off_outside_tests() {
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for entry in fs::read_dir(dir).into_iter().flatten().filter_map(Result::ok) {
+    for entry in fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+    {
         let path = entry.path();
         if path.is_dir() {
             files.extend(rust_files(&path));
