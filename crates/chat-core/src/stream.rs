@@ -135,6 +135,9 @@ mod tests {
         // Only already-seen ids: nothing changes.
         assert!(c.admit(vec![ev("3")]).is_empty());
         assert_eq!(c.last_event_id(), Some("3"));
+        // An id twice in one batch is processed once.
+        assert_eq!(count(&c.admit(vec![ev("4"), ev("4"), ev("5")])), 2);
+        assert_eq!(c.last_event_id(), Some("5"));
         // An empty batch resets the cursor, as the official client does.
         assert!(c.admit(Vec::new()).is_empty());
         assert_eq!(c.last_event_id(), None);
