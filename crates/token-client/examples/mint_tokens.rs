@@ -1,6 +1,6 @@
 //! Fetch chat JWTs for a verified customer and a guest, against the in-process emulator.
 //!
-//! `cargo run -p token-client --example quickstart`
+//! `cargo run -p token-client --example mint_tokens`
 //!
 //! Against a real AXP account, build the configuration with `TokenClientConfig::from_env()` (or
 //! `from_file`) instead of from the emulator's credentials.
