@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use chat_core::{
-    Config, EngagementId, Event, Output, Request, RequestKind, StreamFailureReason, TransportError,
+    Config, EngagementId, Event, Request, RequestKind, StreamFailureReason, TransportError,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -418,7 +418,6 @@ impl Model {
                 r
             );
         }
-        let _ = Output::Wait(None);
     }
 }
 

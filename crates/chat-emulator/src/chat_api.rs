@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chat_core::ids::{EngagementId, ParticipantId, SessionId};
+use chat_core::ids::{DialogId, EngagementId, ParticipantId, SessionId};
 use chat_core::wire::{
     CreateEngagementRequest, CreateSessionRequest, DisconnectEngagementRequest, EngagementStatus,
     JoinEngagementRequest, Links, MappedData, MessagePage, Pagination, Participant,
@@ -116,6 +116,26 @@ fn own_engagement<'w>(
         .get_mut(engagement)
         .filter(|e| e.customer == caller.customer)
         .ok_or_else(|| ApiError::not_found("Engagement not found"))
+}
+
+/// The caller's ongoing engagement, reached from their own session through its dialog (join
+/// and disconnect), or 404.
+fn own_dialog<'w>(
+    world: &'w mut World,
+    caller: &Caller,
+    engagement: &EngagementId,
+    session: &SessionId,
+    dialog: &DialogId,
+) -> Result<&'w mut EngagementState, ApiError> {
+    own_session(world, caller, session)?;
+    let state = own_engagement(world, caller, engagement)?;
+    if !state.ongoing() {
+        return Err(ApiError::not_found("Engagement not found"));
+    }
+    if &state.dialog_id != dialog {
+        return Err(ApiError::not_found("Dialog not found"));
+    }
+    Ok(state)
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(
@@ -338,14 +358,13 @@ fn join(
     request: JoinEngagementRequest,
 ) -> Result<Response, ApiError> {
     let mut world = inner.world();
-    own_session(&world, caller, &request.session_id)?;
-    let state = own_engagement(&mut world, caller, id)?;
-    if !state.ongoing() {
-        return Err(ApiError::not_found("Engagement not found"));
-    }
-    if state.dialog_id != request.dialog_id {
-        return Err(ApiError::not_found("Dialog not found"));
-    }
+    let state = own_dialog(
+        &mut world,
+        caller,
+        id,
+        &request.session_id,
+        &request.dialog_id,
+    )?;
     if !state.members.contains(&request.session_id) {
         state.members.push(request.session_id.clone());
     }
@@ -366,14 +385,13 @@ fn disconnect(
     request: DisconnectEngagementRequest,
 ) -> Result<Response, ApiError> {
     let mut world = inner.world();
-    own_session(&world, caller, &request.session_id)?;
-    let state = own_engagement(&mut world, caller, id)?;
-    if !state.ongoing() {
-        return Err(ApiError::not_found("Engagement not found"));
-    }
-    if state.dialog_id != request.dialog_id {
-        return Err(ApiError::not_found("Dialog not found"));
-    }
+    let state = own_dialog(
+        &mut world,
+        caller,
+        id,
+        &request.session_id,
+        &request.dialog_id,
+    )?;
     state.status = EngagementStatus::Terminated;
     state.participants.clear();
     state.touch();

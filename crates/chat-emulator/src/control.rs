@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::agent::AgentMode;
 use crate::faults::{FaultAction, Route};
-use crate::state::Inner;
+use crate::state::{EngagementState, Inner, World};
 
 /// Counters of a running emulator.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -280,13 +280,7 @@ impl Control {
             return Err(ControlError::InvalidText);
         }
         let mut world = self.inner.world();
-        let state = world
-            .engagements
-            .get(engagement)
-            .ok_or(ControlError::EngagementNotFound)?;
-        if !state.ongoing() {
-            return Err(ControlError::EngagementEnded);
-        }
+        let state = ongoing(&mut world, engagement)?;
         let existing = match sender {
             ParticipantType::Customer => Some(state.customer_participant.clone()),
             ParticipantType::System => Some(Participant {
@@ -324,14 +318,7 @@ impl Control {
         display_name: &str,
     ) -> Result<Participant, ControlError> {
         let mut world = self.inner.world();
-        let ongoing = world
-            .engagements
-            .get(engagement)
-            .ok_or(ControlError::EngagementNotFound)?
-            .ongoing();
-        if !ongoing {
-            return Err(ControlError::EngagementEnded);
-        }
+        ongoing(&mut world, engagement)?;
         world
             .add_participant(engagement, kind, Some(display_name.to_owned()))
             .ok_or(ControlError::EngagementNotFound)
@@ -345,13 +332,7 @@ impl Control {
         participant: &ParticipantId,
     ) -> Result<(), ControlError> {
         let mut world = self.inner.world();
-        let state = world
-            .engagements
-            .get_mut(engagement)
-            .ok_or(ControlError::EngagementNotFound)?;
-        if !state.ongoing() {
-            return Err(ControlError::EngagementEnded);
-        }
+        let state = ongoing(&mut world, engagement)?;
         let index = state
             .participants
             .iter()
@@ -375,13 +356,7 @@ impl Control {
     /// non-customer participant, then for the customer; the dialog becomes TERMINATED.
     pub fn end_engagement(&self, engagement: &EngagementId) -> Result<(), ControlError> {
         let mut world = self.inner.world();
-        let state = world
-            .engagements
-            .get(engagement)
-            .ok_or(ControlError::EngagementNotFound)?;
-        if !state.ongoing() {
-            return Err(ControlError::EngagementEnded);
-        }
+        ongoing(&mut world, engagement)?;
         world.end_engagement(engagement);
         Ok(())
     }
@@ -394,13 +369,7 @@ impl Control {
         detail: &str,
     ) -> Result<(), ControlError> {
         let mut world = self.inner.world();
-        let state = world
-            .engagements
-            .get_mut(engagement)
-            .ok_or(ControlError::EngagementNotFound)?;
-        if !state.ongoing() {
-            return Err(ControlError::EngagementEnded);
-        }
+        let state = ongoing(&mut world, engagement)?;
         let mut event = state.event(ServerEventType::EngagementError);
         event.error = Some(EngagementErrorBody {
             error_type: Some("about:blank".to_owned()),
@@ -464,5 +433,21 @@ fn default_name(kind: ParticipantType) -> &'static str {
         ParticipantType::System => "System",
         ParticipantType::Customer => "Customer",
         _ => "Participant",
+    }
+}
+
+/// The engagement, if it exists and is not over.
+fn ongoing<'w>(
+    world: &'w mut World,
+    engagement: &EngagementId,
+) -> Result<&'w mut EngagementState, ControlError> {
+    let state = world
+        .engagements
+        .get_mut(engagement)
+        .ok_or(ControlError::EngagementNotFound)?;
+    if state.ongoing() {
+        Ok(state)
+    } else {
+        Err(ControlError::EngagementEnded)
     }
 }

@@ -288,7 +288,7 @@ impl Session {
     /// attempt; while backing off (Retry) the wait is cut short and the backoff restarts.
     /// ACS-318 in any other state.
     pub fn retry_connection(&mut self, now: Instant) -> Result<(), ChatError> {
-        let now = self.tick(now);
+        self.tick(now);
         self.require_ready()?;
         match self.stream {
             StreamState::Failed => {
@@ -302,7 +302,7 @@ impl Session {
                 self.backoff.reset();
                 if self.in_flight.is_none() {
                     self.timers.stop(crate::timer::Timer::Backoff);
-                    self.attempt_reconnection(now);
+                    self.attempt_reconnection();
                 }
                 Ok(())
             }

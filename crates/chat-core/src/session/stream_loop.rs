@@ -58,14 +58,10 @@ impl Session {
     }
 
     pub(super) fn send_poll(&mut self) {
-        let Some(sid) = &self.session_id else {
+        let Some(url) = self.events_url() else {
             return;
         };
-        let events = self
-            .events_url
-            .get_or_insert_with(|| urls::events(&self.base, sid, None));
         let last = self.cursor.last_event_id().map(str::to_owned);
-        let url = urls::events_after(events, last.as_deref());
         let id = self.transmit(
             Method::Get,
             url,
@@ -78,17 +74,26 @@ impl Session {
         self.in_flight = Some(InFlight::Poll(id));
     }
 
+    /// `…/sessions/{id}/events?lastEventId=…` for the current cursor; the fixed part is built
+    /// once per session.
+    fn events_url(&mut self) -> Option<String> {
+        let sid = self.session_id.as_ref()?;
+        let events = self
+            .events_url
+            .get_or_insert_with(|| urls::events(&self.base, sid, None));
+        Some(urls::events_after(events, self.cursor.last_event_id()))
+    }
+
     fn send_probe(&mut self) {
-        let Some(sid) = self.session_id.clone() else {
+        let Some(url) = self.events_url() else {
             return;
         };
-        let url = urls::events(&self.base, &sid, self.cursor.last_event_id());
         let id = self.transmit(Method::Get, url, None, RequestKind::Probe, Pending::Probe);
         self.in_flight = Some(InFlight::Probe(id));
     }
 
     /// One reconnection attempt from Retry: announced, then polled.
-    pub(super) fn attempt_reconnection(&mut self, _now: Instant) {
+    pub(super) fn attempt_reconnection(&mut self) {
         self.emit(Event::EventStreamConnecting);
         self.send_poll();
     }

@@ -52,7 +52,7 @@ impl Session {
             }),
             Timer::Backoff => {
                 if self.stream == StreamState::Retry && self.in_flight.is_none() {
-                    self.attempt_reconnection(now);
+                    self.attempt_reconnection();
                 }
             }
         }
