@@ -14,6 +14,11 @@ pub const MAX_MAPPED_ENTRIES: usize = 20;
 pub const MAX_MAPPED_KEY_LEN: usize = 64;
 /// Longest parameter value.
 pub const MAX_MAPPED_VALUE_LEN: usize = 256;
+/// The most bytes of one HTTP response body or WebSocket frame an adapter reads. A server (or
+/// anything between) that sends more is answered with
+/// [`TransportError::Protocol`](crate::TransportError::Protocol) instead of exhausting memory: a full history page of 50
+/// messages of 4,096 characters is under 1 MiB, so 8 MiB leaves room for any honest answer.
+pub const MAX_RESPONSE_LEN: usize = 8 * 1024 * 1024;
 
 /// Length as JavaScript counts it: UTF-16 code units.
 pub fn utf16_len(s: &str) -> usize {
