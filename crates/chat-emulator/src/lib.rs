@@ -33,6 +33,7 @@
 mod agent;
 mod auth_api;
 mod chat_api;
+pub mod cli;
 mod control;
 mod control_http;
 mod events;

@@ -1,0 +1,3 @@
+//! `axp-chat`: the AXP Digital chat terminal tool (work in progress).
+
+fn main() {}

@@ -1,0 +1,164 @@
+//! The emulator's command line, shared by the `chat-emulator` binary and `axp-chat emulator`:
+//! one definition of the options ([`EmulatorArgs`]) and one [`run`].
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::{AgentMode, Emulator, EmulatorBuilder, StartError};
+
+/// The options of a stand-alone emulator. Flatten it into a `clap::Parser`, or use it as a
+/// subcommand's arguments.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443", env = "CHAT_EMULATOR_LISTEN")]
+    pub listen: SocketAddr,
+    /// Serve HTTPS with a self-signed certificate made at start (the official JS SDK
+    /// refuses http:// hosts).
+    #[arg(long)]
+    pub tls: bool,
+    /// Where to write the certificate to trust (PEM); default a file in the temp directory.
+    #[arg(long, requires = "tls")]
+    pub cert_out: Option<PathBuf>,
+    /// Extra host names or IPs for the certificate.
+    #[arg(long = "tls-host", requires = "tls")]
+    pub tls_hosts: Vec<String>,
+    /// Write the credentials JSON to this file too.
+    #[arg(long)]
+    pub credentials_out: Option<PathBuf>,
+    /// Long-poll hold time in milliseconds.
+    #[arg(long, default_value_t = 25_000)]
+    pub hold_time_ms: u64,
+    /// Contact-center simulation: agent, bot or off.
+    #[arg(long, default_value = "agent")]
+    pub agent: AgentMode,
+    /// Agent delay before joining and before each answer, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    pub agent_delay_ms: u64,
+    /// Allow chat tokens shorter than 15 minutes (fractional `ttl`, or `ttlSeconds`).
+    #[arg(long)]
+    pub allow_short_token_ttl: bool,
+    /// Force the lifetime of every chat token the token API mints, in seconds.
+    #[arg(long)]
+    pub chat_token_ttl_secs: Option<u64>,
+    /// Lifetime of OAuth access tokens, in seconds.
+    #[arg(long, default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
+    /// WebSocket ping interval in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub ws_ping_secs: u64,
+    /// Account id (realm).
+    #[arg(long, default_value = "EMULAB", env = "CHAT_EMULATOR_ACCOUNT_ID")]
+    pub account_id: String,
+    /// Fixed OAuth client id (random by default).
+    #[arg(long, env = "CHAT_EMULATOR_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Fixed OAuth client secret (random by default).
+    #[arg(long, env = "CHAT_EMULATOR_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Fixed appkey (random by default).
+    #[arg(long, env = "CHAT_EMULATOR_APPKEY", hide_env_values = true)]
+    pub appkey: Option<String>,
+    /// Fixed id (UUID) of the integration provisioned at start.
+    #[arg(long, env = "CHAT_EMULATOR_INTEGRATION_ID")]
+    pub integration_id: Option<String>,
+    /// Fixed control key (random by default).
+    #[arg(long, env = "CHAT_EMULATOR_CONTROL_KEY", hide_env_values = true)]
+    pub control_key: Option<String>,
+}
+
+impl EmulatorArgs {
+    /// The builder these options describe.
+    pub fn builder(&self) -> EmulatorBuilder {
+        let mut builder = Emulator::builder()
+            .listen(self.listen)
+            .tls(self.tls)
+            .hold_time(Duration::from_millis(self.hold_time_ms))
+            .agent(self.agent)
+            .agent_delay(Duration::from_millis(self.agent_delay_ms))
+            .allow_short_token_ttl(self.allow_short_token_ttl)
+            .access_token_ttl(Duration::from_secs(self.access_token_ttl_secs))
+            .ws_ping_interval(Duration::from_secs(self.ws_ping_secs))
+            .account_id(self.account_id.clone());
+        if let Some(path) = &self.cert_out {
+            builder = builder.cert_path(path.clone());
+        }
+        for host in &self.tls_hosts {
+            builder = builder.tls_host(host.clone());
+        }
+        if let Some(secs) = self.chat_token_ttl_secs {
+            builder = builder.chat_token_ttl(Duration::from_secs(secs));
+        }
+        if let (Some(id), Some(secret)) = (&self.client_id, &self.client_secret) {
+            builder = builder.client_credentials(id.clone(), secret.clone());
+        }
+        if let Some(appkey) = &self.appkey {
+            builder = builder.appkey(appkey.clone());
+        }
+        if let Some(id) = &self.integration_id {
+            builder = builder.integration_id(id.clone());
+        }
+        if let Some(key) = &self.control_key {
+            builder = builder.control_key(key.clone());
+        }
+        builder
+    }
+}
+
+/// Why [`run`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The emulator could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The credentials file could not be written.
+    #[error("cannot write {path}: {source}")]
+    CredentialsOut {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Standard output or the Ctrl-C handler failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Starts the emulator, prints its announcement (one JSON line with every credential) on
+/// stdout, writes it to `--credentials-out` if given, and serves until Ctrl-C.
+pub async fn run(args: EmulatorArgs) -> Result<(), RunError> {
+    run_until(args, async {
+        // A failing Ctrl-C handler would otherwise stop the emulator at once.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    })
+    .await
+}
+
+/// [`run`], serving until `stop` completes instead of until Ctrl-C.
+pub async fn run_until(
+    args: EmulatorArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), RunError> {
+    let emulator = args.builder().start().await?;
+    let line = emulator.announcement_json();
+    if let Some(path) = &args.credentials_out {
+        std::fs::write(path, format!("{line}\n")).map_err(|source| RunError::CredentialsOut {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}")?;
+        stdout.flush()?;
+    }
+    stop.await;
+    tracing::info!("shutting down");
+    emulator.shutdown().await;
+    Ok(())
+}
