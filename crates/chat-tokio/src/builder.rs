@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use crate::client::{Client, Shared};
 use crate::driver::{Answer, Command, Driver, Envelope};
 use crate::events::EventStream;
+use crate::http1::Http1LongPollTransport;
 use crate::transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport};
 use crate::ws::{AutoTransport, WebSocketTransport};
 use crate::{Error, TokenProvider};
@@ -23,7 +24,10 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum StreamTransport {
-    /// HTTP long polling, what AXP serves (the default).
+    /// HTTP long polling, what AXP serves (the default): over a dedicated HTTP/1.1
+    /// connection per client ([`Http1LongPollTransport`](crate::Http1LongPollTransport)), or
+    /// over the [`http_client`](ClientBuilder::http_client) or
+    /// [`http_transport`](ClientBuilder::http_transport) when one is given.
     #[default]
     LongPoll,
     /// A WebSocket on the events resource (the emulator's extension).
@@ -167,7 +171,10 @@ impl ClientBuilder {
     }
 
     /// The reqwest client for the default transports (proxy, root certificates, a pool
-    /// shared by many chat clients of one runtime).
+    /// shared by many chat clients of one runtime). Long polling then goes through it too;
+    /// to keep each session's lean connection for the polls while sharing this client for
+    /// REST calls, also pass
+    /// [`event_transport`](Self::event_transport)`(Box::new(Http1LongPollTransport::new()))`.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -233,6 +240,7 @@ impl ClientBuilder {
         let session = Session::new(params, self.config.clone())?;
 
         let client = self.http_client.clone();
+        let custom_http = self.http.is_some();
         let http: Arc<dyn HttpTransport> = match self.http {
             Some(h) => h,
             None => Arc::new(ReqwestTransport::with_client(
@@ -244,7 +252,14 @@ impl ClientBuilder {
         let events: Box<dyn EventTransport> = match self.events {
             Some(e) => e,
             None => match self.transport {
-                StreamTransport::LongPoll => Box::new(LongPollTransport::new(Arc::clone(&http))),
+                // Over the caller's HTTP stack if they gave one (a proxy, extra roots);
+                // otherwise each session's own lean connection.
+                StreamTransport::LongPoll if self.http_client.is_some() || custom_http => {
+                    Box::new(LongPollTransport::new(Arc::clone(&http)))
+                }
+                StreamTransport::LongPoll => {
+                    Box::new(Http1LongPollTransport::new().allow_plain_http(self.allow_plain_http))
+                }
                 StreamTransport::WebSocket => Box::new(WebSocketTransport::new()),
                 StreamTransport::Auto => Box::new(AutoTransport::new(
                     LongPollTransport::new(Arc::clone(&http)),

@@ -67,6 +67,8 @@ mod client;
 mod driver;
 mod error;
 mod events;
+mod http1;
+mod tls;
 mod token;
 pub mod transport;
 mod ws;
@@ -81,7 +83,10 @@ pub use builder::{ClientBuilder, DEFAULT_EVENT_CAPACITY, StreamTransport};
 pub use client::{Client, Engagement, HistoryPager};
 pub use error::Error;
 pub use events::{ChatEvent, EventStream};
+pub use http1::Http1LongPollTransport;
 pub use token::{BoxError, FnTokenProvider, TokenProvider, token_provider_fn};
+/// rustls's client configuration, for [`Http1LongPollTransport::with_tls_config`].
+pub use tokio_rustls::rustls::ClientConfig as TlsClientConfig;
 /// The TLS connector type of [`WebSocketTransport::with_connector`].
 pub use tokio_tungstenite::Connector as WsConnector;
 pub use transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport, Response};

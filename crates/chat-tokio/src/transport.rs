@@ -1,6 +1,11 @@
 //! The I/O seams: [`HttpTransport`] for REST calls and probes, [`EventTransport`] for the event
-//! stream, with the default implementations over reqwest ([`ReqwestTransport`]) and HTTP long
-//! polling ([`LongPollTransport`]).
+//! stream, with the default implementations over reqwest ([`ReqwestTransport`], and
+//! [`LongPollTransport`] for long polling through any [`HttpTransport`]). The default long
+//! polling of a client is [`Http1LongPollTransport`](crate::Http1LongPollTransport).
+//!
+//! Every implementation here stops reading a response past
+//! [`MAX_RESPONSE_LEN`](chat_core::validate::MAX_RESPONSE_LEN) and reports
+//! [`TransportError::Protocol`].
 //!
 //! An embedder can bring their own HTTP stack, a proxy or an in-memory transport by
 //! implementing these traits and passing them to
@@ -11,6 +16,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chat_core::validate::MAX_RESPONSE_LEN;
 use chat_core::{Request, TransportError};
 
 /// An HTTP response: its status and whole body.
@@ -119,16 +125,25 @@ impl HttpTransport for ReqwestTransport {
         if let Some(body) = request.body {
             builder = builder.body(body);
         }
-        let response = builder.send().await.map_err(transport_error)?;
+        let mut response = builder.send().await.map_err(transport_error)?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| {
+        // Refuse an oversized body up front when it says so, and stop reading as soon as
+        // it grows past the cap when it does not.
+        let declared = response.content_length().unwrap_or(0);
+        if declared > MAX_RESPONSE_LEN as u64 {
+            return Err(TransportError::Protocol);
+        }
+        let mut body = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
             tracing::debug!(error = %e, "response body failed");
             TransportError::Disconnected
-        })?;
-        Ok(Response {
-            status,
-            body: body.to_vec(),
-        })
+        })? {
+            if chunk.len() > MAX_RESPONSE_LEN - body.len() {
+                return Err(TransportError::Protocol);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response { status, body })
     }
 }
 
@@ -146,8 +161,9 @@ fn transport_error(e: reqwest::Error) -> TransportError {
     }
 }
 
-/// The default [`EventTransport`]: HTTP long polling (what AXP serves), each poll one
-/// `GET …/events?lastEventId=…` over an [`HttpTransport`].
+/// HTTP long polling (what AXP serves) over an [`HttpTransport`], each poll one
+/// `GET …/events?lastEventId=…`: what [`StreamTransport::LongPoll`](crate::StreamTransport::LongPoll)
+/// uses when the builder is given an HTTP client or transport of the caller's.
 #[derive(Clone)]
 pub struct LongPollTransport {
     http: Arc<dyn HttpTransport>,

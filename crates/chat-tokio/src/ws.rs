@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chat_core::validate::MAX_RESPONSE_LEN;
 use chat_core::{Request, RequestKind, TransportError};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -63,7 +64,8 @@ pub(crate) enum Opened {
 }
 
 impl WebSocketTransport {
-    /// A WebSocket transport with the default TLS setup (rustls, webpki roots).
+    /// A WebSocket transport with the default TLS setup (rustls, webpki roots; one
+    /// configuration shared by the whole process).
     pub fn new() -> Self {
         Self {
             connection: None,
@@ -103,14 +105,26 @@ impl WebSocketTransport {
         }
         // Small buffers: a chat stream carries small frames, and a process may hold thousands
         // of sockets (tungstenite's defaults are 128 KiB each way).
+        // A message or frame past the response cap is refused (`Error::Capacity`).
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
-            .write_buffer_size(0);
+            .write_buffer_size(0)
+            .max_message_size(Some(MAX_RESPONSE_LEN))
+            .max_frame_size(Some(MAX_RESPONSE_LEN));
+        // `wss://` without a connector of the caller's: the process-wide rustls
+        // configuration, instead of a root store built for every connection.
+        let connector = match &self.connector {
+            Some(c) => Some(c.clone()),
+            None if url_is_tls(&request.url) => {
+                Some(Connector::Rustls(crate::tls::default_config()?))
+            }
+            None => None,
+        };
         let connect = tokio_tungstenite::connect_async_tls_with_config(
             upgrade,
             Some(config),
             true,
-            self.connector.clone(),
+            connector,
         );
         match connect.await {
             Ok((socket, _)) => {
@@ -173,6 +187,10 @@ impl WebSocketTransport {
         loop {
             match tokio::time::timeout_at(until, c.socket.next()).await {
                 Err(_) => return Ok(Response::new(200, b"[]".to_vec())),
+                Ok(Some(Err(tungstenite::Error::Capacity(e)))) => {
+                    tracing::debug!(error = %e, "WebSocket message too large");
+                    return Err(TransportError::Protocol);
+                }
                 Ok(None | Some(Err(_))) => return Err(TransportError::Disconnected),
                 Ok(Some(Ok(message))) => match message {
                     Message::Text(text) => {
@@ -185,6 +203,11 @@ impl WebSocketTransport {
             }
         }
     }
+}
+
+fn url_is_tls(url: &str) -> bool {
+    let lower = url.get(..6).unwrap_or_default().to_ascii_lowercase();
+    lower.starts_with("https:") || lower.starts_with("wss:")
 }
 
 fn closed(frame: Option<CloseFrame>) -> Result<Response, TransportError> {
