@@ -16,6 +16,11 @@ const INDIFFERENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
 const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, INDIFFERENT);
 const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, INDIFFERENT);
 
+/// The latest `exp` kept: 9999-12-31T23:59:59Z. Later claims are read as this, so that the
+/// expiry is always a representable wall-clock time (`UNIX_EPOCH + u64::MAX` seconds is not,
+/// and adding it panicked; found by the `token` fuzz target).
+pub const MAX_EXP_UNIX: u64 = 253_402_300_799;
+
 /// A chat JWT as issued by the Generate JWT Token API, with its expiry read out.
 ///
 /// Cloning is cheap (the text is shared). `Debug` and `Display` never show the token text:
@@ -63,7 +68,8 @@ impl Token {
         &self.text
     }
 
-    /// The `exp` claim, in whole seconds since the Unix epoch (fractions are dropped).
+    /// The `exp` claim, in whole seconds since the Unix epoch (fractions are dropped, and a
+    /// claim past [`MAX_EXP_UNIX`] reads as that).
     pub fn expires_at_unix(&self) -> u64 {
         self.exp_unix
     }
@@ -94,11 +100,12 @@ fn read_exp(payload: &str) -> Option<u64> {
     }
     let claims: Claims = serde_json::from_slice(&json).ok()?;
     if let Some(secs) = claims.exp.as_u64() {
-        return Some(secs);
+        return Some(secs.min(MAX_EXP_UNIX));
     }
     // A fractional or out-of-range number: keep the whole seconds of a sane value only.
     let secs = claims.exp.as_f64()?;
-    (secs.is_finite() && secs >= 0.0 && secs < u64::MAX as f64).then_some(secs as u64)
+    (secs.is_finite() && secs >= 0.0 && secs < u64::MAX as f64)
+        .then_some((secs as u64).min(MAX_EXP_UNIX))
 }
 
 impl fmt::Debug for Token {
@@ -180,6 +187,17 @@ mod tests {
                 .expires_at_unix(),
             1_700_000_000
         );
+    }
+
+    #[test]
+    fn an_exp_past_year_9999_is_clamped_and_its_times_do_not_overflow() {
+        // Regression (fuzz target `token`): `expires_at` added u64::MAX seconds and panicked.
+        for claims in [r#"{"exp":18446744073709551615}"#, r#"{"exp":1.8e19}"#] {
+            let p = STANDARD.encode(claims);
+            let token = Token::parse(&format!("jwt.h.{p}.s")).unwrap();
+            assert_eq!(token.expires_at_unix(), MAX_EXP_UNIX, "{claims}");
+            assert!(token.remaining(UNIX_EPOCH) > Duration::from_secs(MAX_EXP_UNIX - 1));
+        }
     }
 
     #[test]
