@@ -23,7 +23,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chat_tokio::{Client, Config, Event, EventStream, StreamTransport};
+use chat_tokio::{
+    Client, ClientBuilder, Config, Event, EventStream, EventTransport, Http1LongPollTransport,
+    Request, Response, StreamTransport, TransportError,
+};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -32,6 +35,40 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const CONTROL_KEY: &str = "bench-control-key";
+
+/// How a chat-tokio client of the bench carries its event stream. Every client shares one
+/// `reqwest::Client` for its REST calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The default long poll: `Http1LongPollTransport`, one lean connection per session.
+    LongPoll,
+    /// Long polling through the shared reqwest client (`LongPollTransport`, the default
+    /// before `Http1LongPollTransport`).
+    LongPollReqwest,
+    WebSocket,
+    /// An event transport that never answers: the client alone, without any connection.
+    Parked,
+}
+
+impl Kind {
+    fn apply(self, builder: ClientBuilder) -> ClientBuilder {
+        match self {
+            Kind::LongPoll => builder.event_transport(Box::new(Http1LongPollTransport::new())),
+            Kind::LongPollReqwest => builder.stream_transport(StreamTransport::LongPoll),
+            Kind::WebSocket => builder.stream_transport(StreamTransport::WebSocket),
+            Kind::Parked => builder.event_transport(Box::new(Parked)),
+        }
+    }
+}
+
+struct Parked;
+
+#[async_trait::async_trait]
+impl EventTransport for Parked {
+    async fn poll(&mut self, _request: Request) -> Result<Response, TransportError> {
+        futures::future::pending().await
+    }
+}
 const ROLE: &str = "CHAT_TOKIO_BENCH_ROLE";
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -145,7 +182,7 @@ impl Server {
         (token, sid, e["engagementId"].as_str().unwrap().to_owned())
     }
 
-    async fn client(&self, customer: &str, transport: StreamTransport) -> (Client, EventStream) {
+    async fn client(&self, customer: &str, transport: Kind) -> (Client, EventStream) {
         self.client_with(customer, transport, self.http.clone(), 1024)
             .await
     }
@@ -153,14 +190,15 @@ impl Server {
     async fn client_with(
         &self,
         customer: &str,
-        transport: StreamTransport,
+        transport: Kind,
         http: reqwest::Client,
         capacity: usize,
     ) -> (Client, EventStream) {
-        Client::builder(&self.base, &self.integration, &self.appkey)
+        let builder = Client::builder(&self.base, &self.integration, &self.appkey)
             .token(self.token(customer).await)
-            .stream_transport(transport)
-            .http_client(http)
+            .http_client(http);
+        transport
+            .apply(builder)
             .event_capacity(capacity)
             .config(Config {
                 idle_timeout: None,
@@ -312,10 +350,11 @@ impl Reader {
 async fn latency(server: &Server, samples: usize) {
     println!("\n## Agent message to app: latency ({samples} messages each, interleaved)\n");
     let names = [
-        "chat-tokio long polling",
+        "chat-tokio long polling (Http1LongPollTransport, default)",
         "raw reqwest long-poll loop",
         "chat-tokio WebSocket",
         "raw tokio-tungstenite reader",
+        "chat-tokio long polling over reqwest (LongPollTransport, before)",
     ];
     let mut readers = Vec::new();
     let mut engagements = Vec::new();
@@ -323,12 +362,14 @@ async fn latency(server: &Server, samples: usize) {
     for (i, name) in names.iter().enumerate() {
         let customer = format!("latency-{i}");
         match i {
-            0 | 2 => {
-                let t = if i == 0 {
-                    StreamTransport::LongPoll
-                } else {
-                    StreamTransport::WebSocket
-                };
+            0 | 2 | 4 => {
+                let t = [
+                    Kind::LongPoll,
+                    Kind::LongPoll,
+                    Kind::WebSocket,
+                    Kind::WebSocket,
+                ][i.min(3)];
+                let t = if i == 4 { Kind::LongPollReqwest } else { t };
                 let (client, mut events) = server.client(&customer, t).await;
                 let chat = client.create_engagement(Default::default()).await.unwrap();
                 while !matches!(
@@ -374,8 +415,9 @@ async fn latency(server: &Server, samples: usize) {
         println!("| {name} | {} | {} |", us(p50), us(p99));
     }
     println!(
-        "\np50 ratio chat-tokio / raw: long polling {:.2}×, WebSocket {:.2}× (target ≤ 1.2×)",
+        "\np50 ratio chat-tokio / raw: long polling {:.2}× (over reqwest {:.2}×), WebSocket {:.2}× (target ≤ 1.2×)",
         p50s[0].as_secs_f64() / p50s[1].as_secs_f64(),
+        p50s[4].as_secs_f64() / p50s[1].as_secs_f64(),
         p50s[2].as_secs_f64() / p50s[3].as_secs_f64()
     );
     for c in keep {
@@ -388,10 +430,11 @@ async fn throughput(server: &Server, backlog: usize) {
     println!("| reader | messages/s |");
     println!("| --- | --- |");
     for (i, name) in [
-        "chat-tokio long polling",
+        "chat-tokio long polling (Http1LongPollTransport, default)",
         "raw reqwest long-poll loop",
         "chat-tokio WebSocket",
         "raw tokio-tungstenite reader",
+        "chat-tokio long polling over reqwest (LongPollTransport, before)",
     ]
     .iter()
     .enumerate()
@@ -399,12 +442,14 @@ async fn throughput(server: &Server, backlog: usize) {
         let customer = format!("throughput-{i}");
         // Queue the backlog first; then start reading and time the drain.
         let (mut reader, eid, client, raw) = match i {
-            0 | 2 => {
-                let t = if i == 0 {
-                    StreamTransport::LongPoll
-                } else {
-                    StreamTransport::WebSocket
-                };
+            0 | 2 | 4 => {
+                let t = [
+                    Kind::LongPoll,
+                    Kind::LongPoll,
+                    Kind::WebSocket,
+                    Kind::WebSocket,
+                ][i.min(3)];
+                let t = if i == 4 { Kind::LongPollReqwest } else { t };
                 // A small buffer: the client stops polling (backpressure) while the backlog
                 // is queued on the server.
                 let (client, mut events) = server
@@ -484,7 +529,7 @@ async fn throughput(server: &Server, backlog: usize) {
         }
     }
 
-    let (client, mut events) = server.client("sender", StreamTransport::LongPoll).await;
+    let (client, mut events) = server.client("sender", Kind::LongPoll).await;
     let chat = client.create_engagement(Default::default()).await.unwrap();
     while !matches!(
         events.recv().await.unwrap().event,
@@ -546,7 +591,7 @@ async fn tokens(server: &Server, prefix: &str, sessions: usize) -> Vec<String> {
 
 /// Child process: `sessions` chat-tokio clients with one chat each. Prints
 /// `setup_s rss_before rss_after fanout_ms broadcast_call_ms`.
-async fn many_clients(server: Server, sessions: usize, transport: StreamTransport) {
+async fn many_clients(server: Server, sessions: usize, transport: Kind) {
     let tokens = tokens(&server, "many", sessions).await;
     let gate = Arc::new(Semaphore::new(64));
     let http = reqwest::Client::builder()
@@ -565,18 +610,21 @@ async fn many_clients(server: Server, sessions: usize, transport: StreamTranspor
         let permit = Arc::clone(&gate).acquire_owned().await.unwrap();
         let builder = Client::builder(&server.base, &server.integration, &server.appkey)
             .token(token)
-            .http_client(http.clone())
-            .stream_transport(transport)
-            .config(Config {
-                idle_timeout: None,
-                ..Config::default()
-            });
+            .http_client(http.clone());
+        let builder = transport.apply(builder).config(Config {
+            idle_timeout: None,
+            ..Config::default()
+        });
         let received = Arc::clone(&received);
         let active = Arc::clone(&active);
         let all = Arc::clone(&all);
         connecting.push(tokio::spawn(async move {
             let (client, mut events) = builder.connect().await.unwrap();
             client.create_engagement(Default::default()).await.unwrap();
+            if transport == Kind::Parked {
+                // No event will come: the engagement's creation is as far as it goes.
+                active.fetch_add(1, Ordering::SeqCst);
+            }
             drop(permit);
             tokio::spawn(async move {
                 while let Some(e) = events.recv().await {
@@ -606,6 +654,11 @@ async fn many_clients(server: Server, sessions: usize, transport: StreamTranspor
     // Let the first polls settle into held ones.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = rss_kib();
+    if transport == Kind::Parked {
+        println!("{} {before} {after} NaN NaN", setup.as_secs_f64());
+        drop(clients);
+        return;
+    }
     let t0 = Instant::now();
     server
         .control(
@@ -713,36 +766,49 @@ async fn in_child(role: &str, announcement: &str, sessions: usize) -> Vec<f64> {
 
 async fn many_sessions(announcement: &str, sessions: usize) {
     println!("\n## {sessions} concurrent sessions, one chat each\n");
-    let raw = in_child("many-raw", announcement, sessions).await;
-    let ours = in_child("many-client", announcement, sessions).await;
-    let ws = in_child("many-client-ws", announcement, sessions).await;
+    let columns = [
+        ("chat-tokio long polling (default)", "many-client"),
+        (
+            "chat-tokio long polling over reqwest (before)",
+            "many-client-reqwest",
+        ),
+        ("chat-tokio WebSocket", "many-client-ws"),
+        ("raw reqwest long-poll loops", "many-raw"),
+        (
+            "chat-tokio, event transport parked (no connection)",
+            "many-client-parked",
+        ),
+    ];
+    let mut runs = Vec::new();
+    for (_, role) in columns {
+        runs.push(in_child(role, announcement, sessions).await);
+    }
     let per = |v: &[f64]| (v[2] - v[1]) / sessions as f64;
-    println!(
-        "| figure | chat-tokio long polling | chat-tokio WebSocket | raw reqwest long-poll loops |"
+    let header: Vec<&str> = columns.iter().map(|c| c.0).collect();
+    println!("| figure | {} |", header.join(" | "));
+    println!("|{}", " --- |".repeat(columns.len() + 1));
+    let row = |name: &str, cell: &dyn Fn(&[f64]) -> String| {
+        let cells: Vec<String> = runs.iter().map(|r| cell(r)).collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    };
+    row(
+        "memory per session (RSS growth / sessions, fresh process)",
+        &|v| format!("{:.1} KiB", per(v)),
     );
-    println!("| --- | --- | --- | --- |");
-    println!(
-        "| memory per session (RSS growth / sessions, fresh process) | {:.1} KiB | {:.1} KiB | {:.1} KiB |",
-        per(&ours),
-        per(&ws),
-        per(&raw)
+    row("RSS before → with all sessions connected", &|v| {
+        format!("{:.0} → {:.0} KiB", v[1], v[2])
+    });
+    row(
+        "set-up, 64 at a time (client: connect + create + active; raw: create session + engagement)",
+        &|v| format!("{:.1} s", v[0]),
     );
-    println!(
-        "| RSS before → with all sessions connected | {:.0} → {:.0} KiB | {:.0} → {:.0} KiB | {:.0} → {:.0} KiB |",
-        ours[1], ours[2], ws[1], ws[2], raw[1], raw[2]
+    row(
+        &format!("one broadcast message reaching all {sessions}"),
+        &|v| format!("{:.0} ms", v[3]),
     );
-    println!(
-        "| set-up, 64 at a time (client: connect + create + active; raw: create session + engagement) | {:.1} s | {:.1} s | {:.1} s |",
-        ours[0], ws[0], raw[0]
-    );
-    println!(
-        "| one broadcast message reaching all {sessions} | {:.0} ms | {:.0} ms | {:.0} ms |",
-        ours[3], ws[3], raw[3]
-    );
-    println!(
-        "| of which the broadcast call itself | {:.0} ms | {:.0} ms | {:.0} ms |",
-        ours[4], ws[4], raw[4]
-    );
+    row("of which the broadcast call itself", &|v| {
+        format!("{:.0} ms", v[4])
+    });
 }
 
 fn server_from(announcement: &Value) -> Server {
@@ -770,16 +836,18 @@ fn main() {
             .map(|a| server_from(&serde_json::from_str(&a).unwrap()));
         match role.as_str() {
             "emulator" => rt.block_on(emulator_role()),
-            "many-client" => rt.block_on(many_clients(
+            "many-client" => rt.block_on(many_clients(server.unwrap(), sessions, Kind::LongPoll)),
+            "many-client-reqwest" => rt.block_on(many_clients(
                 server.unwrap(),
                 sessions,
-                StreamTransport::LongPoll,
+                Kind::LongPollReqwest,
             )),
-            "many-client-ws" => rt.block_on(many_clients(
-                server.unwrap(),
-                sessions,
-                StreamTransport::WebSocket,
-            )),
+            "many-client-ws" => {
+                rt.block_on(many_clients(server.unwrap(), sessions, Kind::WebSocket))
+            }
+            "many-client-parked" => {
+                rt.block_on(many_clients(server.unwrap(), sessions, Kind::Parked))
+            }
             "many-raw" => rt.block_on(many_raw(server.unwrap(), sessions)),
             _ => panic!("unknown role {role}"),
         }

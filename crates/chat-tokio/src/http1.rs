@@ -15,7 +15,6 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use chat_core::validate::{MAX_RESPONSE_LEN, is_loopback_host};
 use chat_core::{Method, Request, TransportError};
-use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -130,6 +129,9 @@ impl Http1LongPollTransport {
     }
 }
 
+#[cfg(test)]
+pub(crate) mod tests;
+
 #[async_trait]
 impl EventTransport for Http1LongPollTransport {
     async fn poll(&mut self, request: Request) -> Result<Response, TransportError> {
@@ -242,23 +244,12 @@ fn request_bytes(request: &Request, target: &Target) -> Result<Vec<u8>, Transpor
     };
     let body = request.body.as_deref().unwrap_or_default();
     let mut out = Vec::with_capacity(256 + body.len());
-    let mut line = |name: &str, value: &str| -> Result<(), TransportError> {
-        // A line break in a value would split it into headers of the caller's choosing.
-        if value.contains(['\r', '\n']) {
-            return Err(TransportError::Protocol);
-        }
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-        Ok(())
-    };
-    line("Host", &target.authority)?;
+    push_header(&mut out, "Host", &target.authority)?;
     for (name, value) in request.headers() {
-        line(name, value)?;
+        push_header(&mut out, name, value)?;
     }
     if request.body.is_some() || request.method != Method::Get {
-        line("Content-Length", &body.len().to_string())?;
+        push_header(&mut out, "Content-Length", &body.len().to_string())?;
     }
     let mut head = Vec::with_capacity(out.len() + body.len() + 32);
     head.extend_from_slice(method.as_bytes());
@@ -269,6 +260,19 @@ fn request_bytes(request: &Request, target: &Target) -> Result<Vec<u8>, Transpor
     head.extend_from_slice(b"\r\n");
     head.extend_from_slice(body.as_bytes());
     Ok(head)
+}
+
+/// Appends `name: value` and its CRLF.
+fn push_header(out: &mut Vec<u8>, name: &str, value: &str) -> Result<(), TransportError> {
+    // A line break in a value would split it into headers of someone else's choosing.
+    if value.contains(['\r', '\n']) {
+        return Err(TransportError::Protocol);
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    Ok(())
 }
 
 /// How the body of a response ends.
@@ -503,9 +507,12 @@ impl Stream {
             Self::Plain(s) => s,
             Self::Tls(s) => s.get_ref().0,
         };
-        let mut byte = [0u8; 1];
-        // Pending means open with nothing to read.
-        tcp.peek(&mut byte).now_or_never().is_none()
+        // Ask the socket itself: tokio's readiness may not have seen the FIN yet.
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        matches!(
+            socket2::SockRef::from(tcp).peek(&mut byte),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        )
     }
 
     /// Waits until there is something to read.

@@ -192,3 +192,67 @@ impl EventTransport for LongPollTransport {
         "long-poll"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::http1::tests::poll_request;
+
+    /// A server that reads one request head, then writes `answer` and closes.
+    async fn answering(answer: Vec<u8>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                head.push(byte[0]);
+            }
+            let _ = socket.write_all(&answer).await;
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn rest_refuses_a_declared_length_past_the_cap() {
+        let base = answering(
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+                MAX_RESPONSE_LEN + 1
+            )
+            .into_bytes(),
+        )
+        .await;
+        let r = ReqwestTransport::new().send(poll_request(&base)).await;
+        assert_eq!(r, Err(TransportError::Protocol));
+    }
+
+    #[tokio::test]
+    async fn rest_stops_reading_a_chunked_body_past_the_cap() {
+        let mut answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        let chunk = 64 * 1024;
+        for _ in 0..=MAX_RESPONSE_LEN / chunk {
+            answer.extend_from_slice(format!("{chunk:x}\r\n").as_bytes());
+            answer.resize(answer.len() + chunk, b' ');
+            answer.extend_from_slice(b"\r\n");
+        }
+        answer.extend_from_slice(b"0\r\n\r\n");
+        let base = answering(answer).await;
+        let r = ReqwestTransport::new().send(poll_request(&base)).await;
+        assert_eq!(r, Err(TransportError::Protocol));
+    }
+
+    #[tokio::test]
+    async fn rest_reads_a_body_up_to_the_cap() {
+        let base = answering(b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}".to_vec()).await;
+        let r = ReqwestTransport::new().send(poll_request(&base)).await;
+        assert_eq!(r, Ok(Response::new(201, b"{}".to_vec())));
+    }
+}

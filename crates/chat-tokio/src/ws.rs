@@ -337,3 +337,50 @@ impl EventTransport for AutoTransport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::SinkExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::http1::tests::poll_request;
+
+    /// A WebSocket server that sends one text message of `len` bytes and then waits.
+    async fn sending(len: usize) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(socket).await.unwrap();
+            let _ = ws.send(Message::text(" ".repeat(len))).await;
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn a_message_past_the_cap_is_a_protocol_error() {
+        let base = sending(MAX_RESPONSE_LEN + 1).await;
+        let mut t = WebSocketTransport::new();
+        let r = t.poll(poll_request(&base)).await;
+        assert_eq!(r, Err(TransportError::Protocol));
+        assert!(t.connection.is_none(), "the connection is dropped");
+    }
+
+    #[tokio::test]
+    async fn a_message_within_the_cap_is_delivered() {
+        let base = sending(1000).await;
+        let mut t = WebSocketTransport::new();
+        let r = t.poll(poll_request(&base)).await.unwrap();
+        assert_eq!((r.status, r.body.len()), (200, 1000));
+    }
+
+    #[test]
+    fn tls_urls_are_recognised() {
+        assert!(url_is_tls("https://axp.example/x"));
+        assert!(url_is_tls("WSS://axp.example/x"));
+        assert!(!url_is_tls("http://127.0.0.1:1/x"));
+        assert!(!url_is_tls("ws://127.0.0.1:1/x"));
+    }
+}
