@@ -1,0 +1,209 @@
+//! The AXP account to talk to: flags, environment variables, or the emulator's credentials
+//! file, and the HTTP and token clients built from them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use token_client::{Secret, TokenClient, TokenClientConfig};
+
+use crate::error::CliError;
+
+/// Where the AXP service is and the account's credentials. Every setting is optional here;
+/// each command checks that it has the ones it needs.
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct Target {
+    /// The AXP API host (hostURL), such as https://na.api.avayacloud.com, or the emulator's
+    /// http://127.0.0.1:8443.
+    #[arg(long, env = "AXP_HOST", global = true)]
+    pub(crate) host: Option<String>,
+    /// The account id (realm).
+    #[arg(long, env = "AXP_ACCOUNT_ID", global = true)]
+    pub(crate) account_id: Option<String>,
+    /// OAuth client id of the integration's backend.
+    #[arg(long, env = "AXP_CLIENT_ID", global = true)]
+    pub(crate) client_id: Option<String>,
+    /// OAuth client secret (prefer the environment variable: flags show in `ps`).
+    #[arg(long, env = "AXP_CLIENT_SECRET", hide_env_values = true, global = true)]
+    pub(crate) client_secret: Option<String>,
+    /// The application key.
+    #[arg(long, env = "AXP_APPKEY", hide_env_values = true, global = true)]
+    pub(crate) appkey: Option<String>,
+    /// The chat integration id.
+    #[arg(long, env = "AXP_INTEGRATION_ID", global = true)]
+    pub(crate) integration_id: Option<String>,
+    /// The emulator's credentials JSON (its announcement line or `--credentials-out` file):
+    /// fills in every setting not given otherwise.
+    #[arg(long, env = "AXP_CREDENTIALS_FILE", global = true)]
+    pub(crate) credentials: Option<PathBuf>,
+    /// An extra trusted root certificate (PEM), such as the emulator's `--tls` certificate.
+    #[arg(long, env = "AXP_CA_CERT_FILE", global = true)]
+    pub(crate) ca_cert: Option<PathBuf>,
+    /// Allow plain http:// to a host that is not loopback. Never in production.
+    #[arg(long, env = "AXP_ALLOW_PLAIN_HTTP", global = true)]
+    pub(crate) allow_plain_http: bool,
+}
+
+/// The emulator's announcement, as far as we use it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CredentialsFile {
+    #[serde(rename = "hostURL")]
+    host_url: Option<String>,
+    account_id: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    appkey: Option<String>,
+    integration_id: Option<String>,
+    ca_cert_file: Option<PathBuf>,
+}
+
+/// The settings after merging flags, environment and the credentials file.
+pub(crate) struct Resolved {
+    host: Option<String>,
+    pub(crate) account_id: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    pub(crate) appkey: Option<Secret>,
+    pub(crate) integration_id: Option<String>,
+    ca_cert: Option<PathBuf>,
+    pub(crate) allow_plain_http: bool,
+}
+
+impl Target {
+    /// Merges in the credentials file, if one is named; flags and variables win over it.
+    pub(crate) fn resolve(&self) -> Result<Resolved, CliError> {
+        let file = match &self.credentials {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
+                let parsed: CredentialsFile = serde_json::from_str(text.trim()).map_err(|e| {
+                    CliError::usage(format!(
+                        "{} is not the emulator's credentials JSON: {e}",
+                        path.display()
+                    ))
+                })?;
+                Some(parsed)
+            }
+        };
+        let file = file.as_ref();
+        let pick = |flag: &Option<String>, from_file: Option<&Option<String>>| {
+            flag.clone()
+                .filter(|v| !v.is_empty())
+                .or_else(|| from_file.and_then(Clone::clone))
+        };
+        Ok(Resolved {
+            host: pick(&self.host, file.map(|f| &f.host_url)),
+            account_id: pick(&self.account_id, file.map(|f| &f.account_id)),
+            client_id: pick(&self.client_id, file.map(|f| &f.client_id)),
+            client_secret: pick(&self.client_secret, file.map(|f| &f.client_secret))
+                .map(Secret::new),
+            appkey: pick(&self.appkey, file.map(|f| &f.appkey)).map(Secret::new),
+            integration_id: pick(&self.integration_id, file.map(|f| &f.integration_id)),
+            ca_cert: self
+                .ca_cert
+                .clone()
+                .or_else(|| file.and_then(|f| f.ca_cert_file.clone())),
+            allow_plain_http: self.allow_plain_http,
+        })
+    }
+}
+
+impl Resolved {
+    /// The host, with any trailing slash removed.
+    pub(crate) fn host(&self) -> Result<String, CliError> {
+        self.host
+            .as_deref()
+            .map(|h| h.trim_end_matches('/').to_owned())
+            .ok_or_else(|| CliError::usage("no AXP host: give --host or set AXP_HOST"))
+    }
+
+    /// Whether client credentials were given (so that tokens can be minted directly).
+    pub(crate) fn has_client_credentials(&self) -> bool {
+        self.client_id.is_some() || self.client_secret.is_some()
+    }
+
+    /// An HTTP client for our own calls and the chat client's, trusting `--ca-cert` too.
+    /// It follows no redirects: the requests carry credentials in headers.
+    pub(crate) fn http(&self) -> Result<reqwest::Client, CliError> {
+        let mut builder = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &self.ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                CliError::usage(format!("{} is not a PEM certificate: {e}", path.display()))
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        builder
+            .build()
+            .map_err(|e| CliError::runtime(format!("cannot set up HTTP: {e}")))
+    }
+
+    /// A token-client for the account. Without an integration id (provisioning needs none),
+    /// a placeholder fills the field: it is only sent when minting chat tokens.
+    pub(crate) fn token_client(&self, need_integration: bool) -> Result<TokenClient, CliError> {
+        let missing = |what: &str, flag: &str, var: &str| {
+            CliError::usage(format!("no {what}: give --{flag} or set {var}"))
+        };
+        let integration_id = match (&self.integration_id, need_integration) {
+            (Some(id), _) => id.clone(),
+            (None, false) => "unused".to_owned(),
+            (None, true) => {
+                return Err(missing(
+                    "integration id",
+                    "integration-id",
+                    "AXP_INTEGRATION_ID",
+                ));
+            }
+        };
+        let config = TokenClientConfig::new(
+            self.host()?,
+            self.account_id
+                .clone()
+                .ok_or_else(|| missing("account id", "account-id", "AXP_ACCOUNT_ID"))?,
+            self.client_id
+                .clone()
+                .ok_or_else(|| missing("client id", "client-id", "AXP_CLIENT_ID"))?,
+            self.client_secret
+                .clone()
+                .ok_or_else(|| missing("client secret", "client-secret", "AXP_CLIENT_SECRET"))?,
+            self.appkey
+                .clone()
+                .ok_or_else(|| missing("appkey", "appkey", "AXP_APPKEY"))?,
+            integration_id,
+        )
+        .with_allow_plain_http(self.allow_plain_http);
+        Ok(TokenClient::builder(config)
+            .http_client(self.http()?)
+            .build()?)
+    }
+}
+
+/// Refuses plain `http://` to a host that is not loopback, unless allowed.
+pub(crate) fn check_url(url: &str, allow_plain_http: bool) -> Result<reqwest::Url, CliError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| CliError::usage(format!("{url:?} is not a URL: {e}")))?;
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if loopback || allow_plain_http => Ok(parsed),
+        "http" => Err(CliError::usage(format!(
+            "{url} is plain http to a host that is not loopback; use https (or \
+             --allow-plain-http, never in production)"
+        ))),
+        other => Err(CliError::usage(format!(
+            "{url}: unsupported scheme {other:?}"
+        ))),
+    }
+}
