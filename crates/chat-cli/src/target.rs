@@ -150,6 +150,7 @@ impl Resolved {
         let missing = |what: &str, flag: &str, var: &str| {
             CliError::usage(format!("no {what}: give --{flag} or set {var}"))
         };
+        let host = self.host()?;
         let integration_id = match (&self.integration_id, need_integration) {
             (Some(id), _) => id.clone(),
             (None, false) => "unused".to_owned(),
@@ -162,7 +163,7 @@ impl Resolved {
             }
         };
         let config = TokenClientConfig::new(
-            self.host()?,
+            host,
             self.account_id
                 .clone()
                 .ok_or_else(|| missing("account id", "account-id", "AXP_ACCOUNT_ID"))?,
