@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use chat_tokio::{
     Client, DisconnectReason, Engagement, Event, EventStream, Message, Participant,
-    ParticipantType, ShutdownReason, StreamFailureReason, StreamTransport, token_provider_fn,
+    ParticipantType, ShutdownReason, StreamFailure, StreamFailureReason, StreamTransport,
+    token_provider_fn,
 };
 use tokio::sync::mpsc;
 
@@ -411,28 +412,7 @@ impl Conversation {
                 self.connected = true;
                 note("[connected]");
             }
-            Event::EventStreamFailed(f) => match f.reason {
-                StreamFailureReason::ReconnectionTimeout => note(format!(
-                    "[connection failed: {} Type /retry to try again, /quit to exit]",
-                    f.reason.message()
-                )),
-                StreamFailureReason::Unauthorized | StreamFailureReason::Forbidden
-                    if self.refreshes =>
-                {
-                    note("[the token was refused; fetching a new one]");
-                }
-                StreamFailureReason::Unauthorized | StreamFailureReason::Forbidden => {
-                    note("[the token was refused and cannot be refreshed (--token); /quit]");
-                }
-                reason => match f.retry_after {
-                    Some(after) => note(format!(
-                        "[connection lost ({}); retrying in {:.1}s]",
-                        reason.as_str(),
-                        after.as_secs_f64()
-                    )),
-                    None => note(format!("[connection lost ({})]", reason.as_str())),
-                },
-            },
+            Event::EventStreamFailed(f) => note(failure_line(&f, self.refreshes)),
             Event::EventStreamClosed => note("[event stream closed]"),
             Event::TokenExpiryReminder { expires_in, .. } if self.refreshes => note(format!(
                 "[the token expires in {}s; refreshing]",
@@ -457,6 +437,33 @@ impl Conversation {
             _ => {}
         }
         true
+    }
+}
+
+/// The state line of an `EVENT_STREAM_FAILED`.
+fn failure_line(f: &StreamFailure, refreshes: bool) -> String {
+    match f.reason {
+        StreamFailureReason::ReconnectionTimeout => format!(
+            "[connection failed: {} Type /retry to try again, /quit to exit]",
+            f.reason.message()
+        ),
+        StreamFailureReason::Unauthorized | StreamFailureReason::Forbidden if refreshes => {
+            "[the token was refused; fetching a new one]".to_owned()
+        }
+        StreamFailureReason::Unauthorized | StreamFailureReason::Forbidden => {
+            "[the token was refused and cannot be refreshed (--token); /quit]".to_owned()
+        }
+        StreamFailureReason::ClientSessionInvalidated => {
+            "[the server ended the session]".to_owned()
+        }
+        reason => match f.retry_after {
+            Some(after) => format!(
+                "[connection lost ({}); retrying in {:.1}s]",
+                reason.as_str(),
+                after.as_secs_f64()
+            ),
+            None => format!("[connection lost ({})]", reason.as_str()),
+        },
     }
 }
 
@@ -500,4 +507,54 @@ fn said(m: &Message) -> String {
         "{who}: {}",
         m.text().unwrap_or("<a message that is not text>")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chat_tokio::{StreamFailure, StreamFailureReason};
+
+    use super::failure_line;
+
+    fn failure(reason: StreamFailureReason, retry_after: Option<Duration>) -> StreamFailure {
+        StreamFailure {
+            reason,
+            retry_after,
+        }
+    }
+
+    #[test]
+    fn a_given_up_connection_prompts_for_retry() {
+        let line = failure_line(
+            &failure(StreamFailureReason::ReconnectionTimeout, None),
+            true,
+        );
+        assert_eq!(
+            line,
+            "[connection failed: ACS-306 : Server is unreachable. Type /retry to try again, /quit to exit]"
+        );
+    }
+
+    #[test]
+    fn retrying_failures_say_when() {
+        let line = failure_line(
+            &failure(
+                StreamFailureReason::ServerUnreachable,
+                Some(Duration::from_secs(2)),
+            ),
+            true,
+        );
+        assert_eq!(
+            line,
+            "[connection lost (SERVER_UNREACHABLE); retrying in 2.0s]"
+        );
+    }
+
+    #[test]
+    fn a_refused_token_is_refreshed_unless_fixed() {
+        let refused = failure(StreamFailureReason::Unauthorized, None);
+        assert!(failure_line(&refused, true).contains("fetching a new one"));
+        assert!(failure_line(&refused, false).contains("cannot be refreshed"));
+    }
 }

@@ -13,8 +13,8 @@ use crate::error::CliError;
 /// each command checks that it has the ones it needs.
 #[derive(clap::Args, Clone, Default)]
 pub(crate) struct Target {
-    /// The AXP API host (hostURL), such as https://na.api.avayacloud.com, or the emulator's
-    /// http://127.0.0.1:8443.
+    /// The AXP API host (hostURL), such as `https://na.api.avayacloud.com`, or the emulator's
+    /// `http://127.0.0.1:8443`.
     #[arg(long, env = "AXP_HOST", global = true)]
     pub(crate) host: Option<String>,
     /// The account id (realm).

@@ -1,0 +1,224 @@
+//! `axp-chat chat` and `axp-chat demo` driven through stdin and stdout, as a person (or a
+//! script) would, against the emulator.
+
+mod support;
+
+use std::sync::Arc;
+
+use chat_emulator::Route;
+use support::{Emu, Session};
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn assert_no_secrets(emu: &Emu, lines: &[String]) {
+    for secret in emu.secrets() {
+        assert!(
+            !lines.iter().any(|l| l.contains(&secret)),
+            "a secret was printed:\n{}",
+            lines.join("\n")
+        );
+    }
+    assert!(
+        !lines.iter().any(|l| l.contains("jwt.")),
+        "a token was printed"
+    );
+}
+
+#[test]
+fn a_whole_conversation_with_history_leave_and_quit() {
+    let emu = Emu::start();
+    let mut chat = Session::spawn(
+        &args(&["chat", "--customer-id", "alice", "--name", "Alice"]),
+        &emu.env(),
+    );
+    let started =
+        chat.expect_out(|l| l.starts_with("* chat ") && l.ends_with("waiting for an agent"));
+    let id = started.split(' ').nth(2).expect("id").to_owned();
+    chat.expect_err(|l| l.starts_with("connecting to http://127.0.0.1:"));
+    chat.expect_err(|l| l == "[connected]");
+    chat.expect_out(|l| l.contains("(agent) joined"));
+    chat.expect_out(|l| l.contains("How can I help you today?"));
+
+    chat.send("My order has not arrived.");
+    chat.expect_out(|l| l == "you: My order has not arrived.");
+    chat.expect_out(|l| l.contains("I received your message: \"My order has not arrived.\""));
+
+    chat.send("/participants");
+    chat.expect_out(|l| l == "* you is here");
+
+    chat.send("/history");
+    chat.expect_out(|l| l == "--- history ---");
+    let mut history = Vec::new();
+    loop {
+        let line = chat.expect_out(|_| true);
+        if line == "--- end of history ---" {
+            break;
+        }
+        history.push(line);
+    }
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert!(
+        history[0].starts_with("#1 ") && history[0].contains("How can I help"),
+        "{history:?}"
+    );
+    assert_eq!(history[1], "#2 you: My order has not arrived.");
+    assert!(
+        history[2].starts_with("#3 ") && history[2].contains("I received"),
+        "{history:?}"
+    );
+
+    chat.send("/leave");
+    chat.expect_out(|l| l == "* the chat has ended");
+    // Over on the server too.
+    let over = emu.emulator.control().engagements();
+    let ended = over
+        .iter()
+        .find(|e| e.engagement_id.as_str() == id)
+        .expect("known");
+    assert_eq!(ended.status, chat_tokio::EngagementStatus::Terminated);
+    chat.send("hello?");
+    chat.expect_err(|l| l == "no chat: /new starts one");
+    chat.send("/frobnicate");
+    chat.expect_err(|l| l == "unknown command /frobnicate; /help lists them");
+    chat.send("/quit");
+    let (status, stdout, stderr) = chat.finish();
+    assert!(status.success(), "{}", stderr.join("\n"));
+    assert_no_secrets(&emu, &stdout);
+    assert_no_secrets(&emu, &stderr);
+}
+
+#[test]
+fn quit_leaves_the_chat_open_and_the_next_run_joins_it() {
+    let emu = Emu::start();
+    let customer = args(&["chat", "--customer-id", "bob"]);
+    let mut first = Session::spawn(&customer, &emu.env());
+    let started = first.expect_out(|l| l.starts_with("* chat "));
+    let id = started.split(' ').nth(2).expect("id").to_owned();
+    first.expect_out(|l| l.contains("How can I help"));
+    first.send("first visit");
+    first.expect_out(|l| l == "you: first visit");
+    // End of input is /quit: the session ends, the chat stays.
+    let (status, _, _) = first.finish();
+    assert!(status.success());
+
+    let mut second = Session::spawn(&customer, &emu.env());
+    second.expect_out(|l| *l == format!("* joined chat {id}"));
+    second.expect_out(|l| l.contains("(agent) is here"));
+    second.send("/history");
+    second.expect_out(|l| l == "#2 you: first visit");
+    second.send("back again");
+    second.expect_out(|l| l == "you: back again");
+    second.expect_out(|l| l.contains("I received your message: \"back again\""));
+    second.send("/leave");
+    second.expect_out(|l| l == "* the chat has ended");
+    second.send("/new");
+    let restarted = second.expect_out(|l| l.starts_with("* chat "));
+    assert!(!restarted.contains(&id));
+    second.expect_out(|l| l.contains("How can I help"));
+    second.send("/quit");
+    assert!(second.finish().0.success());
+
+    // --join of a chat that is not open is a usage error.
+    let mut join = customer.clone();
+    join.extend(args(&["--join", &id]));
+    let mut third = Session::spawn(&join, &emu.env());
+    third.expect_err(|l| l.contains("is not an open chat of this customer"));
+    assert_eq!(third.finish().0.code(), Some(2));
+}
+
+#[test]
+fn tokens_come_from_the_backend_and_connection_state_is_shown() {
+    let emu = Emu::start();
+    let c = emu.emulator.credentials().clone();
+    // The reference backend, axp-token-server's router, in process.
+    let backend = emu.runtime.block_on(async {
+        let client = token_client::TokenClient::new(token_client::TokenClientConfig::new(
+            emu.emulator.base_url(),
+            c.account_id.clone(),
+            c.client_id.clone(),
+            c.client_secret.clone(),
+            c.appkey.clone(),
+            c.integration_id.clone(),
+        ))
+        .expect("token client");
+        let app = token_client::server::router(
+            client,
+            Arc::new(token_client::server::TrustClientClaims),
+            &[],
+        )
+        .expect("router");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    });
+    // Only the host and the backend: the appkey and the integration come from the backend.
+    let mut chat = Session::spawn(
+        &args(&[
+            "chat",
+            "--host",
+            &emu.emulator.base_url(),
+            "--backend",
+            &backend,
+            "--customer-id",
+            "carol",
+        ]),
+        &[],
+    );
+    chat.expect_out(|l| l.contains("How can I help"));
+    chat.expect_err(|l| l == "[connected]");
+
+    // The event stream fails (a poll and its 3 probes): shown, then recovered by itself.
+    emu.emulator.control().fail_next(Route::Events, 500, 4);
+    chat.expect_err(|l| l.starts_with("[connection lost (SERVER_ERROR); retrying in"));
+    chat.expect_err(|l| l == "[connected]");
+    chat.send("still there?");
+    chat.expect_out(|l| l.contains("I received your message: \"still there?\""));
+
+    // A refused token on the stream is replaced through the backend.
+    emu.emulator.control().revoke_chat_tokens();
+    chat.expect_err(|l| l == "[the token was refused; fetching a new one]");
+    chat.expect_err(|l| l == "[connected]");
+    chat.send("after the refresh");
+    chat.expect_out(|l| l.contains("I received your message: \"after the refresh\""));
+    let (status, stdout, stderr) = chat.finish();
+    assert!(status.success(), "{}", stderr.join("\n"));
+    assert_no_secrets(&emu, &stdout);
+    assert_no_secrets(&emu, &stderr);
+}
+
+#[test]
+fn retry_is_refused_while_connected() {
+    let emu = Emu::start();
+    let mut chat = Session::spawn(&args(&["chat", "--guest"]), &emu.env());
+    chat.expect_out(|l| l.contains("How can I help"));
+    chat.send("/retry");
+    chat.expect_err(|l| l.starts_with("cannot retry: ACS-318"));
+    chat.send("/quit");
+    assert!(chat.finish().0.success());
+}
+
+#[test]
+fn demo_runs_everything_from_a_script() {
+    let mut demo = Session::spawn(
+        &args(&["demo", "--agent-delay-ms", "20", "--name", "Eve"]),
+        &[],
+    );
+    demo.expect_err(|l| l.starts_with("emulator running at http://127.0.0.1:"));
+    demo.expect_out(|l| l.starts_with("* chat "));
+    demo.expect_out(|l| l.contains("How can I help"));
+    demo.send("hello from a script");
+    demo.expect_out(|l| l == "you: hello from a script");
+    demo.expect_out(|l| l.contains("I received your message: \"hello from a script\""));
+    demo.send("/history");
+    demo.expect_out(|l| l == "#2 you: hello from a script");
+    demo.send("/leave");
+    demo.expect_out(|l| l == "* the chat has ended");
+    demo.send("/quit");
+    let (status, _, stderr) = demo.finish();
+    assert!(status.success(), "{}", stderr.join("\n"));
+}
