@@ -473,6 +473,14 @@ impl Emulator {
         self.cert_path.as_deref()
     }
 
+    /// The router that serves this emulator's API, to drive it in process without sockets
+    /// (`tower::ServiceExt::oneshot`), as the fuzz target `emulator` and its proptest twin do.
+    /// Not part of the supported API.
+    #[doc(hidden)]
+    pub fn router(&self) -> axum::Router {
+        server::router(self.inner.clone())
+    }
+
     /// The in-process control handle.
     pub fn control(&self) -> Control {
         Control {

@@ -6,6 +6,7 @@ mod chat;
 mod common;
 mod control;
 mod faults;
+mod fuzz_requests;
 mod random_bodies;
 mod tls;
 mod ws;
