@@ -1,6 +1,26 @@
 //! The emulator's command line, shared by the `chat-emulator` binary and `axp-chat emulator`:
 //! one definition of the options ([`EmulatorArgs`]) and one [`run`].
+//!
+//! ```
+//! use clap::Parser;
+//!
+//! /// A binary of your own that embeds the emulator's options.
+//! #[derive(Parser)]
+//! struct MyCli {
+//!     #[command(flatten)]
+//!     emulator: chat_emulator::cli::EmulatorArgs,
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cli = MyCli::try_parse_from(["my-cli", "--listen", "127.0.0.1:0", "--agent", "bot"])?;
+//! // Serves until the future completes (here at once), after printing its JSON line.
+//! chat_emulator::cli::run_until(cli.emulator, async {}).await?;
+//! # Ok(())
+//! # }
+//! ```
 
+use std::fmt;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,8 +29,8 @@ use std::time::Duration;
 use crate::{AgentMode, Emulator, EmulatorBuilder, StartError};
 
 /// The options of a stand-alone emulator. Flatten it into a `clap::Parser`, or use it as a
-/// subcommand's arguments.
-#[derive(clap::Args, Debug, Clone)]
+/// subcommand's arguments. Its `Debug` leaves the secrets out.
+#[derive(clap::Args, Clone)]
 pub struct EmulatorArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8443", env = "CHAT_EMULATOR_LISTEN")]
@@ -67,6 +87,18 @@ pub struct EmulatorArgs {
     /// Fixed control key (random by default).
     #[arg(long, env = "CHAT_EMULATOR_CONTROL_KEY", hide_env_values = true)]
     pub control_key: Option<String>,
+}
+
+impl fmt::Debug for EmulatorArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorArgs")
+            .field("listen", &self.listen)
+            .field("tls", &self.tls)
+            .field("agent", &self.agent)
+            .field("account_id", &self.account_id)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EmulatorArgs {
@@ -161,4 +193,44 @@ pub async fn run_until(
     tracing::info!("shutting down");
     emulator.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::EmulatorArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: EmulatorArgs,
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones_and_debug_hides_secrets() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--client-id",
+            "id",
+            "--client-secret",
+            "s3cret-value",
+            "--appkey",
+            "appkey-value",
+            "--control-key",
+            "control-value",
+        ])
+        .expect("parses");
+        assert_eq!(cli.args.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(cli.args.hold_time_ms, 25_000);
+        assert_eq!(cli.args.account_id, "EMULAB");
+        let debug = format!("{:?}", cli.args);
+        for secret in ["s3cret-value", "appkey-value", "control-value"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(
+            Cli::try_parse_from(["x", "--cert-out", "c.pem"]).is_err(),
+            "needs --tls"
+        );
+    }
 }

@@ -9,7 +9,7 @@ use chat_emulator::cli::{self, EmulatorArgs};
 use clap::Parser;
 
 /// A local AXP Digital service for chat SDK development and tests.
-#[derive(Parser, Debug)]
+#[derive(Parser)]
 #[command(name = "chat-emulator", version, about)]
 struct Cli {
     #[command(flatten)]
