@@ -98,6 +98,12 @@ pub(crate) async fn run(args: ChatArgs) -> Result<(), CliError> {
     let resolved = args.target.resolve()?;
     let host = resolved.host()?;
     let http = resolved.http()?;
+    if resolved.has_ca_cert() && !matches!(args.options.transport, Transport::LongPoll) {
+        // The WebSocket connector does not take the extra root certificate.
+        return Err(CliError::usage(
+            "--ca-cert works with --transport long-poll only",
+        ));
+    }
     let source = if let Some(token) = args.token {
         TokenSource::Fixed(token)
     } else if let Some(url) = &args.backend {

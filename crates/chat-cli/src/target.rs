@@ -119,6 +119,11 @@ impl Resolved {
             .ok_or_else(|| CliError::usage("no AXP host: give --host or set AXP_HOST"))
     }
 
+    /// Whether an extra root certificate is to be trusted.
+    pub(crate) fn has_ca_cert(&self) -> bool {
+        self.ca_cert.is_some()
+    }
+
     /// Whether client credentials were given (so that tokens can be minted directly).
     pub(crate) fn has_client_credentials(&self) -> bool {
         self.client_id.is_some() || self.client_secret.is_some()

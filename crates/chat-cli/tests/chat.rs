@@ -69,6 +69,11 @@ fn a_whole_conversation_with_history_leave_and_quit() {
         "{history:?}"
     );
 
+    // A refused token is replaced: minted again with the client credentials.
+    emu.emulator.control().revoke_chat_tokens();
+    chat.expect_err(|l| l == "[the token was refused; fetching a new one]");
+    chat.expect_err(|l| l == "[connected]");
+
     chat.send("/leave");
     chat.expect_out(|l| l == "* the chat has ended");
     // Over on the server too.

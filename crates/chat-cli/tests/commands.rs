@@ -119,14 +119,18 @@ fn bad_flags_exit_2_with_a_message() {
 }
 
 #[test]
-fn emulator_command_announces_its_credentials_and_serves_token() {
+fn emulator_command_announces_its_credentials_and_serves_tokens_over_tls() {
     let dir = std::env::temp_dir().join(format!("axp-chat-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("emulator.json");
+    let cert = dir.join("cert.pem");
     let mut child = command(&[
         "emulator",
         "--listen",
         "127.0.0.1:0",
+        "--tls",
+        "--cert-out",
+        cert.to_str().expect("utf-8 path"),
         "--credentials-out",
         file.to_str().expect("utf-8 path"),
     ])
@@ -143,11 +147,11 @@ fn emulator_command_announces_its_credentials_and_serves_token() {
     assert!(
         announced["hostURL"]
             .as_str()
-            .is_some_and(|h| h.starts_with("http://127.0.0.1:"))
+            .is_some_and(|h| h.starts_with("https://127.0.0.1:"))
     );
     assert_eq!(announced["accountId"], "EMULAB");
 
-    // The credentials file is all `token` needs.
+    // The credentials file is all `token` needs, the certificate to trust included.
     let out = run(
         &[
             "token",
