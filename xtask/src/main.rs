@@ -4,6 +4,8 @@
 //!   `-D warnings`.
 //! - `bench`: every benchmark of the workspace, one after the other, with their figures.
 //! - `doc`: the documentation, as CI builds it.
+//! - `fuzz [--target T] [--seconds S]`: the cargo-fuzz targets of `fuzz/`, S seconds each,
+//!   with the executions and findings per target (see `fuzz.rs`).
 
 #![allow(clippy::print_stderr)] // a command-line tool: its output is stderr
 
@@ -11,14 +13,17 @@ use std::env;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
+mod fuzz;
+
 fn main() -> ExitCode {
     let task = env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
         "ci" => ci(),
         "bench" => bench(),
         "doc" => doc(),
+        "fuzz" => fuzz::fuzz(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <ci|bench|doc>");
+            eprintln!("usage: cargo xtask <ci|bench|doc|fuzz [--target T] [--seconds S]>");
             return ExitCode::from(2);
         }
     };
