@@ -189,6 +189,7 @@ pub(crate) async fn chat(setup: Setup) -> Result<(), CliError> {
         chat: None,
         active: false,
         connected: false,
+        failed: false,
         refreshes,
         ended_by_server: false,
     };
@@ -229,6 +230,8 @@ struct Conversation {
     active: bool,
     /// The event stream has been connected (so a new "connecting" is a reconnection).
     connected: bool,
+    /// The connection has failed for good (until `/retry`).
+    failed: bool,
     refreshes: bool,
     ended_by_server: bool,
 }
@@ -289,8 +292,9 @@ impl Conversation {
 
     /// Input is only read when it can be acted on: not while a new or left chat is still
     /// changing state, so that piped lines run in order, none refused for being early.
+    /// After the connection failed for good, input is read again, for `/retry`.
     fn ready_for_input(&self) -> bool {
-        self.chat.is_none() || self.active
+        self.chat.is_none() || self.active || self.failed
     }
 
     async fn converse(
@@ -298,8 +302,12 @@ impl Conversation {
         mut events: EventStream,
         mut input: mpsc::Receiver<String>,
     ) -> Result<(), CliError> {
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
         loop {
             tokio::select! {
+                // Ctrl-C is /quit: the session is closed properly, the chat stays open.
+                _ = &mut interrupted => return Ok(()),
                 line = input.recv(), if self.ready_for_input() => {
                     let Some(line) = line else { return Ok(()) };
                     if !self.command(line.trim()).await? {
@@ -323,16 +331,20 @@ impl Conversation {
             "/quit" | "/exit" => return Ok(false),
             "/help" => note(HELP),
             "/leave" => match &self.chat {
-                Some(chat) => {
-                    chat.disconnect(Some(DisconnectReason::UserClosed)).await?;
+                Some(chat) => match chat.disconnect(Some(DisconnectReason::UserClosed)).await {
                     // ENGAGEMENT_TERMINATED follows and clears the chat.
-                    self.active = false;
-                }
+                    Ok(()) => self.active = false,
+                    Err(e) => note(format!("cannot leave: {e}")),
+                },
                 None => note("no chat to leave (/new starts one)"),
             },
             "/new" => match &self.chat {
                 Some(_) => note("leave this chat first (/leave)"),
-                None => self.start().await?,
+                None => {
+                    if let Err(e) = self.start().await {
+                        note(format!("cannot start a chat: {e}"));
+                    }
+                }
             },
             "/retry" => match self.client.retry_connection().await {
                 Ok(()) => note("[retrying the connection]"),
@@ -416,9 +428,13 @@ impl Conversation {
             Event::EventStreamConnecting => note("[connecting the event stream …]"),
             Event::EventStreamConnected => {
                 self.connected = true;
+                self.failed = false;
                 note("[connected]");
             }
-            Event::EventStreamFailed(f) => note(failure_line(&f, self.refreshes)),
+            Event::EventStreamFailed(f) => {
+                self.failed = f.reason == StreamFailureReason::ReconnectionTimeout;
+                note(failure_line(&f, self.refreshes));
+            }
             Event::EventStreamClosed => note("[event stream closed]"),
             Event::TokenExpiryReminder { expires_in, .. } if self.refreshes => note(format!(
                 "[the token expires in {}s; refreshing]",

@@ -208,6 +208,21 @@ fn retry_is_refused_while_connected() {
 }
 
 #[test]
+fn ctrl_c_closes_the_session_and_keeps_the_chat() {
+    let emu = Emu::start();
+    let mut chat = Session::spawn(&args(&["chat", "--customer-id", "frank"]), &emu.env());
+    chat.expect_out(|l| l.contains("How can I help"));
+    assert_eq!(emu.emulator.control().stats().sessions, 1);
+    chat.interrupt();
+    let (status, _, stderr) = chat.finish_keeping_stdin();
+    assert!(status.success(), "{}", stderr.join("\n"));
+    // The session was deleted before the exit; the chat is still there to join.
+    let stats = emu.emulator.control().stats();
+    assert_eq!(stats.sessions, 0);
+    assert_eq!(stats.ongoing_engagements, 1);
+}
+
+#[test]
 fn demo_runs_everything_from_a_script() {
     let mut demo = Session::spawn(
         &args(&["demo", "--agent-delay-ms", "20", "--name", "Eve"]),

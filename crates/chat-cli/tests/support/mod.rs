@@ -226,9 +226,24 @@ impl Session {
         }
     }
 
+    /// Sends SIGINT (Ctrl-C) to this child, by its id.
+    pub fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
     /// Closes stdin (end of input), reads everything left and waits for the exit.
     pub fn finish(mut self) -> (ExitStatus, Vec<String>, Vec<String>) {
         drop(self.stdin.take());
+        self.finish_keeping_stdin()
+    }
+
+    /// Reads everything left and waits for the exit, with stdin still open (so that only
+    /// something else, such as Ctrl-C, can end the process).
+    pub fn finish_keeping_stdin(mut self) -> (ExitStatus, Vec<String>, Vec<String>) {
         let start = Instant::now();
         for stdout in [true, false] {
             loop {
