@@ -42,7 +42,7 @@ use crate::error::CliError;
 /// AXP Digital chat in a terminal: run the emulator, provision integrations, mint chat
 /// tokens, chat interactively.
 #[derive(Parser)]
-#[command(name = "axp-chat", version, about, propagate_version = true)]
+#[command(name = "axp-chat", version, propagate_version = true)]
 #[command(after_help = "Exit codes: 0 success, 1 runtime failure, 2 usage, \
                         3 credentials or token rejected, 4 host unreachable.")]
 struct Cli {

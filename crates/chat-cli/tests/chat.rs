@@ -197,6 +197,21 @@ fn tokens_come_from_the_backend_and_connection_state_is_shown() {
 }
 
 #[test]
+fn chats_over_a_websocket_too() {
+    let emu = Emu::start();
+    let mut chat = Session::spawn(
+        &args(&["chat", "--guest", "--transport", "websocket"]),
+        &emu.env(),
+    );
+    chat.expect_out(|l| l.contains("How can I help"));
+    chat.send("over a socket");
+    chat.expect_out(|l| l.contains("I received your message: \"over a socket\""));
+    assert!(emu.emulator.control().stats().ws_connections >= 1);
+    chat.send("/quit");
+    assert!(chat.finish().0.success());
+}
+
+#[test]
 fn retry_is_refused_while_connected() {
     let emu = Emu::start();
     let mut chat = Session::spawn(&args(&["chat", "--guest"]), &emu.env());
