@@ -393,11 +393,6 @@ impl EmulatorBuilder {
             });
             (handle, Some(cert.pem), Some(path))
         } else {
-            // No Nagle: a WebSocket frame written behind an unacknowledged one would
-            // otherwise wait for the client's delayed ACK (tens of ms per frame).
-            let tcp = axum::serve::ListenerExt::tap_io(tcp, |s| {
-                let _ = s.set_nodelay(true);
-            });
             let handle = tokio::spawn(async move {
                 let _ = axum::serve(tcp, app.into_make_service())
                     .with_graceful_shutdown(stop)

@@ -78,8 +78,6 @@ async fn accept_loop(
                 continue;
             }
         };
-        // No Nagle (see the plain listener in lib.rs).
-        let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let sender = tx.clone();
         tokio::spawn(async move {
