@@ -426,12 +426,24 @@ impl Reader<'_> {
 
     async fn exact(&mut self, n: usize) -> Result<Vec<u8>, TransportError> {
         let mut body = Vec::with_capacity(n);
-        let mut left = n - self.take_into(n, &mut body);
-        while left > 0 {
-            self.fill().await?;
-            left -= self.take_into(left, &mut body);
-        }
+        let left = n - self.take_into(n, &mut body);
+        self.read_direct(left, &mut body).await?;
         Ok(body)
+    }
+
+    /// Reads the next `n` bytes (none of them buffered) straight into `out`'s spare room:
+    /// one large read where the socket has them, and no copy.
+    async fn read_direct(&mut self, n: usize, out: &mut Vec<u8>) -> Result<(), TransportError> {
+        out.reserve(n);
+        let end = out.len() + n;
+        while out.len() < end {
+            let left = (end - out.len()) as u64;
+            match (&mut *self.stream).take(left).read_buf(out).await {
+                Ok(0) | Err(_) => return Err(TransportError::Disconnected),
+                Ok(_) => {}
+            }
+        }
+        Ok(())
     }
 
     async fn until_close(&mut self) -> Result<Vec<u8>, TransportError> {
@@ -480,12 +492,8 @@ impl Reader<'_> {
                 while !self.line().await?.is_empty() {}
                 return Ok(body);
             }
-            body.reserve(size);
-            let mut left = size - self.take_into(size, &mut body);
-            while left > 0 {
-                self.fill().await?;
-                left -= self.take_into(left, &mut body);
-            }
+            let left = size - self.take_into(size, &mut body);
+            self.read_direct(left, &mut body).await?;
             if !self.line().await?.is_empty() {
                 return Err(TransportError::Protocol);
             }
