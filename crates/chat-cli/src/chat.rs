@@ -37,7 +37,12 @@ pub(crate) struct ChatArgs {
     backend: Option<String>,
     /// Use this chat JWT (no automatic refresh). Without --token or --backend, tokens are
     /// minted with the client credentials, as a backend would.
-    #[arg(long, env = "AXP_CHAT_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "AXP_CHAT_TOKEN",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     token: Option<String>,
     #[command(flatten)]
     options: ChatOptions,

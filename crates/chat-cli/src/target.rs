@@ -21,13 +21,26 @@ pub(crate) struct Target {
     #[arg(long, env = "AXP_ACCOUNT_ID", global = true)]
     pub(crate) account_id: Option<String>,
     /// OAuth client id of the integration's backend.
-    #[arg(long, env = "AXP_CLIENT_ID", global = true)]
+    #[arg(long, env = "AXP_CLIENT_ID", global = true, allow_hyphen_values = true)]
     pub(crate) client_id: Option<String>,
     /// OAuth client secret (prefer the environment variable: flags show in `ps`).
-    #[arg(long, env = "AXP_CLIENT_SECRET", hide_env_values = true, global = true)]
+    // Generated secrets may start with '-': taken as values, not as flags.
+    #[arg(
+        long,
+        env = "AXP_CLIENT_SECRET",
+        hide_env_values = true,
+        global = true,
+        allow_hyphen_values = true
+    )]
     pub(crate) client_secret: Option<String>,
     /// The application key.
-    #[arg(long, env = "AXP_APPKEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "AXP_APPKEY",
+        hide_env_values = true,
+        global = true,
+        allow_hyphen_values = true
+    )]
     pub(crate) appkey: Option<String>,
     /// The chat integration id.
     #[arg(long, env = "AXP_INTEGRATION_ID", global = true)]

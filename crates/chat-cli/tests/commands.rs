@@ -54,6 +54,33 @@ fn every_command_has_help() {
 }
 
 #[test]
+fn secrets_starting_with_a_hyphen_are_values() {
+    let emu = Emu::start();
+    let c = emu.emulator.credentials();
+    let out = run(
+        &[
+            "token",
+            "--guest",
+            "--host",
+            &emu.emulator.base_url(),
+            "--account-id",
+            &c.account_id,
+            "--client-id",
+            &c.client_id,
+            "--client-secret",
+            "-not-the-secret",
+            "--appkey",
+            &c.appkey,
+            "--integration-id",
+            &c.integration_id,
+        ],
+        &[],
+    );
+    // Parsed as the secret (and refused by the server), not as an unknown flag.
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+}
+
+#[test]
 fn bad_flags_exit_2_with_a_message() {
     let out = run(&["token", "--bogus"], &[]);
     assert_eq!(out.code, Some(2));

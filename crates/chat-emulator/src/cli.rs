@@ -76,16 +76,31 @@ pub struct EmulatorArgs {
     #[arg(long, env = "CHAT_EMULATOR_CLIENT_ID")]
     pub client_id: Option<String>,
     /// Fixed OAuth client secret (random by default).
-    #[arg(long, env = "CHAT_EMULATOR_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CHAT_EMULATOR_CLIENT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub client_secret: Option<String>,
     /// Fixed appkey (random by default).
-    #[arg(long, env = "CHAT_EMULATOR_APPKEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CHAT_EMULATOR_APPKEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub appkey: Option<String>,
     /// Fixed id (UUID) of the integration provisioned at start.
     #[arg(long, env = "CHAT_EMULATOR_INTEGRATION_ID")]
     pub integration_id: Option<String>,
     /// Fixed control key (random by default).
-    #[arg(long, env = "CHAT_EMULATOR_CONTROL_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CHAT_EMULATOR_CONTROL_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub control_key: Option<String>,
 }
 

@@ -98,7 +98,8 @@ impl Emu {
             ("--integration-id", c.integration_id.clone()),
         ]
         .into_iter()
-        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        // `--flag=value`: a random secret may start with '-'.
+        .map(|(flag, value)| format!("{flag}={value}"))
         .collect()
     }
 
