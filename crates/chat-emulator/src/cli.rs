@@ -247,5 +247,8 @@ mod tests {
             Cli::try_parse_from(["x", "--cert-out", "c.pem"]).is_err(),
             "needs --tls"
         );
+        // Secrets may start with '-'.
+        let cli = Cli::try_parse_from(["x", "--appkey", "-abc"]).expect("parses");
+        assert_eq!(cli.args.appkey.as_deref(), Some("-abc"));
     }
 }
