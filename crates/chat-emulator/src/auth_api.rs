@@ -243,6 +243,34 @@ pub(crate) fn mint(
     inner.signer.mint(&claims)
 }
 
+/// Signs a token with any account id and any `exp` (Unix seconds), validly: what a
+/// misconfigured backend of another account, or a token kept past its expiry, looks like.
+/// For authorization tests only; the token API never mints these.
+pub(crate) fn forge(
+    inner: &Inner,
+    account_id: &str,
+    integration_id: &str,
+    customer_id: &str,
+    verified: bool,
+    exp: u64,
+) -> String {
+    let claims = Claims {
+        iss: "https://chat-emulator.invalid".to_owned(),
+        sub: "userchatIntegration".to_owned(),
+        exp,
+        iat: exp.saturating_sub(60),
+        jti: new_uuid(),
+        integration_id: integration_id.to_owned(),
+        account_id: account_id.to_owned(),
+        customer_id: customer_id.to_owned(),
+        customer_name: None,
+        verified_customer: verified,
+        customer_identifiers: None,
+        generation: inner.world().min_token_generation,
+    };
+    inner.signer.mint(&claims)
+}
+
 struct TokenRequest {
     integration_id: String,
     customer_id: String,

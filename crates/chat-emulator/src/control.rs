@@ -405,6 +405,26 @@ impl Control {
         self.mint_token_for(&integration, customer_id, verified, ttl)
     }
 
+    /// Signs a chat token with any account id and any expiry (`exp`, Unix seconds), for
+    /// authorization tests: another account's token, or one already expired, without waiting.
+    pub fn forge_token(
+        &self,
+        account_id: &str,
+        integration_id: &str,
+        customer_id: &str,
+        verified: bool,
+        exp: u64,
+    ) -> String {
+        crate::auth_api::forge(
+            &self.inner,
+            account_id,
+            integration_id,
+            customer_id,
+            verified,
+            exp,
+        )
+    }
+
     /// Mints a chat token for a given integration without HTTP.
     pub fn mint_token_for(
         &self,

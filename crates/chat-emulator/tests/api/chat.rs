@@ -13,7 +13,7 @@ fn event_type(e: &Value) -> &str {
     e["eventType"].as_str().unwrap()
 }
 
-fn send_body(session: &str, dialog: &str, text: &str) -> Value {
+pub(crate) fn send_body(session: &str, dialog: &str, text: &str) -> Value {
     json!({"dialogId": dialog, "sessionId": session,
            "body": {"elementType": "TEXT", "elementText": {"text": text, "textFormat": "PLAINTEXT"}}})
 }

@@ -8,5 +8,6 @@ mod control;
 mod faults;
 mod fuzz_requests;
 mod random_bodies;
+mod security;
 mod tls;
 mod ws;
