@@ -87,7 +87,12 @@ pub fn host_url(url: &str, allow_plain_http: bool) -> Result<String, ChatError> 
     } else {
         return Err(ChatError::init_param("hostURL should start with https://"));
     };
-    if rest.is_empty() || rest.contains(['/', '?', '#', ' ', '@']) {
+    // Only host-name, IP and port characters: URL parsers read `\` as `/` and drop tabs and
+    // newlines, so `http://evil.com\.localhost` would pass a suffix check as loopback and
+    // then connect to evil.com.
+    let host_chars =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']');
+    if rest.is_empty() || !rest.chars().all(host_chars) {
         return Err(ChatError::init_param(
             "hostURL should be a scheme and host only, such as https://na.api.avayacloud.com",
         ));
@@ -160,5 +165,46 @@ mod tests {
             host_url("ftp://a.com", false).unwrap_err().code(),
             "ACS-302"
         );
+    }
+
+    #[test]
+    fn plain_http_only_to_hosts_that_really_are_loopback() {
+        for url in [
+            "http://127.0.0.1",
+            "http://127.0.0.1:8080/",
+            "http://127.9.9.9",
+            "http://localhost",
+            "http://LOCALHOST:1",
+            "HTTP://localhost:8080",
+            "Http://[::1]",
+            "http://[::1]:8443",
+            "http://app.localhost",
+        ] {
+            assert!(host_url(url, false).is_ok(), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1.evil.com",
+            "http://localhost.evil",
+            "http://localhost.evil:80",
+            "http://localhost@evil.com",
+            "http://127.0.0.1:80@evil.com",
+            "http://user:pw@localhost",
+            "http://evil.com\\.localhost",
+            "http://evil.com\t.localhost",
+            "http://evil.com%2f.localhost",
+            "http://[::2]",
+            "http://[::ffff:8.8.8.8]",
+            "http://128.0.0.1",
+            "HTTP://example.com",
+            "http://0.0.0.0",
+            "http://10.0.0.1:8080",
+        ] {
+            let err = host_url(url, false).unwrap_err();
+            assert_eq!(err.code(), "ACS-302", "{url}");
+        }
+        // The explicit opt-in allows any well-formed host, never a malformed one.
+        assert!(host_url("http://example.com", true).is_ok());
+        assert!(host_url("http://localhost@evil.com", true).is_err());
+        assert!(host_url("http://evil.com\\.localhost", true).is_err());
     }
 }
