@@ -4,7 +4,7 @@
 //! polling of a client is [`Http1LongPollTransport`](crate::Http1LongPollTransport).
 //!
 //! Every implementation here stops reading a response past
-//! [`MAX_RESPONSE_LEN`](chat_core::validate::MAX_RESPONSE_LEN) and reports
+//! [`MAX_RESPONSE_LEN`] and reports
 //! [`TransportError::Protocol`].
 //!
 //! An embedder can bring their own HTTP stack, a proxy or an in-memory transport by

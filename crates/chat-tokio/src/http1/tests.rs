@@ -399,3 +399,75 @@ fn a_header_value_with_a_line_break_is_not_sent() {
         "nothing of the refused value written"
     );
 }
+
+#[tokio::test]
+async fn a_chat_over_https_with_a_tls_config_of_the_callers() {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::{self, RootCertStore};
+
+    let emu = chat_emulator::Emulator::builder()
+        .tls(true)
+        .hold_time(Duration::from_millis(400))
+        .agent_delay(Duration::from_millis(20))
+        .start()
+        .await
+        .unwrap();
+    assert!(emu.base_url().starts_with("https://"));
+    let pem = emu.ca_cert_pem().unwrap().as_bytes().to_vec();
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(&pem).unwrap())
+        .unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let c = emu.credentials();
+    let jwt = emu
+        .control()
+        .mint_token("tls-customer", true, Duration::from_secs(900));
+    let (client, mut events) = crate::Client::builder(emu.base_url(), &c.integration_id, &c.appkey)
+        .token(jwt)
+        .http_client(http)
+        .event_transport(Box::new(Http1LongPollTransport::with_tls_config(Arc::new(
+            tls,
+        ))))
+        .connect()
+        .await
+        .unwrap();
+    client.create_engagement(Default::default()).await.unwrap();
+    // The simulated agent's greeting arrives over the TLS long poll.
+    let arrived = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(e) = events.recv().await {
+            if matches!(e.event, crate::Event::MessageArrived(_)) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(arrived, Ok(true));
+    client.shutdown(None).await.unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_default_roots_refuse_an_unknown_certificate() {
+    let emu = chat_emulator::Emulator::builder()
+        .tls(true)
+        .start()
+        .await
+        .unwrap();
+    let mut t = Http1LongPollTransport::new();
+    let r = t.poll(poll_request(&emu.base_url())).await;
+    assert_eq!(r, Err(TransportError::Connect));
+    emu.shutdown().await;
+}
