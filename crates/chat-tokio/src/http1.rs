@@ -137,12 +137,17 @@ impl EventTransport for Http1LongPollTransport {
     async fn poll(&mut self, request: Request) -> Result<Response, TransportError> {
         let target = Target::parse(&request.url, self.allow_plain_http)?;
         let head = request_bytes(&request, &target)?;
+        // Nothing of the request is kept while the server holds the poll.
+        drop(request);
         // Taken out for the exchange: if this future is dropped half-way, so is the
         // connection, whose state is then unknown.
         if let Some(mut c) = self.connection.take() {
             if c.origin == target.origin() && c.stream.is_open() {
-                match c.stream.write_all(&head).await {
-                    Ok(()) => return self.finish(c).await,
+                match send(&mut c.stream, &head).await {
+                    Ok(()) => {
+                        drop((head, target));
+                        return self.finish(c).await;
+                    }
                     // Closed between the check and the write: nothing was received, so
                     // sending again on a new connection is safe.
                     Err(e) => tracing::debug!(error = %e, "idle long-poll connection lost"),
@@ -150,11 +155,10 @@ impl EventTransport for Http1LongPollTransport {
             }
         }
         let mut c = self.connect(&target).await?;
-        c.stream
-            .write_all(&head)
+        send(&mut c.stream, &head)
             .await
             .map_err(|_| TransportError::Disconnected)?;
-        drop(head);
+        drop((head, target));
         self.finish(c).await
     }
 
@@ -169,13 +173,18 @@ impl EventTransport for Http1LongPollTransport {
 
 impl Http1LongPollTransport {
     async fn finish(&mut self, mut c: Connection) -> Result<Response, TransportError> {
-        let _ = c.stream.flush().await;
         let (response, keep) = read_response(&mut c.stream).await?;
         if keep {
             self.connection = Some(c);
         }
         Ok(response)
     }
+}
+
+/// Writes the whole request (through rustls's buffer, for TLS).
+async fn send(stream: &mut Stream, head: &[u8]) -> io::Result<()> {
+    stream.write_all(head).await?;
+    stream.flush().await
 }
 
 /// Where a request goes.
