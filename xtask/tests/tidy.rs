@@ -113,17 +113,58 @@ fn ci_runs_the_readme_test_command() {
     assert!(ci.contains(command), ".ci/run does not run `{command}`");
 }
 
+/// What switches certificate or host-name checks off: reqwest's (and native-tls') `danger_*`
+/// builders, rustls' `dangerous()` API and custom verifiers (which is how a tungstenite or
+/// tokio-tungstenite `Connector::Rustls` would be made to trust anything), and the rustls
+/// feature that used to gate them.
+const CERTIFICATE_CHECKS_OFF: [&str; 8] = [
+    "danger_accept_invalid_certs",
+    "danger_accept_invalid_hostnames",
+    ".dangerous()",
+    "dangerous_configuration",
+    "ServerCertVerifier",
+    "NoCertificateVerification",
+    "set_certificate_verifier",
+    "with_custom_certificate_verifier",
+];
+
+fn certificate_checks_off(text: &str) -> Vec<&'static str> {
+    let compact: String = text.split_whitespace().collect();
+    CERTIFICATE_CHECKS_OFF
+        .into_iter()
+        .filter(|needle| compact.contains(needle))
+        .collect()
+}
+
+#[test]
+fn the_certificate_check_detector_sees_every_form() {
+    for sample in [
+        "reqwest::Client::builder().danger_accept_invalid_certs( true )",
+        "builder.danger_accept_invalid_hostnames(yes)",
+        "ClientConfig::builder() . dangerous ()\n.with_custom_certificate_verifier(v)",
+        "impl rustls::client::danger::ServerCertVerifier for Trusting {}",
+        "rustls = { version = \"0.21\", features = [\"dangerous_configuration\"] }",
+    ] {
+        assert!(!certificate_checks_off(sample).is_empty(), "{sample}");
+    }
+    assert!(certificate_checks_off("Client::builder().use_rustls_tls()").is_empty());
+}
+
 #[test]
 fn no_certificate_checks_switched_off_outside_tests() {
+    let mut files = vec![root().join("Cargo.toml")];
     for dir in crate_dirs() {
-        for file in rust_files(&dir.join("src")) {
-            let text = fs::read_to_string(&file).expect("source");
-            assert!(
-                !text.contains("danger_accept_invalid_certs(true)"),
-                "{} turns certificate checks off",
-                file.display()
-            );
-        }
+        files.push(dir.join("Cargo.toml"));
+        files.extend(rust_files(&dir.join("src")));
+    }
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        let found = certificate_checks_off(&text);
+        assert!(
+            found.is_empty(),
+            "{} turns certificate checks off: {found:?}",
+            file.display()
+        );
     }
 }
 
