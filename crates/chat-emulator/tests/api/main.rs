@@ -7,6 +7,7 @@ mod common;
 mod control;
 mod faults;
 mod fuzz_requests;
+mod limits;
 mod random_bodies;
 mod security;
 mod tls;
