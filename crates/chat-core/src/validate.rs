@@ -131,6 +131,16 @@ mod tests {
     }
 
     #[test]
+    fn display_name_limit_counts_utf16() {
+        assert!(display_name("").is_ok());
+        assert!(display_name(&"n".repeat(70)).is_ok());
+        assert_eq!(display_name(&"n".repeat(71)).unwrap_err().code(), "ACS-302");
+        // 35 astral characters are 70 UTF-16 units; one more is over.
+        assert!(display_name(&"😀".repeat(35)).is_ok());
+        assert!(display_name(&format!("{}n", "😀".repeat(35))).is_err());
+    }
+
+    #[test]
     fn mapped_data_limits() {
         let mut d = MappedData::new();
         for i in 0..20 {
