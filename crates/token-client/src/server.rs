@@ -401,8 +401,9 @@ async fn get_jwt(
     let Json(body) = match body {
         Ok(body) => body,
         Err(rejection) => {
+            // 413 for a body over the limit, 415 without a JSON content type, else 400.
             return problem(
-                StatusCode::BAD_REQUEST,
+                rejection.status(),
                 "Invalid request body",
                 &rejection.body_text(),
                 Vec::new(),

@@ -71,3 +71,35 @@ async fn limits_match_the_service_and_are_checked_before_any_call() {
     assert_eq!(err.validation().unwrap().field, Field::CustomerId);
     emu.shutdown().await;
 }
+
+#[cfg(feature = "server")]
+#[tokio::test]
+async fn the_reference_server_answers_413_past_64_kib() {
+    use std::sync::Arc;
+    let emu = common::emulator().await;
+    let (client, _) = common::client(&emu);
+    let app = token_client::server::router(
+        client,
+        Arc::new(token_client::server::TrustClientClaims),
+        &[],
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/getJWT", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let post = |body: Vec<u8>| {
+        reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = post(vec![b' '; 64 * 1024 + 1]).await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let mut at_limit = br#"{"customerId":"c"}"#.to_vec();
+    at_limit.resize(64 * 1024, b' ');
+    assert_eq!(post(at_limit).await.unwrap().status(), 200);
+    assert_eq!(emu.control().stats().tokens_minted, 1);
+    emu.shutdown().await;
+}
