@@ -550,7 +550,7 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
         #[test]
         fn any_sequence_keeps_the_invariants(data in prop::collection::vec(any::<u8>(), 0..2048)) {

@@ -567,7 +567,7 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 800, failure_persistence: None, ..ProptestConfig::default() })]
 
         #[test]
         fn any_requests_get_a_2xx_or_a_problem(data in prop::collection::vec(any::<u8>(), 0..1500)) {
