@@ -113,16 +113,12 @@ fn check(text: &str) -> Option<Token> {
             // Deriving the times from `exp` never overflows.
             let _ = token.expires_at();
             let _ = token.remaining(std::time::SystemTime::UNIX_EPOCH);
-            let signature = text.rsplit('.').next().unwrap_or_default();
-            // The token shows its `exp`: a signature that is those digits is no leak.
-            let exp = token.expires_at_unix().to_string();
-            for shown in [format!("{token:?}"), format!("{token}")] {
-                let shown = shown.replace(&exp, "");
-                assert!(
-                    signature.len() < 6 || !shown.contains(signature),
-                    "{shown} shows the token"
-                );
-            }
+            // What a token shows is its `exp` and nothing else of its text, so no part of the
+            // JWT can appear (comparing against the signature instead let a signature made of
+            // the template's own words, or of the exp's digits, look like a leak).
+            let exp = token.expires_at_unix();
+            assert_eq!(format!("{token}"), format!("<chat token, exp {exp}>"));
+            assert_eq!(format!("{token:?}"), format!("Token {{ exp: {exp}, .. }}"));
             Some(token)
         }
         Err(e) => {
@@ -163,10 +159,11 @@ mod tests {
         }
     }
 
-    /// Fuzz finding `crash-b8dc474f…` (token target): a token whose signature is the digits of
-    /// its own `exp`; the oracle took the `exp` its Debug shows for the signature.
+    /// Fuzz findings `crash-b8dc474f…` and `crash-9bf66551…` (token target): signatures made of
+    /// the digits of the token's own `exp`, or of the words of its Display, looked like a
+    /// leak to the first oracle. Both inputs now run against the exact-output oracle.
     #[test]
-    fn a_signature_equal_to_the_exp_is_not_a_leak() {
+    fn signatures_like_what_a_token_shows_are_no_leak() {
         let data = [
             0x00, 0xff, 0x00, 0x40, 0x41, 0xa9, 0x00, 0x00, 0x08, 0x0a, 0x11, 0x20, 0x00, 0x00,
             0x08, 0x78, 0x70, 0x20, 0x32, 0x35, 0x33, 0x34, 0x30, 0x32, 0x33, 0x30, 0x30, 0x37,
@@ -174,6 +171,12 @@ mod tests {
             0x00, 0x41, 0x00, 0x00, 0x00, 0x14, 0x09, 0x09, 0x09, 0x10, 0xbf,
         ];
         run(&data);
+        run(&[
+            0x00, 0xff, 0xf7, 0xff, 0x5b, 0xff, 0x0d, 0x0d, 0x0d, 0x24, 0x0d, 0x0d, 0x0d, 0x0d,
+            0x0d, 0x0d, 0x43, 0x00, 0x00, 0x00, 0x0d, 0x0d, 0x0d, 0x74, 0x6f, 0x6b, 0x65, 0x6e,
+            0x2c, 0x20, 0x65, 0x78, 0x70, 0x20, 0x3e, 0xff, 0xff, 0xff, 0x48, 0xf2, 0xf2, 0xee,
+            0x34, 0x56, 0x41, 0x0a,
+        ]);
         let shaped = Shaped {
             header: "h".into(),
             exp: Exp::Whole(253_402_300_799),
