@@ -67,18 +67,8 @@ impl TokenSource {
                     "verifiedCustomer": customer.is_verified(),
                     "customerIdentifiers": customer.customer_identifiers(),
                 });
-                let response = http
-                    .post(format!("{url}/v1/getJWT"))
-                    .json(&body)
-                    .timeout(TIMEOUT)
-                    .send()
-                    .await
-                    .map_err(|e| CliError::from(e).context(&format!("backend {url}")))?;
-                let status = response.status().as_u16();
-                let text = response
-                    .text()
-                    .await
-                    .map_err(|e| CliError::from(e).context(&format!("backend {url}")))?;
+                let (status, text) =
+                    backend_call(url, http.post(format!("{url}/v1/getJWT")).json(&body)).await?;
                 if status != 200 {
                     return Err(CliError::new(
                         status_kind(status),
@@ -110,17 +100,8 @@ impl TokenSource {
         let TokenSource::Backend { http, url, .. } = self else {
             return Ok(None);
         };
-        let response = http
-            .get(format!("{url}/v1/getIntegration"))
-            .timeout(TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| CliError::from(e).context(&format!("backend {url}")))?;
-        let status = response.status().as_u16();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| CliError::from(e).context(&format!("backend {url}")))?;
+        let (status, text) =
+            backend_call(url, http.get(format!("{url}/v1/getIntegration"))).await?;
         if status != 200 {
             return Err(CliError::new(
                 Kind::Runtime,
@@ -129,4 +110,16 @@ impl TokenSource {
         }
         Ok(Some(text.trim().to_owned()))
     }
+}
+
+/// One call to the backend: its status and body text, failures named after the backend.
+async fn backend_call(
+    url: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<(u16, String), CliError> {
+    let context = |e: reqwest::Error| CliError::from(e).context(&format!("backend {url}"));
+    let response = request.timeout(TIMEOUT).send().await.map_err(context)?;
+    let status = response.status().as_u16();
+    let text = response.text().await.map_err(context)?;
+    Ok((status, text))
 }
