@@ -15,7 +15,7 @@ use crate::events::EventStream;
 use crate::http1::Http1LongPollTransport;
 use crate::transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport};
 use crate::ws::{AutoTransport, WebSocketTransport};
-use crate::{Error, TokenProvider};
+use crate::{Error, TlsClientConfig, TokenProvider, WsConnector};
 
 /// Default size of the event buffer.
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
@@ -35,6 +35,33 @@ pub enum StreamTransport {
     /// Try the WebSocket upgrade with a short deadline; fall back to long polling for good if
     /// the server does not upgrade.
     Auto,
+}
+
+/// Which long polling the default transports use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LongPollKind {
+    /// Each session's own lean connection ([`Http1LongPollTransport`]).
+    Lean,
+    /// [`LongPollTransport`] over the caller's HTTP stack (a proxy, extra roots).
+    OverHttp,
+}
+
+/// The reqwest client for REST calls when the caller gave none: with this TLS
+/// configuration, or reqwest's own rustls setup.
+fn default_client(tls: Option<&TlsClientConfig>) -> Result<reqwest::Client, Error> {
+    match tls {
+        None => Ok(crate::transport::default_client()),
+        Some(config) => reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .use_preconfigured_tls(config.clone())
+            .build()
+            .map_err(|e| {
+                tracing::warn!(error = %e, "HTTP client with the TLS configuration failed");
+                Error::Chat(ChatError::InvalidInitParams(
+                    "the TLS configuration was refused".into(),
+                ))
+            }),
+    }
 }
 
 /// Configures and connects a [`Client`].
@@ -70,6 +97,7 @@ pub struct ClientBuilder {
     refresh_lead: Duration,
     resume: Option<Resumption>,
     ws_upgrade_timeout: Duration,
+    tls: Option<Arc<TlsClientConfig>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -110,6 +138,7 @@ impl ClientBuilder {
             refresh_lead: chat_core::TOKEN_WARNING,
             resume: None,
             ws_upgrade_timeout: Duration::from_secs(3),
+            tls: None,
         }
     }
 
@@ -180,6 +209,17 @@ impl ClientBuilder {
         self
     }
 
+    /// The TLS configuration (rustls) of the connections the client opens itself: the long
+    /// polls of [`Http1LongPollTransport`], the WebSocket, and the REST calls unless an
+    /// [`http_client`](Self::http_client) or [`http_transport`](Self::http_transport) is
+    /// given. Use it to trust extra roots (a test server's self-signed certificate); give it
+    /// no ALPN protocols, as these connections speak HTTP/1.1. Default: rustls with the
+    /// webpki roots, one configuration per process.
+    pub fn tls_config(mut self, config: Arc<TlsClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Your own HTTP exchange for REST calls and probes (and for long polling unless an
     /// [`event_transport`](Self::event_transport) is given).
     pub fn http_transport(mut self, http: Arc<dyn HttpTransport>) -> Self {
@@ -204,6 +244,16 @@ impl ClientBuilder {
     pub fn resume(mut self, resumption: Resumption) -> Self {
         self.resume = Some(resumption);
         self
+    }
+
+    /// The long polling [`StreamTransport::LongPoll`] and the fallback of
+    /// [`StreamTransport::Auto`] use.
+    fn long_poll_kind(&self) -> LongPollKind {
+        if self.http_client.is_some() || self.http.is_some() {
+            LongPollKind::OverHttp
+        } else {
+            LongPollKind::Lean
+        }
     }
 
     /// Creates (or resumes) the session and starts the client's driver task on the current
@@ -239,33 +289,48 @@ impl ClientBuilder {
         }
         let session = Session::new(params, self.config.clone())?;
 
-        let client = self.http_client.clone();
-        let custom_http = self.http.is_some();
-        let http: Arc<dyn HttpTransport> = match self.http {
-            Some(h) => h,
-            None => Arc::new(ReqwestTransport::with_client(
-                client
-                    .clone()
-                    .unwrap_or_else(crate::transport::default_client),
-            )),
+        let long_poll = self.long_poll_kind();
+        let http: Arc<dyn HttpTransport> = match (self.http, &self.http_client) {
+            (Some(h), _) => h,
+            (None, Some(c)) => Arc::new(ReqwestTransport::with_client(c.clone())),
+            (None, None) => Arc::new(ReqwestTransport::with_client(default_client(
+                self.tls.as_deref(),
+            )?)),
         };
         let events: Box<dyn EventTransport> = match self.events {
             Some(e) => e,
-            None => match self.transport {
-                // Over the caller's HTTP stack if they gave one (a proxy, extra roots);
-                // otherwise each session's own lean connection.
-                StreamTransport::LongPoll if self.http_client.is_some() || custom_http => {
-                    Box::new(LongPollTransport::new(Arc::clone(&http)))
+            None => {
+                let long_poll = || -> Box<dyn EventTransport> {
+                    match long_poll {
+                        LongPollKind::OverHttp => {
+                            Box::new(LongPollTransport::new(Arc::clone(&http)))
+                        }
+                        LongPollKind::Lean => {
+                            let t = match &self.tls {
+                                Some(c) => Http1LongPollTransport::with_tls_config(Arc::clone(c)),
+                                None => Http1LongPollTransport::new(),
+                            };
+                            Box::new(t.allow_plain_http(self.allow_plain_http))
+                        }
+                    }
+                };
+                let ws = || match &self.tls {
+                    Some(c) => {
+                        WebSocketTransport::with_connector(WsConnector::Rustls(Arc::clone(c)))
+                    }
+                    None => WebSocketTransport::new(),
+                };
+                match self.transport {
+                    StreamTransport::LongPoll => long_poll(),
+                    StreamTransport::WebSocket => Box::new(ws()),
+                    // The same fallback as plain long polling would be.
+                    StreamTransport::Auto => Box::new(AutoTransport::with_websocket(
+                        ws(),
+                        long_poll(),
+                        self.ws_upgrade_timeout,
+                    )),
                 }
-                StreamTransport::LongPoll => {
-                    Box::new(Http1LongPollTransport::new().allow_plain_http(self.allow_plain_http))
-                }
-                StreamTransport::WebSocket => Box::new(WebSocketTransport::new()),
-                StreamTransport::Auto => Box::new(AutoTransport::new(
-                    LongPollTransport::new(Arc::clone(&http)),
-                    self.ws_upgrade_timeout,
-                )),
-            },
+            }
         };
 
         let (tx, commands) = mpsc::channel(64);
@@ -318,5 +383,29 @@ impl ClientBuilder {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> ClientBuilder {
+        ClientBuilder::new("https://axp.example", "integration", "appkey")
+    }
+
+    #[test]
+    fn long_polling_is_lean_unless_an_http_stack_is_given() {
+        assert_eq!(builder().long_poll_kind(), LongPollKind::Lean);
+        let with_client = builder().http_client(reqwest::Client::new());
+        assert_eq!(with_client.long_poll_kind(), LongPollKind::OverHttp);
+        let with_http = builder().http_transport(Arc::new(ReqwestTransport::new()));
+        assert_eq!(with_http.long_poll_kind(), LongPollKind::OverHttp);
+        // A TLS configuration alone keeps the lean connection (it takes the configuration).
+        let tls = crate::tls::default_config().unwrap();
+        assert_eq!(
+            builder().tls_config(tls).long_poll_kind(),
+            LongPollKind::Lean
+        );
     }
 }

@@ -16,7 +16,8 @@
 //!   ahead of expiry and after a 401, single-flight.
 //! - Transports: [`StreamTransport::LongPoll`] (default, what AXP serves),
 //!   [`StreamTransport::WebSocket`], [`StreamTransport::Auto`]; or your own through
-//!   [`HttpTransport`] and [`EventTransport`].
+//!   [`HttpTransport`] and [`EventTransport`]. TLS is rustls; extra roots through
+//!   [`tls_config_with_roots`] and [`ClientBuilder::tls_config`].
 //!
 //! # Example
 //!
@@ -84,8 +85,10 @@ pub use client::{Client, Engagement, HistoryPager};
 pub use error::Error;
 pub use events::{ChatEvent, EventStream};
 pub use http1::Http1LongPollTransport;
+pub use tls::{TlsRootsError, tls_config_with_roots};
 pub use token::{BoxError, FnTokenProvider, TokenProvider, token_provider_fn};
-/// rustls's client configuration, for [`Http1LongPollTransport::with_tls_config`].
+/// rustls's client configuration, for [`ClientBuilder::tls_config`] and
+/// [`Http1LongPollTransport::with_tls_config`] (see [`tls_config_with_roots`]).
 pub use tokio_rustls::rustls::ClientConfig as TlsClientConfig;
 /// The TLS connector type of [`WebSocketTransport::with_connector`].
 pub use tokio_tungstenite::Connector as WsConnector;

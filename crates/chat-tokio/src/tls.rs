@@ -7,6 +7,8 @@
 use std::sync::{Arc, OnceLock};
 
 use chat_core::TransportError;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 static DEFAULT: OnceLock<Option<Arc<ClientConfig>>> = OnceLock::new();
@@ -26,10 +28,52 @@ pub(crate) fn default_config() -> Result<Arc<ClientConfig>, TransportError> {
         .ok_or(TransportError::Connect)
 }
 
-fn build() -> Result<ClientConfig, rustls::Error> {
-    let roots = RootCertStore {
+/// Why [`tls_config_with_roots`] built no configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsRootsError {
+    /// The text holds no PEM certificate, or a broken one.
+    #[error("not a PEM certificate: {0}")]
+    Pem(String),
+    /// A certificate is not a usable trust anchor, or rustls refused the configuration.
+    #[error("certificate refused: {0}")]
+    Refused(String),
+}
+
+/// A TLS configuration that trusts the webpki roots and every certificate of `pem` (such as
+/// the emulator's self-signed certificate), for
+/// [`ClientBuilder::tls_config`](crate::ClientBuilder::tls_config) and the transports'
+/// `with_tls_config` / `with_connector`. It offers no ALPN protocol (HTTP/1.1 only).
+pub fn tls_config_with_roots(pem: &[u8]) -> Result<Arc<ClientConfig>, TlsRootsError> {
+    let mut extra = Vec::new();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        extra.push(cert.map_err(|e| TlsRootsError::Pem(e.to_string()))?);
+    }
+    if extra.is_empty() {
+        return Err(TlsRootsError::Pem("no certificate found".to_owned()));
+    }
+    let mut roots = default_roots();
+    for cert in extra {
+        roots
+            .add(cert)
+            .map_err(|e| TlsRootsError::Refused(e.to_string()))?;
+    }
+    with_roots(roots)
+        .map(Arc::new)
+        .map_err(|e| TlsRootsError::Refused(e.to_string()))
+}
+
+fn default_roots() -> RootCertStore {
+    RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    }
+}
+
+fn build() -> Result<ClientConfig, rustls::Error> {
+    with_roots(default_roots())
+}
+
+fn with_roots(roots: RootCertStore) -> Result<ClientConfig, rustls::Error> {
     // An explicit provider: the process-wide default may be unset, or ambiguous when several
     // crates of the application enable different ones.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -48,5 +92,24 @@ mod tests {
         let a = default_config().expect("builds");
         let b = default_config().expect("builds");
         assert!(Arc::ptr_eq(&a, &b));
+    }
+
+    #[test]
+    fn extra_roots_must_be_pem_certificates() {
+        assert!(matches!(
+            tls_config_with_roots(b"hello"),
+            Err(TlsRootsError::Pem(_))
+        ));
+        let broken = b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            tls_config_with_roots(broken),
+            Err(TlsRootsError::Pem(_))
+        ));
+        // Valid base64, but not a certificate.
+        let junk = b"-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            tls_config_with_roots(junk),
+            Err(TlsRootsError::Refused(_))
+        ));
     }
 }

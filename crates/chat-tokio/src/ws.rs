@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use crate::transport::{EventTransport, LongPollTransport, Response};
+use crate::transport::{EventTransport, Response};
 
 /// Read buffer of a socket (frames larger than this are still read whole).
 const READ_BUFFER: usize = 4096;
@@ -263,24 +263,39 @@ enum Mode {
 /// long polling for good if the server does not upgrade (a plain `200`, a `400`, no answer in
 /// time). Refusals that concern the session or the token (401, 403, 404) are passed on as
 /// they are, undecided.
-#[derive(Debug)]
+///
+/// The fallback is any [`EventTransport`]: [`StreamTransport::Auto`](crate::StreamTransport::Auto)
+/// gives it the one [`StreamTransport::LongPoll`](crate::StreamTransport::LongPoll) would use
+/// (the lean [`Http1LongPollTransport`](crate::Http1LongPollTransport), or a
+/// [`LongPollTransport`](crate::LongPollTransport) over the caller's HTTP stack).
 pub struct AutoTransport {
     ws: WebSocketTransport,
-    long_poll: LongPollTransport,
+    long_poll: Box<dyn EventTransport>,
     mode: Mode,
     upgrade_timeout: Duration,
 }
 
+impl std::fmt::Debug for AutoTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AutoTransport")
+            .field("ws", &self.ws)
+            .field("long_poll", &self.long_poll.name())
+            .field("mode", &self.mode)
+            .field("upgrade_timeout", &self.upgrade_timeout)
+            .finish()
+    }
+}
+
 impl AutoTransport {
-    /// WebSocket first, then this long-polling transport.
-    pub fn new(long_poll: LongPollTransport, upgrade_timeout: Duration) -> Self {
+    /// WebSocket first (default TLS setup), then this long-polling transport.
+    pub fn new(long_poll: Box<dyn EventTransport>, upgrade_timeout: Duration) -> Self {
         Self::with_websocket(WebSocketTransport::new(), long_poll, upgrade_timeout)
     }
 
-    /// As [`new`](Self::new), with this WebSocket transport.
+    /// As [`new`](Self::new), with this WebSocket transport (a TLS connector of your own).
     pub fn with_websocket(
         ws: WebSocketTransport,
-        long_poll: LongPollTransport,
+        long_poll: Box<dyn EventTransport>,
         upgrade_timeout: Duration,
     ) -> Self {
         Self {
@@ -299,6 +314,11 @@ impl AutoTransport {
             Mode::WebSocket => Some(true),
             Mode::LongPoll => Some(false),
         }
+    }
+
+    /// The long-polling transport it falls back to.
+    pub fn fallback(&self) -> &dyn EventTransport {
+        self.long_poll.as_ref()
     }
 }
 
@@ -326,7 +346,15 @@ impl EventTransport for AutoTransport {
     }
 
     async fn reset(&mut self) {
-        self.ws.reset().await;
+        // The fallback may hold a connection of its own (the lean long poll does).
+        match self.mode {
+            Mode::WebSocket => self.ws.reset().await,
+            Mode::LongPoll => self.long_poll.reset().await,
+            Mode::Undecided => {
+                self.ws.reset().await;
+                self.long_poll.reset().await;
+            }
+        }
     }
 
     fn name(&self) -> &'static str {
@@ -340,11 +368,85 @@ impl EventTransport for AutoTransport {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use futures::SinkExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     use super::*;
     use crate::http1::tests::poll_request;
+    use crate::transport::MockEventTransport;
+
+    /// A plain HTTP server that answers every request (upgrades included) with this status
+    /// line and an empty JSON array, counting connections.
+    async fn answering(status: &'static str) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut head = vec![0; 4096];
+                    let _ = socket.read(&mut head).await;
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n[]"
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (base, accepted)
+    }
+
+    /// A fallback that answers each poll with `[1]` and counts resets.
+    fn fallback(polls: usize, resets: usize) -> Box<dyn EventTransport> {
+        let mut t = MockEventTransport::new();
+        t.expect_poll()
+            .times(polls)
+            .returning(|_| Ok(Response::new(200, b"[1]".to_vec())));
+        t.expect_reset().times(resets).return_const(());
+        t.expect_name().return_const("fallback");
+        Box::new(t)
+    }
+
+    #[tokio::test]
+    async fn auto_falls_back_for_good_to_the_transport_it_was_given() {
+        let (base, accepted) = answering("200 OK").await;
+        let mut t = AutoTransport::new(fallback(2, 1), Duration::from_secs(5));
+        assert_eq!(t.fallback().name(), "fallback");
+        let r = t.poll(poll_request(&base)).await.unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"[1]"[..]));
+        assert_eq!(t.uses_websocket(), Some(false));
+        assert_eq!(t.name(), "auto (long-poll)");
+        // Decided: the next poll goes to the fallback without another upgrade attempt.
+        t.poll(poll_request(&base)).await.unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // The fallback's own connection is dropped on reset (the mock checks the count).
+        t.reset().await;
+    }
+
+    #[tokio::test]
+    async fn auto_passes_session_refusals_on_undecided() {
+        let (base, _) = answering("401 Unauthorized").await;
+        let mut t = AutoTransport::new(fallback(0, 0), Duration::from_secs(5));
+        let r = t.poll(poll_request(&base)).await.unwrap();
+        assert_eq!(r.status, 401);
+        assert_eq!(t.uses_websocket(), None);
+    }
+
+    #[tokio::test]
+    async fn auto_keeps_the_websocket_when_the_server_upgrades() {
+        let base = sending(1000).await;
+        let mut t = AutoTransport::new(fallback(0, 0), Duration::from_secs(5));
+        let r = t.poll(poll_request(&base)).await.unwrap();
+        assert_eq!((r.status, r.body.len()), (200, 1000));
+        assert_eq!(t.uses_websocket(), Some(true));
+        assert!(format!("{t:?}").contains("fallback"));
+    }
 
     /// A WebSocket server that sends one text message of `len` bytes and then waits.
     async fn sending(len: usize) -> String {
