@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chat_tokio::{
     Client, DisconnectReason, Engagement, Event, EventStream, Message, Participant,
     ParticipantType, ShutdownReason, StreamFailure, StreamFailureReason, StreamTransport,
-    token_provider_fn,
+    TlsClientConfig, token_provider_fn,
 };
 use tokio::sync::mpsc;
 
@@ -95,6 +95,8 @@ pub(crate) struct Setup {
     pub(crate) appkey: Option<String>,
     pub(crate) source: TokenSource,
     pub(crate) http: reqwest::Client,
+    /// The TLS configuration of every transport (`--ca-cert`), if not the default.
+    pub(crate) tls: Option<Arc<TlsClientConfig>>,
     pub(crate) allow_plain_http: bool,
     pub(crate) options: ChatOptions,
 }
@@ -102,13 +104,8 @@ pub(crate) struct Setup {
 pub(crate) async fn run(args: ChatArgs) -> Result<(), CliError> {
     let resolved = args.target.resolve()?;
     let host = resolved.host()?;
-    let http = resolved.http()?;
-    if resolved.has_ca_cert() && !matches!(args.options.transport, Transport::LongPoll) {
-        // The WebSocket connector does not take the extra root certificate.
-        return Err(CliError::usage(
-            "--ca-cert works with --transport long-poll only",
-        ));
-    }
+    let tls = resolved.tls()?;
+    let http = resolved.http(tls.as_deref())?;
     let source = if let Some(token) = args.token {
         TokenSource::Fixed(token)
     } else if let Some(url) = &args.backend {
@@ -141,6 +138,7 @@ pub(crate) async fn run(args: ChatArgs) -> Result<(), CliError> {
         appkey: resolved.appkey.as_ref().map(|k| k.expose().to_owned()),
         source,
         http,
+        tls,
         allow_plain_http: resolved.allow_plain_http,
         options: args.options,
     })
@@ -164,6 +162,9 @@ pub(crate) async fn chat(setup: Setup) -> Result<(), CliError> {
         .http_client(setup.http.clone())
         .allow_plain_http(setup.allow_plain_http)
         .stream_transport(setup.options.transport.into());
+    if let Some(tls) = &setup.tls {
+        builder = builder.tls_config(Arc::clone(tls));
+    }
     if let Some(name) = &setup.options.display_name {
         builder = builder.display_name(name.clone());
     }

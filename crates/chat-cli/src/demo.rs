@@ -60,6 +60,7 @@ async fn demo(emulator: &Emulator, args: DemoArgs) -> Result<(), CliError> {
             customer: CustomerRequest::verified("demo-customer").name(args.name),
         },
         http: reqwest::Client::new(),
+        tls: None,
         allow_plain_http: false,
         options: args.options,
     })

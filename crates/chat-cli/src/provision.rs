@@ -70,7 +70,7 @@ pub(crate) async fn run(args: ProvisionArgs) -> Result<(), CliError> {
     let resolved = args.target.resolve()?;
     let host = resolved.host()?;
     let tokens = resolved.token_client(false)?;
-    let http = resolved.http()?;
+    let http = resolved.http(resolved.tls()?.as_deref())?;
     let account = resolved.account_id.clone().unwrap_or_default();
     let base = format!("{host}/api/digital/config/v1/accounts/{account}/integrations");
     let access = tokens

@@ -2,7 +2,10 @@
 //! file, and the HTTP and token clients built from them.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use chat_tokio::TlsClientConfig;
 
 use serde::Deserialize;
 use token_client::{Secret, TokenClient, TokenClientConfig};
@@ -49,7 +52,8 @@ pub(crate) struct Target {
     /// fills in every setting not given otherwise.
     #[arg(long, env = "AXP_CREDENTIALS_FILE", global = true)]
     pub(crate) credentials: Option<PathBuf>,
-    /// An extra trusted root certificate (PEM), such as the emulator's `--tls` certificate.
+    /// An extra trusted root certificate (PEM), such as the emulator's `--tls` certificate,
+    /// for every call and every `--transport`.
     #[arg(long, env = "AXP_CA_CERT_FILE", global = true)]
     pub(crate) ca_cert: Option<PathBuf>,
     /// Allow plain http:// to a host that is not loopback. Never in production.
@@ -132,30 +136,34 @@ impl Resolved {
             .ok_or_else(|| CliError::usage("no AXP host: give --host or set AXP_HOST"))
     }
 
-    /// Whether an extra root certificate is to be trusted.
-    pub(crate) fn has_ca_cert(&self) -> bool {
-        self.ca_cert.is_some()
-    }
-
     /// Whether client credentials were given (so that tokens can be minted directly).
     pub(crate) fn has_client_credentials(&self) -> bool {
         self.client_id.is_some() || self.client_secret.is_some()
     }
 
-    /// An HTTP client for our own calls and the chat client's, trusting `--ca-cert` too.
-    /// It follows no redirects: the requests carry credentials in headers.
-    pub(crate) fn http(&self) -> Result<reqwest::Client, CliError> {
+    /// The TLS configuration trusting `--ca-cert` as well as the usual roots, if one is
+    /// given: one configuration for our own calls and every transport of the chat client.
+    pub(crate) fn tls(&self) -> Result<Option<Arc<TlsClientConfig>>, CliError> {
+        let Some(path) = &self.ca_cert else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(path)
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
+        chat_tokio::tls_config_with_roots(&pem)
+            .map(Some)
+            .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))
+    }
+
+    /// An HTTP client for our own calls and the chat client's REST calls, with this TLS
+    /// configuration (from [`tls`](Self::tls)) if any. It follows no redirects: the
+    /// requests carry credentials in headers.
+    pub(crate) fn http(&self, tls: Option<&TlsClientConfig>) -> Result<reqwest::Client, CliError> {
         let mut builder = reqwest::Client::builder()
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = &self.ca_cert {
-            let pem = std::fs::read(path)
-                .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                CliError::usage(format!("{} is not a PEM certificate: {e}", path.display()))
-            })?;
-            builder = builder.add_root_certificate(cert);
+        if let Some(config) = tls {
+            builder = builder.use_preconfigured_tls(config.clone());
         }
         builder
             .build()
@@ -198,7 +206,7 @@ impl Resolved {
         )
         .with_allow_plain_http(self.allow_plain_http);
         Ok(TokenClient::builder(config)
-            .http_client(self.http()?)
+            .http_client(self.http(self.tls()?.as_deref())?)
             .build()?)
     }
 }

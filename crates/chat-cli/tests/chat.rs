@@ -212,6 +212,53 @@ fn chats_over_a_websocket_too() {
 }
 
 #[test]
+fn ca_cert_is_trusted_by_every_transport() {
+    let emu = Emu::start_tls();
+    assert!(emu.emulator.base_url().starts_with("https://"));
+    let dir = std::env::temp_dir().join(format!("axp-chat-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let cert = dir.join("ca.pem");
+    std::fs::write(&cert, emu.emulator.ca_cert_pem().expect("a certificate")).expect("write");
+    let cert = cert.to_str().expect("utf-8 path").to_owned();
+    for transport in ["long-poll", "websocket", "auto"] {
+        let sockets = emu.emulator.control().stats().ws_connections;
+        let mut chat = Session::spawn(
+            &args(&[
+                "chat",
+                "--guest",
+                "--transport",
+                transport,
+                "--ca-cert",
+                &cert,
+            ]),
+            &emu.env(),
+        );
+        chat.expect_out(|l| l.contains("How can I help"));
+        chat.send("over TLS");
+        chat.expect_out(|l| l.contains("I received your message: \"over TLS\""));
+        chat.send("/quit");
+        assert!(chat.finish().0.success(), "{transport}");
+        let opened = emu.emulator.control().stats().ws_connections - sockets;
+        assert_eq!(
+            opened >= 1,
+            transport != "long-poll",
+            "{transport}: {opened}"
+        );
+    }
+    // The control: without the certificate, the same host is refused (unreachable).
+    let out = support::run(
+        &["chat", "--guest", "--transport", "websocket"],
+        &emu.env()
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
+    assert!(out.stderr.contains("certificate"), "{}", out.stderr);
+}
+
+#[test]
 fn retry_is_refused_while_connected() {
     let emu = Emu::start();
     let mut chat = Session::spawn(&args(&["chat", "--guest"]), &emu.env());

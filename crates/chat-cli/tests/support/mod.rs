@@ -70,6 +70,15 @@ pub struct Emu {
 
 impl Emu {
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Serving HTTPS with a self-signed certificate ([`Emulator::ca_cert_pem`]).
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -78,6 +87,7 @@ impl Emu {
         let emulator = runtime
             .block_on(
                 Emulator::builder()
+                    .tls(tls)
                     .hold_time(Duration::from_millis(500))
                     .agent_delay(Duration::from_millis(20))
                     .start(),
