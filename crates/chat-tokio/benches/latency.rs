@@ -36,6 +36,16 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const CONTROL_KEY: &str = "bench-control-key";
 
+/// The readers of the latency and throughput parts, in their order: a chat-tokio client of
+/// this kind, or `None` for the raw baseline (1: reqwest long-poll loop, 3: tokio-tungstenite).
+const READERS: [Option<Kind>; 5] = [
+    Some(Kind::LongPoll),
+    None,
+    Some(Kind::WebSocket),
+    None,
+    Some(Kind::LongPollReqwest),
+];
+
 /// How a chat-tokio client of the bench carries its event stream. Every client shares one
 /// `reqwest::Client` for its REST calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,15 +371,8 @@ async fn latency(server: &Server, samples: usize) {
     let mut keep = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let customer = format!("latency-{i}");
-        match i {
-            0 | 2 | 4 => {
-                let t = [
-                    Kind::LongPoll,
-                    Kind::LongPoll,
-                    Kind::WebSocket,
-                    Kind::WebSocket,
-                ][i.min(3)];
-                let t = if i == 4 { Kind::LongPollReqwest } else { t };
+        match READERS[i] {
+            Some(t) => {
                 let (client, mut events) = server.client(&customer, t).await;
                 let chat = client.create_engagement(Default::default()).await.unwrap();
                 while !matches!(
@@ -380,7 +383,7 @@ async fn latency(server: &Server, samples: usize) {
                 readers.push(Reader::Client(events));
                 keep.push(client);
             }
-            _ => {
+            None => {
                 let (token, sid, eid) = server.raw_session(&customer).await;
                 let (tx, rx) = mpsc::unbounded_channel();
                 if i == 1 {
@@ -441,15 +444,8 @@ async fn throughput(server: &Server, backlog: usize) {
     {
         let customer = format!("throughput-{i}");
         // Queue the backlog first; then start reading and time the drain.
-        let (mut reader, eid, client, raw) = match i {
-            0 | 2 | 4 => {
-                let t = [
-                    Kind::LongPoll,
-                    Kind::LongPoll,
-                    Kind::WebSocket,
-                    Kind::WebSocket,
-                ][i.min(3)];
-                let t = if i == 4 { Kind::LongPollReqwest } else { t };
+        let (mut reader, eid, client, raw) = match READERS[i] {
+            Some(t) => {
                 // A small buffer: the client stops polling (backpressure) while the backlog
                 // is queued on the server.
                 let (client, mut events) = server
@@ -467,7 +463,7 @@ async fn throughput(server: &Server, backlog: usize) {
                     None,
                 )
             }
-            _ => {
+            None => {
                 let (token, sid, eid) = server.raw_session(&customer).await;
                 (
                     Reader::Raw(mpsc::unbounded_channel().1),
@@ -804,13 +800,19 @@ async fn many_sessions(announcement: &str, sessions: usize) {
         "set-up, 64 at a time (client: connect + create + active; raw: create session + engagement)",
         &|v| format!("{:.1} s", v[0]),
     );
+    // A parked client never receives the broadcast: its times are NaN, shown as "—".
+    let ms = |x: f64| {
+        if x.is_nan() {
+            "—".to_owned()
+        } else {
+            format!("{x:.0} ms")
+        }
+    };
     row(
         &format!("one broadcast message reaching all {sessions}"),
-        &|v| format!("{:.0} ms", v[3]),
+        &|v| ms(v[3]),
     );
-    row("of which the broadcast call itself", &|v| {
-        format!("{:.0} ms", v[4])
-    });
+    row("of which the broadcast call itself", &|v| ms(v[4]));
 }
 
 fn server_from(announcement: &Value) -> Server {

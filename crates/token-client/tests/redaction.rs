@@ -4,9 +4,10 @@
 
 mod common;
 
-use std::io::Write;
+use common::LogBuffer;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,25 +23,6 @@ const ACCESS_TOKEN: &str = "at-0a1b2c3d4e5f-access";
 const INTEGRATION: &str = "123e4567-e89b-12d3-a456-426614174000";
 // payload {"exp":4102444800} (2100-01-01)
 const JWT: &str = "jwt.eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDB9.c2lnbmF0dXJlLXNlY3JldA";
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 /// What the mock service does next on the token API.
 #[derive(Default)]
@@ -142,7 +124,7 @@ fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
 
 #[tokio::test(flavor = "current_thread")]
 async fn nothing_secret_in_traces_debug_display_or_errors() {
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(

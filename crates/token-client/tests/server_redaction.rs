@@ -6,29 +6,17 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use common::LogBuffer;
+
+use std::sync::Arc;
 
 use chat_emulator::Route;
 use serde_json::{Value, json};
 use token_client::server::{TrustClientClaims, router};
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn the_reference_server_logs_no_secret() {
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -86,7 +74,7 @@ async fn the_reference_server_logs_no_secret() {
     let creds = emu.credentials().clone();
     emu.shutdown().await;
 
-    let logs = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
+    let logs = buffer.text();
     assert!(
         logs.contains("TRACE") && logs.contains("getJWT failed"),
         "capture works:\n{logs}"

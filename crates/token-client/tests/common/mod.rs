@@ -79,3 +79,25 @@ pub fn client_with(config: TokenClientConfig) -> (TokenClient, Arc<ManualClock>)
         .unwrap();
     (client, clock)
 }
+
+/// Everything a tracing subscriber writes, kept in memory for a test to read back
+/// (`.with_writer(move || buffer.clone())`).
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
