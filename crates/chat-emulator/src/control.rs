@@ -200,6 +200,13 @@ impl Control {
         self.add_fault(route, None, FaultAction::Drop, count);
     }
 
+    /// The next `count` requests of `route` are served — their effects happen, a message is
+    /// stored and broadcast — but the connection closes before the answer's body: the client
+    /// sees a network error and cannot tell the request was done.
+    pub fn lose_next_answers(&self, route: Route, count: u32) {
+        self.add_fault(route, None, FaultAction::LoseAnswer, count);
+    }
+
     /// Delays every request of `route` by `delay` (`None` or zero removes the delay).
     pub fn delay_responses(&self, route: Route, delay: Option<Duration>) {
         self.inner.faults().set_delay(route, delay);

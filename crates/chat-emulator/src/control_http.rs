@@ -234,7 +234,7 @@ async fn engagement_verb(
 #[serde(rename_all = "camelCase")]
 struct FaultRequest {
     route: Route,
-    /// `status` (default), `hang` or `drop`.
+    /// `status` (default), `hang`, `drop` or `lose-answer`.
     action: Option<String>,
     status: Option<u16>,
     count: Option<u32>,
@@ -263,7 +263,12 @@ async fn add_fault(
         }
         "hang" => FaultAction::Hang(Duration::from_millis(request.hold_ms.unwrap_or(45_000))),
         "drop" => FaultAction::Drop,
-        _ => return Err(ApiError::bad_request("action must be status, hang or drop")),
+        "lose-answer" => FaultAction::LoseAnswer,
+        _ => {
+            return Err(ApiError::bad_request(
+                "action must be status, hang, drop or lose-answer",
+            ));
+        }
     };
     inner.faults().add(
         request.route,

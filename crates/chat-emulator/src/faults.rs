@@ -27,6 +27,8 @@ pub enum Route {
     TokenApi,
     /// The events resource (long poll and WebSocket upgrade).
     Events,
+    /// Sending a message (`POST …/engagements/{id}/messages`; history reads are not covered).
+    Messages,
     /// Any request of the chat API, the events resource included.
     AnyChat,
     /// The provisioning (integrations) API.
@@ -35,7 +37,8 @@ pub enum Route {
 
 impl Route {
     fn covers(self, actual: Route) -> bool {
-        self == actual || (self == Route::AnyChat && actual == Route::Events)
+        self == actual
+            || (self == Route::AnyChat && matches!(actual, Route::Events | Route::Messages))
     }
 }
 
@@ -51,6 +54,9 @@ pub(crate) enum FaultAction {
     Hang(Duration),
     /// Start the answer, then close the connection without a body.
     Drop,
+    /// Serve the request (its effects happen), then close the connection without the answer's
+    /// body: the client cannot tell whether it was done.
+    LoseAnswer,
 }
 
 #[derive(Debug, Clone)]
@@ -118,7 +124,7 @@ impl Faults {
 
     fn delay(&self, route: Route) -> Option<Duration> {
         let direct = self.delays.get(&route).copied();
-        let chat = if route == Route::Events {
+        let chat = if matches!(route, Route::Events | Route::Messages) {
             self.delays.get(&Route::AnyChat).copied()
         } else {
             None
@@ -184,6 +190,14 @@ pub(crate) async fn layer(
     let Some((route, session)) = classify(&path) else {
         return next.run(request).await;
     };
+    let route = if route == Route::AnyChat
+        && request.method() == Method::POST
+        && path.ends_with("/messages")
+    {
+        Route::Messages
+    } else {
+        route
+    };
     match route {
         Route::OAuth => Counters::bump(&inner.counters.oauth_calls),
         Route::TokenApi => Counters::bump(&inner.counters.token_calls),
@@ -191,7 +205,7 @@ pub(crate) async fn layer(
             Counters::bump(&inner.counters.polls);
             Counters::bump(&inner.counters.chat_requests);
         }
-        Route::AnyChat => Counters::bump(&inner.counters.chat_requests),
+        Route::AnyChat | Route::Messages => Counters::bump(&inner.counters.chat_requests),
         Route::Provisioning => {}
     }
     let (delay, action) = {
@@ -224,6 +238,10 @@ pub(crate) async fn layer(
             }
         }
         Some(FaultAction::Drop) => dropped_connection(),
+        Some(FaultAction::LoseAnswer) => {
+            drop(next.run(request).await);
+            dropped_connection()
+        }
     }
 }
 

@@ -160,3 +160,50 @@ async fn per_session_hangs_and_drops() {
     assert_eq!(r.status(), 200);
     assert!(started.elapsed() >= Duration::from_millis(650));
 }
+
+#[tokio::test]
+async fn a_lost_answer_leaves_the_message_sent() {
+    let h = start(AgentMode::Off).await;
+    let token = h.jwt("f6", false).await;
+    let sid = h.create_session(&token).await;
+    let (eid, did) = h.create_engagement(&token, &sid).await;
+    let control = h.emu.control();
+    control.lose_next_answers(Route::Messages, 1);
+    let send = h
+        .http
+        .post(h.chat(&format!("/engagements/{eid}/messages")))
+        .bearer_auth(&token)
+        .header("appkey", &h.emu.credentials().appkey)
+        .json(&crate::chat::send_body(&sid, &did, "did it arrive?"))
+        .send()
+        .await;
+    let lost = match send {
+        Err(_) => true,
+        Ok(response) => response.bytes().await.is_err(),
+    };
+    assert!(lost, "the answer was lost");
+    // History reads are not the Messages route: this one is answered, and shows the message.
+    control.fail_next(Route::Messages, 503, 1);
+    let url = h.chat(&format!(
+        "/engagements/{eid}/messages?sessionId={sid}&dialogId={did}&pageSize=50&pageNumber=1&orderBy=DSC"
+    ));
+    let page = h.call(Method::GET, &url, &token, None).await;
+    assert_eq!(page.status, 200);
+    let texts: Vec<&str> = page.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["body"]["elementText"]["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["did it arrive?"]);
+    // The 503 is still waiting for the next send.
+    let r = h
+        .call(
+            Method::POST,
+            &h.chat(&format!("/engagements/{eid}/messages")),
+            &token,
+            Some(crate::chat::send_body(&sid, &did, "again")),
+        )
+        .await;
+    assert!(is_problem(&r, 503));
+}
