@@ -27,6 +27,7 @@ use crate::{ChatError, Token, validate};
 /// | `idle_shutdown_grace_timeout` | 30 s | 30–300 s |
 /// | `poll_timeout` | 40 s | 1–300 s |
 /// | `request_timeout` | 30 s | 1–300 s |
+/// | `outbox` | `None` (off) | 1–3600 s |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// How long the event stream may try to reconnect before it gives up (`Failed`).
@@ -42,6 +43,14 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Seed of the backoff jitter. Equal seeds give equal schedules, for tests.
     pub jitter_seed: u64,
+    /// The outbox: `Some(limit)` keeps a send whose answer was lost or that the server
+    /// refused for a passing reason (no answer, 5xx, 429) and tries it again, across
+    /// reconnections, for up to `limit` after it was sent. Before sending again it reads the
+    /// engagement's history, so that a first attempt that did arrive is not sent twice. The
+    /// reply still comes once, under the send's own [`RequestId`](crate::RequestId): the
+    /// message as delivered, or the last error. `None` (the default, as in the official SDK)
+    /// reports the first failure at once.
+    pub outbox: Option<Duration>,
 }
 
 impl Default for Config {
@@ -53,6 +62,7 @@ impl Default for Config {
             poll_timeout: Duration::from_secs(40),
             request_timeout: Duration::from_secs(30),
             jitter_seed: 0x5eed,
+            outbox: None,
         }
     }
 }
@@ -93,7 +103,11 @@ impl Config {
             1,
             300,
             "requestTimeout should be 1 to 300 s",
-        )
+        )?;
+        if let Some(limit) = self.outbox {
+            within(limit, 1, 3600, "outbox should be 1 to 3600 s")?;
+        }
+        Ok(())
     }
 }
 

@@ -73,6 +73,7 @@ pub mod error;
 pub mod event;
 pub mod history;
 pub mod ids;
+mod outbox;
 pub mod request;
 mod session;
 pub mod stream;

@@ -13,18 +13,21 @@ pub(crate) enum Timer {
     TokenExpiry,
     /// The backoff sleep before the next reconnection attempt is over.
     Backoff,
+    /// A send held in the outbox is due for another attempt, or has run out of time.
+    Outbox,
 }
 
-const ALL: [Timer; 4] = [
+const ALL: [Timer; 5] = [
     Timer::Activity,
     Timer::TokenReminder,
     Timer::TokenExpiry,
     Timer::Backoff,
+    Timer::Outbox,
 ];
 
 #[derive(Debug, Default, Clone)]
 pub(crate) struct TimerTable {
-    deadlines: [Option<Instant>; 4],
+    deadlines: [Option<Instant>; ALL.len()],
 }
 
 impl TimerTable {
@@ -41,7 +44,7 @@ impl TimerTable {
     }
 
     pub(crate) fn stop_all(&mut self) {
-        self.deadlines = [None; 4];
+        self.deadlines = [None; ALL.len()];
     }
 
     /// The earliest deadline.

@@ -9,7 +9,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use chat_core::{
-    Config, EngagementId, Event, Request, RequestKind, StreamFailureReason, TransportError,
+    Config, EngagementId, Event, Request, RequestId, RequestKind, StreamFailureReason,
+    TransportError,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -48,6 +49,8 @@ enum Op {
     Create,
     List,
     Join(usize),
+    /// A join answered at once: an active engagement to send in.
+    Activate(usize),
     Send(usize),
     History(usize),
     Disconnect(usize),
@@ -89,7 +92,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Create),
         1 => Just(Op::List),
         1 => (0..3usize).prop_map(Op::Join),
-        2 => (0..3usize).prop_map(Op::Send),
+        2 => (0..3usize).prop_map(Op::Activate),
+        4 => (0..3usize).prop_map(Op::Send),
         1 => (0..3usize).prop_map(Op::History),
         1 => (0..3usize).prop_map(Op::Disconnect),
         1 => (0..3600u64).prop_map(Op::SetToken),
@@ -118,14 +122,18 @@ struct Model {
     reminded: bool,
     retry_since: Option<Instant>,
     last_failed: Option<(Instant, u64)>,
+    /// Sends accepted, and those that got their reply: each gets exactly one.
+    sends: HashSet<RequestId>,
+    replied: HashSet<RequestId>,
 }
 
 impl Model {
-    fn new() -> Self {
+    fn new(outbox: bool) -> Self {
         let config = Config {
             reconnection_timeout: RECONNECTION,
             idle_timeout: Some(Duration::from_secs(300)),
             idle_shutdown_grace_timeout: Duration::from_secs(30),
+            outbox: outbox.then_some(Duration::from_secs(200)),
             ..Config::default()
         };
         let mut h = Harness::new(config);
@@ -142,6 +150,8 @@ impl Model {
             reminded: false,
             retry_since: None,
             last_failed: None,
+            sends: HashSet::new(),
+            replied: HashSet::new(),
         };
         m.check(false);
         m
@@ -258,7 +268,42 @@ impl Model {
             Op::Create => drop(self.h.session.create_engagement(Default::default(), now)),
             Op::List => drop(self.h.session.list_engagements(now)),
             Op::Join(i) => drop(self.h.session.join(&eng(*i), now)),
-            Op::Send(i) => drop(self.h.session.send_message(&eng(*i), "hello", None, now)),
+            Op::Activate(i) => {
+                // Known (listed), joined, and the customer added on the stream: ACTIVE.
+                if self.h.session.engagement(&eng(*i)).is_none() {
+                    if let Ok(id) = self.h.session.list_engagements(now) {
+                        self.answer_plausibly(id);
+                    }
+                }
+                if let Ok(id) = self.h.session.join(&eng(*i), now) {
+                    self.answer_plausibly(id);
+                }
+                self.h.drain();
+                if let Some(at) = self
+                    .h
+                    .sent
+                    .iter()
+                    .position(|r| matches!(r.kind, RequestKind::Poll { .. }))
+                {
+                    let r = self.h.sent.remove(at).expect("present");
+                    let added = self.event_json(&Gen::CustomerAdded(*i));
+                    self.h.respond(&r, 200, Value::Array(vec![added]));
+                }
+            }
+            Op::Send(i) => {
+                // Mostly into an active engagement, when there is one.
+                let active: Vec<EngagementId> = self
+                    .h
+                    .session
+                    .engagements()
+                    .filter(|e| e.status == chat_core::wire::EngagementStatus::Active)
+                    .map(|e| e.engagement_id.clone())
+                    .collect();
+                let target = active.get(*i).cloned().unwrap_or_else(|| eng(*i));
+                if let Ok(id) = self.h.session.send_message(&target, "hello", None, now) {
+                    self.sends.insert(id);
+                }
+            }
             Op::History(i) => drop(self.h.session.fetch_history(&eng(*i), None, now)),
             Op::Disconnect(i) => drop(self.h.session.disconnect(&eng(*i), None, now)),
             Op::SetToken(ttl) => {
@@ -344,6 +389,11 @@ impl Model {
         );
         let events = std::mem::take(&mut self.h.events);
         let replies = std::mem::take(&mut self.h.replies);
+        for reply in &replies {
+            if self.sends.contains(&reply.id) {
+                assert!(self.replied.insert(reply.id), "two replies to one send");
+            }
+        }
         if self.shut_down {
             assert!(
                 events.is_empty() && replies.is_empty() && self.h.sent.is_empty(),
@@ -421,14 +471,54 @@ impl Model {
     }
 }
 
+impl Model {
+    /// Answers request `id`, if it is out, as a real server would.
+    fn answer_plausibly(&mut self, id: RequestId) {
+        self.h.drain();
+        if let Some(at) = self.h.sent.iter().position(|r| r.id == id) {
+            let r = self.h.sent.remove(at).expect("present");
+            let (status, body) = self.plausible(&r);
+            self.h.respond(&r, status, body);
+        }
+    }
+
+    /// Shuts down and answers everything plausibly until SHUTDOWN: by then every send has
+    /// had its one reply, delivered or failed, whatever happened before.
+    fn finish(&mut self) {
+        drop(self.h.session.shutdown(None, self.h.now));
+        for _ in 0..500 {
+            self.check(false);
+            if self.shut_down {
+                break;
+            }
+            if let Some(r) = self.h.sent.pop_front() {
+                let (status, body) = self.plausible(&r);
+                self.h.respond(&r, status, body);
+            } else if self.h.advance_to_deadline().is_none() {
+                break;
+            }
+        }
+        assert!(self.shut_down, "no SHUTDOWN: {:#?}", self.h.session);
+        let unanswered: Vec<_> = self.sends.difference(&self.replied).collect();
+        assert!(
+            unanswered.is_empty(),
+            "sends without a reply: {unanswered:?}"
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
-    fn invariants_hold_under_any_interleaving(ops in prop::collection::vec(op(), 1..80)) {
-        let mut model = Model::new();
+    fn invariants_hold_under_any_interleaving(
+        outbox in any::<bool>(),
+        ops in prop::collection::vec(op(), 1..80),
+    ) {
+        let mut model = Model::new(outbox);
         for op in &ops {
             model.step(op);
         }
+        model.finish();
     }
 }

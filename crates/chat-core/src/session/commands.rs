@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 use super::{Pending, Phase, Resumption, Session, ShutdownState, Slot, urls};
 use crate::engagement::MessageOrder;
 use crate::event::PageLink;
-use crate::ids::{EngagementId, MessageId, RequestId};
+use crate::ids::{DialogId, EngagementId, MessageId, RequestId, SessionId};
 use crate::request::{Method, RequestKind};
 use crate::stream::{Cursor, StreamState};
 use crate::wire::{
@@ -180,20 +180,34 @@ impl Session {
             })?;
         }
         self.activity(now);
+        let id = self.post_message(engagement, dialog_id, sid, text, parent);
+        self.hold_send(now, id, engagement, text, parent);
+        Ok(id)
+    }
+
+    /// `POST …/messages`: a send, or the outbox's next attempt at one.
+    pub(super) fn post_message(
+        &mut self,
+        engagement: &EngagementId,
+        dialog_id: DialogId,
+        session_id: SessionId,
+        text: &str,
+        parent: Option<&MessageId>,
+    ) -> RequestId {
         let body = SendMessageRequest {
             dialog_id,
-            session_id: sid,
+            session_id,
             parent_message_id: parent.cloned(),
             body: MessageBody::plain_text(text),
         };
         let url = urls::messages(&self.base, engagement);
-        Ok(self.transmit(
+        self.transmit(
             Method::Post,
             url,
             Some(json(&body)),
             RequestKind::Rest,
             Pending::Send(engagement.clone()),
-        ))
+        )
     }
 
     /// Fetches a page of history, newest first: the first page when `page` is `None`, else
@@ -355,6 +369,7 @@ impl Session {
             self.abort(id);
         }
         self.catch_ups.clear();
+        self.stop_outbox_checks(now);
         self.timers.stop_all();
         self.slot = Slot::None;
         self.engagements.clear();
@@ -376,6 +391,8 @@ impl Session {
             automatic,
             deleted: false,
         });
+        // Held sends that wait fail now; those in flight when their answer comes.
+        self.pump_outbox(now);
         id
     }
 

@@ -3,6 +3,7 @@
 
 mod commands;
 mod dispatch;
+mod outbox;
 mod replies;
 mod stream_loop;
 mod timers;
@@ -18,6 +19,7 @@ use crate::backoff::Backoff;
 use crate::engagement::{EngagementState, MessageOrder};
 use crate::event::{EngagementInfo, Event, Output, Reply, ReplyValue};
 use crate::ids::{EngagementId, RequestId, SessionId};
+use crate::outbox::Outbox;
 use crate::request::{Method, Request, RequestKind};
 use crate::stream::{Cursor, InFlight, Probing, StreamState};
 use crate::timer::TimerTable;
@@ -79,6 +81,8 @@ enum Pending {
     ListEngagements,
     Join(EngagementId),
     Send(EngagementId),
+    /// A history page read for a send held in the outbox.
+    OutboxCheck,
     History {
         engagement: EngagementId,
         first: bool,
@@ -156,6 +160,7 @@ pub struct Session {
     orphans: VecDeque<ServerEvent>,
     catch_ups: Vec<CatchUp>,
     shutdown: Option<ShutdownState>,
+    outbox: Outbox,
 
     stream: StreamState,
     in_flight: Option<InFlight>,
@@ -202,6 +207,7 @@ impl Session {
             orphans: VecDeque::new(),
             catch_ups: Vec::new(),
             shutdown: None,
+            outbox: Outbox::default(),
             stream: StreamState::Closed,
             in_flight: None,
             probing: None,

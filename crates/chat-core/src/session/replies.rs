@@ -59,15 +59,19 @@ impl Session {
                 }
                 self.reply(id, result.map(ReplyValue::Engagement));
             }
+            Pending::Send(_) if self.on_held_send(now, id, outcome) => {}
             Pending::Send(engagement) => {
                 let result = rest_engagement_call(outcome)
                     .and_then(decode::<wire::RestMessage>)
-                    .map(|m| ReplyValue::MessageSent(Message::from_rest(m)));
-                if result == Err(ChatError::EngagementNotFound) {
-                    self.forget(&engagement);
+                    .map(Message::from_rest);
+                match &result {
+                    Ok(m) => self.note_delivered(m),
+                    Err(ChatError::EngagementNotFound) => self.forget(&engagement),
+                    Err(_) => {}
                 }
-                self.reply(id, result);
+                self.reply(id, result.map(ReplyValue::MessageSent));
             }
+            Pending::OutboxCheck => self.on_outbox_check(now, id, outcome),
             Pending::Disconnect(engagement) => {
                 let result = rest(outcome).map(|_| {
                     if let Some(at) = self.find(&engagement) {
@@ -96,6 +100,7 @@ impl Session {
             }
         }
         self.update_stream(now);
+        self.pump_outbox(now);
         self.finish_shutdown_if_settled();
     }
 
@@ -203,10 +208,11 @@ impl Session {
     }
 
     /// The server no longer knows the engagement (404 on join or send).
-    fn forget(&mut self, id: &EngagementId) {
+    pub(super) fn forget(&mut self, id: &EngagementId) {
         if let Some(at) = self.find(id) {
             self.engagements.remove(at);
         }
+        self.outbox.forget(id);
     }
 
     /// Brings local engagements in line with the server's list (reference 2.5), without the
@@ -255,7 +261,7 @@ impl Session {
         }
     }
 
-    fn own_link(&self, engagement: &EngagementId, next: String) -> Option<PageLink> {
+    pub(super) fn own_link(&self, engagement: &EngagementId, next: String) -> Option<PageLink> {
         if next.is_empty() {
             return None;
         }
@@ -373,7 +379,7 @@ impl Session {
 
 /// The status rules of every REST call (reference 6.4): 2xx is success (204 without a body),
 /// 401 is ACS-305, anything else ACS-304; no answer is ACS-306.
-fn rest(outcome: Outcome<'_>) -> Result<&[u8], ChatError> {
+pub(super) fn rest(outcome: Outcome<'_>) -> Result<&[u8], ChatError> {
     match outcome {
         Err(e) => Err(ChatError::Unreachable(e)),
         Ok((200..=299, body)) => Ok(body),
@@ -393,7 +399,7 @@ fn rest_engagement_call(outcome: Outcome<'_>) -> Result<&[u8], ChatError> {
     }
 }
 
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ChatError> {
+pub(super) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ChatError> {
     serde_json::from_slice(body).map_err(|e| unexpected_body(&e.to_string()))
 }
 
@@ -404,7 +410,7 @@ fn unexpected_body(why: &str) -> ChatError {
     }
 }
 
-fn problem_detail(body: &[u8]) -> Option<String> {
+pub(super) fn problem_detail(body: &[u8]) -> Option<String> {
     let p: Problem = serde_json::from_slice(body).ok()?;
     p.detail.or(p.title)
 }

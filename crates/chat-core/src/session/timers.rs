@@ -55,6 +55,7 @@ impl Session {
                     self.attempt_reconnection();
                 }
             }
+            Timer::Outbox => self.pump_outbox(now),
         }
     }
 

@@ -1,0 +1,355 @@
+//! The outbox (`Config::outbox`): a send that failed for a passing reason is tried again
+//! across reconnections, after a look at history when its answer may have been lost.
+//!
+//! Every held send ends with exactly one reply under the caller's id: the message as
+//! delivered, or the last error once the limit passes, the engagement ends, the session is
+//! shut down or the server forgets it.
+
+use std::time::Instant;
+
+use super::{MAX_CATCH_UP_PAGES, Pending, Phase, Session, urls};
+use crate::event::{Message, ReplyValue};
+use crate::ids::{EngagementId, MessageId, RequestId};
+use crate::outbox::{Outgoing, Step};
+use crate::request::{Method, RequestKind};
+use crate::stream::StreamState;
+use crate::timer::Timer;
+use crate::wire::{self, EngagementStatus};
+use crate::{ChatError, TransportError};
+
+/// What one attempt's outcome means for a held send.
+enum Verdict {
+    Delivered(Box<Message>),
+    /// Try again; `maybe_arrived` when the server may have acted on it.
+    Again {
+        maybe_arrived: bool,
+        error: ChatError,
+    },
+    Failed(ChatError),
+}
+
+impl Session {
+    /// Holds a send just made as attempt `id`, if the outbox is on and has room.
+    pub(super) fn hold_send(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        engagement: &EngagementId,
+        text: &str,
+        parent: Option<&MessageId>,
+    ) {
+        let Some(limit) = self.config.outbox else {
+            return;
+        };
+        if self.outbox.is_full() {
+            tracing::warn!("outbox full: this send fails at its first error");
+            return;
+        }
+        let baseline = self
+            .order
+            .last_index(engagement)
+            .max(self.outbox.highest_sent(engagement))
+            .unwrap_or(0);
+        self.outbox.held.push(Outgoing {
+            reply: id,
+            engagement: engagement.clone(),
+            text: text.to_owned(),
+            parent: parent.cloned(),
+            deadline: now + limit,
+            baseline,
+            uncertain: false,
+            failures: 0,
+            last_error: None,
+            step: Step::Sending(id),
+        });
+    }
+
+    /// The answer to a send: true if it was a held send's attempt (then fully handled here).
+    pub(super) fn on_held_send(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        outcome: Result<(u16, &[u8]), TransportError>,
+    ) -> bool {
+        let Some(at) = self.outbox.sending(id) else {
+            return false;
+        };
+        match verdict(outcome) {
+            Verdict::Delivered(m) => self.settle_held(at, Ok(*m)),
+            Verdict::Failed(e) => {
+                if e == ChatError::EngagementNotFound {
+                    let engagement = self.outbox.held[at].engagement.clone();
+                    self.forget(&engagement);
+                }
+                self.settle_held(at, Err(e));
+            }
+            Verdict::Again {
+                maybe_arrived,
+                error,
+            } => {
+                let held = &mut self.outbox.held[at];
+                tracing::debug!(error = %error, attempt = held.failures + 1, "send failed; held in the outbox");
+                held.uncertain |= maybe_arrived;
+                held.failures += 1;
+                held.last_error = Some(error);
+                held.wait_after_failure(now);
+            }
+        }
+        true
+    }
+
+    /// A page of history read for a held send.
+    pub(super) fn on_outbox_check(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        outcome: Result<(u16, &[u8]), TransportError>,
+    ) {
+        let Some(at) = self.outbox.checking(id) else {
+            return;
+        };
+        let page =
+            super::replies::rest(outcome).and_then(super::replies::decode::<wire::MessagePage>);
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading history for a held send failed");
+                let held = &mut self.outbox.held[at];
+                held.failures += 1;
+                held.wait_after_failure(now);
+                return;
+            }
+        };
+        let held = &self.outbox.held[at];
+        let reached_baseline = page.messages.is_empty()
+            || page
+                .messages
+                .iter()
+                .any(|m| m.message_index <= held.baseline);
+        let engagement = held.engagement.clone();
+        let found: Vec<Message> = page
+            .messages
+            .into_iter()
+            .map(Message::from_rest)
+            .filter(|m| held.may_be(m))
+            .collect();
+        let link = self.own_link(&engagement, page.links.next);
+        let Step::Checking {
+            candidates, pages, ..
+        } = &mut self.outbox.held[at].step
+        else {
+            return;
+        };
+        candidates.extend(found);
+        let pages = *pages;
+        match link {
+            Some(link) if !reached_baseline && pages < MAX_CATCH_UP_PAGES => {
+                let next = self.transmit(
+                    Method::Get,
+                    link.0,
+                    None,
+                    RequestKind::Rest,
+                    Pending::OutboxCheck,
+                );
+                if let Step::Checking { request, pages, .. } = &mut self.outbox.held[at].step {
+                    *request = next;
+                    *pages += 1;
+                }
+            }
+            Some(_) if !reached_baseline => {
+                // Too much history to be sure: failing is better than sending twice.
+                let error = self.give_up_error(at);
+                self.settle_held(at, Err(error));
+            }
+            _ => {
+                let Step::Checking { candidates, .. } = &mut self.outbox.held[at].step else {
+                    return;
+                };
+                let candidates = std::mem::take(candidates);
+                let ours = candidates
+                    .into_iter()
+                    .filter(|m| !self.outbox.is_confirmed(m))
+                    .min_by_key(|m| m.message_index);
+                match ours {
+                    Some(m) => self.settle_held(at, Ok(m)),
+                    None => {
+                        // No earlier attempt arrived: send again now.
+                        let held = &mut self.outbox.held[at];
+                        held.uncertain = false;
+                        held.step = Step::Waiting { retry_at: now };
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves every waiting send on: gives up on those past help, tries those due, and arms
+    /// the outbox timer for the next of either. Called after every input that can matter.
+    pub(super) fn pump_outbox(&mut self, now: Instant) {
+        let mut at = 0;
+        while at < self.outbox.held.len() {
+            let Step::Waiting { retry_at } = self.outbox.held[at].step else {
+                at += 1;
+                continue;
+            };
+            if let Some(error) = self.hopeless(at, now) {
+                self.settle_held(at, Err(error));
+                continue;
+            }
+            if retry_at <= now && self.can_send(&self.outbox.held[at].engagement) {
+                self.next_attempt(at);
+            }
+            at += 1;
+        }
+        self.outbox.prune();
+        let next = self
+            .outbox
+            .held
+            .iter()
+            .filter_map(|o| match o.step {
+                Step::Waiting { retry_at } if self.can_send(&o.engagement) => {
+                    Some(retry_at.min(o.deadline))
+                }
+                Step::Waiting { .. } => Some(o.deadline),
+                _ => None,
+            })
+            .min();
+        match next {
+            Some(at) => self.timers.set(Timer::Outbox, at.max(now)),
+            None => self.timers.stop(Timer::Outbox),
+        }
+    }
+
+    /// At shutdown: history checks are dropped; their sends wait, and then fail.
+    pub(super) fn stop_outbox_checks(&mut self, now: Instant) {
+        let checks: Vec<RequestId> = self
+            .outbox
+            .held
+            .iter()
+            .filter_map(|o| match o.step {
+                Step::Checking { request, .. } => Some(request),
+                _ => None,
+            })
+            .collect();
+        for id in checks {
+            self.abort(id);
+            if let Some(at) = self.outbox.checking(id) {
+                self.outbox.held[at].step = Step::Waiting { retry_at: now };
+            }
+        }
+    }
+
+    /// Notes a send that was delivered without the outbox's help.
+    pub(super) fn note_delivered(&mut self, m: &Message) {
+        self.outbox.delivered(m);
+    }
+
+    /// The error to end a waiting send with, if nothing can help it any more.
+    fn hopeless(&self, at: usize, now: Instant) -> Option<ChatError> {
+        let held = &self.outbox.held[at];
+        match self.phase {
+            Phase::Ready => {}
+            Phase::Invalidated => return Some(ChatError::SessionNotFound),
+            _ => return Some(self.give_up_error(at)),
+        }
+        let alive = self.find(&held.engagement).is_some_and(|e| {
+            let e = &self.engagements[e];
+            !e.is_over()
+        });
+        if !alive {
+            return Some(ChatError::EngagementNotFound);
+        }
+        (now >= held.deadline).then(|| self.give_up_error(at))
+    }
+
+    fn give_up_error(&self, at: usize) -> ChatError {
+        self.outbox.held[at]
+            .last_error
+            .clone()
+            .unwrap_or(ChatError::Unreachable(TransportError::Timeout))
+    }
+
+    /// Whether a held send of `engagement` may be tried now: the session is up, the stream
+    /// connected (so the server is there) and the engagement active.
+    fn can_send(&self, engagement: &EngagementId) -> bool {
+        self.phase == Phase::Ready
+            && self.stream == StreamState::Connected
+            && self
+                .find(engagement)
+                .is_some_and(|e| self.engagements[e].info.status == EngagementStatus::Active)
+    }
+
+    fn next_attempt(&mut self, at: usize) {
+        let Some(sid) = self.session_id.clone() else {
+            return;
+        };
+        let held = &self.outbox.held[at];
+        let engagement = held.engagement.clone();
+        let Some(e) = self.find(&engagement) else {
+            return;
+        };
+        let dialog = self.engagements[e].info.dialog_id.clone();
+        if held.uncertain {
+            let url = urls::first_history_page(&self.base, &engagement, &sid, &dialog);
+            let request = self.transmit(
+                Method::Get,
+                url,
+                None,
+                RequestKind::Rest,
+                Pending::OutboxCheck,
+            );
+            self.outbox.held[at].step = Step::Checking {
+                request,
+                candidates: Vec::new(),
+                pages: 1,
+            };
+        } else {
+            let text = held.text.clone();
+            let parent = held.parent.clone();
+            let request = self.post_message(&engagement, dialog, sid, &text, parent.as_ref());
+            self.outbox.held[at].step = Step::Sending(request);
+        }
+    }
+
+    /// Ends a held send with its one reply.
+    fn settle_held(&mut self, at: usize, result: Result<Message, ChatError>) {
+        let held = self.outbox.held.swap_remove(at);
+        if let Ok(m) = &result {
+            self.outbox.delivered(m);
+        }
+        self.reply(held.reply, result.map(ReplyValue::MessageSent));
+    }
+}
+
+fn verdict(outcome: Result<(u16, &[u8]), TransportError>) -> Verdict {
+    let again = |maybe_arrived, error| Verdict::Again {
+        maybe_arrived,
+        error,
+    };
+    match outcome {
+        // The connection was never made: nothing arrived.
+        Err(TransportError::Connect) => {
+            again(false, ChatError::Unreachable(TransportError::Connect))
+        }
+        Err(e) => again(true, ChatError::Unreachable(e)),
+        Ok((200..=299, body)) => match super::replies::decode::<wire::RestMessage>(body) {
+            Ok(m) => Verdict::Delivered(Box::new(Message::from_rest(m))),
+            // Accepted, but the answer is unusable: history will show it.
+            Err(e) => again(true, e),
+        },
+        // Refused before anything was done: 401 goes back to the application (whose token
+        // provider can refresh and send again), 404 means the engagement is gone.
+        Ok((401, _)) => Verdict::Failed(ChatError::InvalidToken),
+        Ok((404, _)) => Verdict::Failed(ChatError::EngagementNotFound),
+        Ok((status @ (429 | 503), body)) => again(false, server_error(status, body)),
+        Ok((status @ 500..=599, body)) => again(true, server_error(status, body)),
+        Ok((status, body)) => Verdict::Failed(server_error(status, body)),
+    }
+}
+
+fn server_error(status: u16, body: &[u8]) -> ChatError {
+    ChatError::ServerUnexpected {
+        status: Some(status),
+        detail: super::replies::problem_detail(body),
+    }
+}
