@@ -1,0 +1,109 @@
+//! Blocking client of the AXP Digital customer chat SDK, for programs without an async
+//! runtime: command-line tools, bots, test rigs, code called through FFI.
+//!
+//! `chat-blocking` drives the sans-IO protocol core [`chat_core`] on the caller's own threads
+//! with blocking I/O: REST calls over reqwest's blocking client, the event stream over HTTP
+//! long polling (a lean HTTP/1.1 connection of its own) or tungstenite's blocking WebSocket.
+//! There is no hidden runtime: whichever thread is blocked in the client (reading events, or
+//! waiting for a command's reply) runs the protocol loop; one stream thread per client
+//! carries the blocking poll. Protocol rules all live in chat-core, so this client behaves
+//! exactly as chat-tokio and the official SDK do.
+//!
+//! - [`Client`]: a cheap [`Clone`], [`Send`] + [`Sync`] handle with every capability of the
+//!   official SDK (`createEngagement`, `getEngagements`, `setJwtToken`, `retryConnection`,
+//!   `resetIdleTimeout`, `shutdown`), [`Engagement`] for one chat (join, send, disconnect,
+//!   participants, status, history), [`HistoryPager`] and [`HistoryPages`], an iterator of
+//!   history pages.
+//! - [`Connection`]: the 16 official events as a blocking [`Iterator`], with
+//!   [`recv_timeout`](Connection::recv_timeout) and [`try_recv`](Connection::try_recv);
+//!   bounded, with backpressure (nothing is ever dropped).
+//! - Tokens pushed ([`Client::set_token`]) or pulled: a blocking [`TokenProvider`] the client
+//!   calls ahead of expiry and after a 401, single-flight.
+//! - Transports: [`StreamTransport::LongPoll`] (default), [`StreamTransport::WebSocket`],
+//!   [`StreamTransport::Auto`]; or your own through [`HttpTransport`] and
+//!   [`EventTransport`]. TLS is rustls; extra roots through [`tls_config_with_roots`].
+//!
+//! # Example
+//!
+//! A chat with the simulated agent of the in-process emulator (which needs a tokio runtime
+//! of its own; the client does not):
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use chat_blocking::{Client, Event};
+//!
+//! let runtime = tokio::runtime::Runtime::new()?;
+//! let emulator = runtime.block_on(
+//!     chat_emulator::Emulator::builder()
+//!         .hold_time(Duration::from_millis(500))
+//!         .agent_delay(Duration::from_millis(20))
+//!         .start(),
+//! )?;
+//! let c = emulator.credentials();
+//! // Your backend mints this (see the token-client crate).
+//! let jwt = emulator.control().mint_token("customer-1", true, Duration::from_secs(900));
+//!
+//! let (client, events) = Client::builder(emulator.base_url(), &c.integration_id, &c.appkey)
+//!     .token(jwt)
+//!     .connect()?;
+//! let chat = client.create_engagement(Default::default())?;
+//! let mut sent = false;
+//! for e in &events {
+//!     match e.event {
+//!         Event::EngagementActive(_) if !sent => {
+//!             chat.send_message("Hello!", None)?;
+//!             sent = true;
+//!         }
+//!         Event::MessageArrived(m) if m.text().is_some_and(|t| t.contains("Hello!")) => break,
+//!         _ => {}
+//!     }
+//! }
+//! client.shutdown(None)?;
+//! # runtime.block_on(emulator.shutdown());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! See `docs/blocking-client.md` for the guide: the threading model, and the mapping to
+//! chat-tokio.
+#![forbid(unsafe_code)]
+
+mod builder;
+mod client;
+mod connection;
+mod driver;
+mod error;
+mod http1;
+mod tls;
+mod token;
+pub mod transport;
+mod ws;
+
+/// This crate's version (the official SDK's `version()`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub use builder::{ClientBuilder, DEFAULT_EVENT_CAPACITY, StreamTransport};
+pub use client::{Client, Engagement, HistoryPager, HistoryPages};
+pub use connection::{ChatEvent, Connection};
+pub use error::Error;
+pub use http1::Http1LongPollTransport;
+/// rustls's client configuration, for [`ClientBuilder::tls_config`] (see
+/// [`tls_config_with_roots`]).
+pub use rustls::ClientConfig as TlsClientConfig;
+pub use tls::{TlsRootsError, tls_config_with_roots};
+pub use token::{BoxError, TokenProvider};
+pub use transport::{
+    Cancel, EventTransport, HttpTransport, LongPollTransport, ReqwestTransport, Response,
+};
+pub use ws::{AutoTransport, WebSocketTransport};
+
+pub use chat_core::wire::{
+    DisconnectReason, EngagementStatus, MappedData, MessageBody, Participant, ParticipantType,
+    ShutdownReason,
+};
+pub use chat_core::{
+    ChatError, Config, EngagementId, EngagementInfo, Event, HistoryPage, Message, MessageId,
+    Request, Resumption, SessionId, StreamFailure, StreamFailureReason, StreamState,
+    TransportError, UserContext,
+};

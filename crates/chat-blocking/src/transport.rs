@@ -1,0 +1,290 @@
+//! The I/O seams: [`HttpTransport`] for REST calls, [`EventTransport`] for the event stream
+//! (polls and probes), [`Cancel`] to interrupt a blocking poll from another thread, and the
+//! default implementations over reqwest's blocking client ([`ReqwestTransport`], and
+//! [`LongPollTransport`] for long polling through any [`HttpTransport`]). The default long
+//! polling of a client is [`Http1LongPollTransport`](crate::Http1LongPollTransport).
+//!
+//! Every implementation here stops reading a response past [`MAX_RESPONSE_LEN`] and reports
+//! [`TransportError::Protocol`].
+//!
+//! An embedder can bring their own HTTP stack, a proxy or an in-memory transport by
+//! implementing these traits and passing them to
+//! [`ClientBuilder::http_transport`](crate::ClientBuilder::http_transport) and
+//! [`ClientBuilder::event_transport`](crate::ClientBuilder::event_transport). The client
+//! applies each request's [`timeout`](chat_core::Request::timeout) itself (a late answer is
+//! ignored), but a thread blocked in a transport can only be waited for: implementations
+//! should bound their own calls by the request's timeout, and event transports should honour
+//! [`Cancel`].
+
+use std::io::Read;
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chat_core::validate::MAX_RESPONSE_LEN;
+use chat_core::{Request, TransportError};
+
+use crate::TlsClientConfig;
+
+/// An HTTP response: its status and whole body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response of this status and body.
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            body: body.into(),
+        }
+    }
+}
+
+/// Interrupts one poll that blocks on another thread.
+///
+/// The client makes one per poll. A transport registers each socket the poll uses with
+/// [`watch`](Self::watch); [`cancel`](Self::cancel) (called by the client when chat-core
+/// aborts the poll, at its timeout, or at shutdown) shuts that socket down, so that the
+/// blocked read returns at once. Blocking sockets have no other way to be woken.
+#[derive(Clone, Default)]
+pub struct Cancel(Arc<Mutex<CancelState>>);
+
+#[derive(Default)]
+struct CancelState {
+    cancelled: bool,
+    socket: Option<TcpStream>,
+}
+
+impl std::fmt::Debug for Cancel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cancel")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+impl Cancel {
+    /// A cancel handle not yet cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, CancelState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers the socket the poll is about to block on. Fails with
+    /// [`TransportError::Disconnected`] (and shuts the socket down) if the poll is already
+    /// cancelled.
+    pub fn watch(&self, socket: &TcpStream) -> Result<(), TransportError> {
+        let mut state = self.state();
+        if state.cancelled {
+            let _ = socket.shutdown(Shutdown::Both);
+            return Err(TransportError::Disconnected);
+        }
+        state.socket = socket.try_clone().ok();
+        Ok(())
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.state().cancelled
+    }
+
+    /// Cancels the poll: the watched socket is shut down, and any later
+    /// [`watch`](Self::watch) fails.
+    pub fn cancel(&self) {
+        let mut state = self.state();
+        state.cancelled = true;
+        if let Some(socket) = state.socket.take() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// Carries one HTTP exchange: the REST calls of the chat API.
+///
+/// Send [`Request::method`] to [`Request::url`] with every header of [`Request::headers`] and
+/// the body, and return the status and body whatever the status. Report a failure to get any
+/// answer as a [`TransportError`]. Calls run concurrently, each on a thread of its own.
+pub trait HttpTransport: Send + Sync + 'static {
+    /// Sends the request and reads the whole response.
+    fn send(&self, request: Request) -> Result<Response, TransportError>;
+}
+
+/// Carries the event stream, one turn at a time, on the client's stream thread.
+///
+/// Each [`RequestKind::Poll`](chat_core::RequestKind::Poll) request asks for the events after
+/// its `last_event_id`; answer with the next batch as a `200` response whose body is the JSON
+/// array of server events, or with the status the server refused the stream with (401, 403,
+/// 404 "Session not found"...). Only one poll is in flight at a time. When a poll is
+/// cancelled (see [`Cancel`]) or fails, the next call is preceded by
+/// [`reset`](Self::reset), which must drop any persistent connection, so that everything not
+/// acknowledged is delivered again.
+pub trait EventTransport: Send + 'static {
+    /// The next batch of events after the request's cursor. Register the sockets you block
+    /// on with `cancel`.
+    fn poll(&mut self, request: Request, cancel: &Cancel) -> Result<Response, TransportError>;
+
+    /// Drops any persistent connection: the previous poll was abandoned or failed.
+    fn reset(&mut self) {}
+
+    /// A short name for logs, such as `"long-poll"`.
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+}
+
+impl<T: EventTransport + ?Sized> EventTransport for Box<T> {
+    fn poll(&mut self, request: Request, cancel: &Cancel) -> Result<Response, TransportError> {
+        (**self).poll(request, cancel)
+    }
+    fn reset(&mut self) {
+        (**self).reset();
+    }
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
+/// The default [`HttpTransport`]: a [`reqwest::blocking::Client`] with rustls.
+///
+/// Cheap to clone; clones share the connection pool. reqwest's blocking client runs one
+/// thread of its own, which stops when the last clone is dropped (the chat client drops its
+/// own at shutdown).
+#[derive(Debug, Clone)]
+pub struct ReqwestTransport {
+    client: reqwest::blocking::Client,
+}
+
+impl ReqwestTransport {
+    /// A transport over a new reqwest client with default settings.
+    pub fn new() -> Self {
+        Self::with_client(default_client())
+    }
+
+    /// A transport over this reqwest client (proxy, extra root certificates...).
+    pub fn with_client(client: reqwest::blocking::Client) -> Self {
+        Self { client }
+    }
+
+    /// A transport whose client uses this TLS configuration.
+    pub fn with_tls_config(config: &TlsClientConfig) -> Result<Self, TransportError> {
+        reqwest::blocking::Client::builder()
+            .tcp_nodelay(true)
+            .use_preconfigured_tls(config.clone())
+            .build()
+            .map(Self::with_client)
+            .map_err(|e| {
+                tracing::warn!(error = %e, "HTTP client with the TLS configuration failed");
+                TransportError::Connect
+            })
+    }
+}
+
+impl Default for ReqwestTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn default_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_else(|_| reqwest::blocking::Client::new())
+}
+
+impl HttpTransport for ReqwestTransport {
+    fn send(&self, request: Request) -> Result<Response, TransportError> {
+        let method = match request.method {
+            chat_core::Method::Get => reqwest::Method::GET,
+            chat_core::Method::Post => reqwest::Method::POST,
+            chat_core::Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = self
+            .client
+            .request(method, &request.url)
+            .timeout(request.timeout);
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        let response = builder.send().map_err(transport_error)?;
+        let status = response.status().as_u16();
+        // Refuse an oversized body up front when it says so, and stop reading one byte past
+        // the cap when it does not.
+        let declared = response.content_length().unwrap_or(0);
+        if declared > MAX_RESPONSE_LEN as u64 {
+            return Err(TransportError::Protocol);
+        }
+        let mut body = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+        response
+            .take(MAX_RESPONSE_LEN as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| {
+                tracing::debug!(error = %e, "response body failed");
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    TransportError::Timeout
+                } else {
+                    TransportError::Disconnected
+                }
+            })?;
+        if body.len() > MAX_RESPONSE_LEN {
+            return Err(TransportError::Protocol);
+        }
+        Ok(Response { status, body })
+    }
+}
+
+fn transport_error(e: reqwest::Error) -> TransportError {
+    // reqwest's errors may quote the URL, never headers; only the kind is kept anyway.
+    tracing::debug!(error = %e, "request failed");
+    if e.is_timeout() {
+        TransportError::Timeout
+    } else if e.is_connect() {
+        TransportError::Connect
+    } else if e.is_decode() {
+        TransportError::Protocol
+    } else {
+        TransportError::Disconnected
+    }
+}
+
+/// HTTP long polling over an [`HttpTransport`], each poll one `GET …/events?lastEventId=…`:
+/// what [`StreamTransport::LongPoll`](crate::StreamTransport::LongPoll) uses when the builder
+/// is given an HTTP client or transport of the caller's. It cannot be interrupted: a
+/// cancelled poll ends at its timeout.
+#[derive(Clone)]
+pub struct LongPollTransport {
+    http: Arc<dyn HttpTransport>,
+}
+
+impl std::fmt::Debug for LongPollTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LongPollTransport")
+    }
+}
+
+impl LongPollTransport {
+    /// Long polling over this HTTP transport.
+    pub fn new(http: Arc<dyn HttpTransport>) -> Self {
+        Self { http }
+    }
+}
+
+impl EventTransport for LongPollTransport {
+    fn poll(&mut self, request: Request, _cancel: &Cancel) -> Result<Response, TransportError> {
+        self.http.send(request)
+    }
+
+    fn name(&self) -> &'static str {
+        "long-poll"
+    }
+}
