@@ -1,6 +1,7 @@
 //! The handles: [`Client`], [`Engagement`], [`HistoryPager`] and [`HistoryPages`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chat_core::wire::{
     DisconnectReason, EngagementStatus, MappedData, Participant, ShutdownReason,
@@ -171,6 +172,14 @@ impl Client {
             .shared
             .wait_for(None, |st| st.stopped.then_some(()));
         Ok(())
+    }
+
+    /// Moves this client's clock forward by `by`, for test rigs: the session's timers
+    /// (reconnection timeout, idle and grace periods, backoff, request timeouts, the token
+    /// reminder) see that much more time pass at once. The real clock is untouched; the
+    /// next call that drives the client fires what is due.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.with(|st| st.skew += by);
     }
 
     /// Whether the client has stopped.

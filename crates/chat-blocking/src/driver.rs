@@ -131,6 +131,10 @@ pub(crate) struct State {
     threads: Vec<JoinHandle<()>>,
     pub(crate) stopped: bool,
     start: (Instant, SystemTime),
+    /// How far this client's clock is ahead of the real one ([`Client::advance_clock`]).
+    ///
+    /// [`Client::advance_clock`]: crate::Client::advance_clock
+    pub(crate) skew: Duration,
 }
 
 /// What the handles share.
@@ -187,6 +191,7 @@ impl Shared {
             threads: vec![stream],
             stopped: false,
             start: (Instant::now(), SystemTime::now()),
+            skew: Duration::ZERO,
         };
         Ok(Arc::new(Self {
             state: Mutex::new(state),
@@ -261,9 +266,17 @@ impl Shared {
             }
             match st.rx.take() {
                 Some(rx) => {
-                    let until = earliest(st.next_wakeup(), deadline);
+                    // The session's deadlines are by the client's clock, the caller's by the
+                    // real one.
+                    let now = st.now();
+                    let core = st.next_wakeup().map(|t| t.saturating_duration_since(now));
+                    let caller = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                    let wait = match (core, caller) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
                     drop(st);
-                    let first = receive(&rx, until);
+                    let first = receive(&rx, wait);
                     st = self.lock();
                     st.step(first, &rx);
                     st.rx = Some(rx);
@@ -304,20 +317,15 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// The next input, or `None` at `until`.
-fn receive(rx: &Receiver<Input>, until: Option<Instant>) -> Option<Input> {
-    match until {
+/// The next input, or `None` after `wait`.
+fn receive(rx: &Receiver<Input>, wait: Option<Duration>) -> Option<Input> {
+    match wait {
         None => rx.recv().ok(),
-        Some(t) => {
-            let left = t.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return rx.try_recv().ok();
-            }
-            match rx.recv_timeout(left) {
-                Ok(i) => Some(i),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-            }
-        }
+        Some(left) if left.is_zero() => rx.try_recv().ok(),
+        Some(left) => match rx.recv_timeout(left) {
+            Ok(i) => Some(i),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+        },
     }
 }
 
@@ -350,6 +358,11 @@ fn stream_thread(
 }
 
 impl State {
+    /// This client's monotonic clock: the real one plus the skew.
+    pub(crate) fn now(&self) -> Instant {
+        Instant::now() + self.skew
+    }
+
     fn new_ticket(&mut self) -> Ticket {
         self.next_ticket += 1;
         self.next_ticket
@@ -400,7 +413,7 @@ impl State {
     }
 
     fn fire_due(&mut self) {
-        let now = Instant::now();
+        let now = self.now();
         let expired: Vec<RequestId> = self
             .in_flight
             .iter()
@@ -433,7 +446,7 @@ impl State {
     }
 
     fn wall(&self) -> SystemTime {
-        self.start.1 + Instant::now().saturating_duration_since(self.start.0)
+        self.start.1 + self.now().saturating_duration_since(self.start.0)
     }
 
     /// Carries out the core's outputs until it waits; stops everything once it has ended.
@@ -475,7 +488,7 @@ impl State {
 
     fn transmit(&mut self, request: Request) {
         let id = request.id;
-        let now = Instant::now();
+        let now = self.now();
         let deadline = now + request.timeout;
         tracing::trace!(?request, "transmit");
         if self.stopped {
@@ -559,7 +572,7 @@ impl State {
     }
 
     fn feed(&mut self, id: RequestId, result: Result<Response, TransportError>) {
-        let now = Instant::now();
+        let now = self.now();
         match result {
             Ok(r) => self.session.handle_response(now, id, r.status, &r.body),
             Err(e) => self.session.handle_failure(now, id, e),
@@ -615,7 +628,7 @@ impl State {
     /// Gives the command to the session; its answer is filed under `ticket`, at once or
     /// when the reply comes.
     fn command(&mut self, command: Command, ticket: Ticket, replayable: bool) {
-        let now = Instant::now();
+        let now = self.now();
         let s = &mut self.session;
         let started = match &command {
             Command::Init(None) => s.init(now, SystemTime::now()),
@@ -681,7 +694,7 @@ impl State {
         let wait = remaining
             .saturating_sub(self.refresh_lead)
             .max(remaining / 2);
-        self.refresh_at = Some(Instant::now() + wait);
+        self.refresh_at = Some(self.now() + wait);
     }
 
     fn start_refresh(&mut self) {
@@ -706,7 +719,7 @@ impl State {
         match spawned {
             Ok(handle) => {
                 self.threads.push(handle);
-                self.refreshing = Some((generation, Instant::now() + PROVIDER_TIMEOUT));
+                self.refreshing = Some((generation, self.now() + PROVIDER_TIMEOUT));
             }
             Err(_) => self.refreshed(Err(Error::TokenProvider("no thread".to_owned()))),
         }
@@ -718,7 +731,7 @@ impl State {
                 return Err(Error::Closed);
             }
             self.session
-                .set_token(t, Instant::now(), SystemTime::now())
+                .set_token(t, self.now(), SystemTime::now())
                 .map_err(Error::from)
         });
         match &result {
@@ -729,7 +742,7 @@ impl State {
             Err(e) => {
                 tracing::warn!(error = %e, "token refresh failed");
                 if !self.session.token().remaining(SystemTime::now()).is_zero() {
-                    self.refresh_at = Some(Instant::now() + PROVIDER_RETRY);
+                    self.refresh_at = Some(self.now() + PROVIDER_RETRY);
                 }
             }
         }

@@ -1,0 +1,238 @@
+//! The typical sequences of a chat: a new chat with the agent, join from a second session,
+//! leave and shut down, history pages, resume; each over both transports.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use chat_blocking::{
+    DisconnectReason, EngagementStatus, Event, ParticipantType, ShutdownReason, StreamTransport,
+};
+use chat_emulator::AgentMode;
+use support::*;
+
+fn new_chat(transport: StreamTransport) {
+    let emu = emulator(AgentMode::Agent);
+    let (client, events) = connect(&emu, transport, "alice");
+    let first = events.recv().expect("first event");
+    assert!(matches!(first.event, Event::Initialized(ref ctx) if ctx.engagements.is_empty()));
+
+    let chat = client.create_engagement(Default::default()).unwrap();
+    assert_eq!(chat.info().status, EngagementStatus::Pending);
+    let (_, before) = expect_event_seen(&events, is_active);
+    assert_eq!(
+        names(&before),
+        ["EVENT_STREAM_CONNECTING", "EVENT_STREAM_CONNECTED"]
+    );
+    assert_eq!(chat.status().unwrap(), EngagementStatus::Active);
+    // The agent joins and greets.
+    expect_event(&events, |e| matches!(e, Event::MessageArrived(_)));
+    let participants = chat.participants().unwrap();
+    assert!(
+        participants
+            .iter()
+            .any(|p| p.participant_type == ParticipantType::Agent)
+    );
+
+    let sent = chat.send_message("Where is my parcel?", None).unwrap();
+    assert_eq!(sent.text(), Some("Where is my parcel?"));
+    let echo = expect_event(&events, |e| matches!(e, Event::MessageDelivered(_)));
+    let Event::MessageDelivered(echo) = echo.event else {
+        unreachable!()
+    };
+    assert_eq!(echo.message_id, sent.message_id);
+    expect_event(&events, arrived_with("Where is my parcel?"));
+
+    let reply = chat.send_message("Thanks", Some(&sent.message_id)).unwrap();
+    assert_eq!(reply.parent_message_id.as_ref(), Some(&sent.message_id));
+    assert_eq!(chat.send_message("", None).unwrap_err().code(), "ACS-322");
+    let long = chat.send_message(&"x".repeat(4097), None).unwrap_err();
+    assert_eq!(long.code(), "ACS-322");
+    assert_eq!(chat.join().unwrap_err().code(), "ACS-315");
+    client.shutdown(None).unwrap();
+}
+
+both!(new_chat_sequence, super::new_chat);
+
+/// Commands from another thread while this one reads events: nothing deadlocks, and the
+/// reading thread drives the replies.
+#[test]
+fn commands_from_another_thread_while_iterating() {
+    let emu = emulator(AgentMode::Agent);
+    let (client, events) = connect(&emu, StreamTransport::LongPoll, "amy");
+    let chat = client.create_engagement(Default::default()).unwrap();
+    expect_event(&events, arrived_with("Hello"));
+    let sender = std::thread::spawn({
+        let chat = chat.clone();
+        move || {
+            for i in 0..3 {
+                chat.send_message(&format!("from a thread {i}"), None).unwrap();
+            }
+        }
+    });
+    for i in 0..3 {
+        expect_event(&events, arrived_with(&format!("from a thread {i}")));
+    }
+    sender.join().unwrap();
+    client.shutdown(None).unwrap();
+}
+
+fn join_from_second_session(transport: StreamTransport) {
+    let emu = emulator(AgentMode::Agent);
+    let (first, first_events) = connect(&emu, transport, "kate");
+    let chat = first.create_engagement(Default::default()).unwrap();
+    expect_event(&first_events, arrived_with("Hello"));
+    chat.send_message("from the laptop", None).unwrap();
+
+    let (second, second_events) = connect(&emu, transport, "kate");
+    let init = second_events.recv().unwrap();
+    let Event::Initialized(ctx) = init.event else {
+        panic!("{init:?}")
+    };
+    assert_eq!(ctx.engagements.len(), 1);
+    let listed = second.list_engagements().unwrap();
+    assert_eq!(listed.len(), 1);
+    let there = &listed[0];
+    assert_eq!(there.id(), chat.id());
+    assert_eq!(there.info().status, EngagementStatus::Pending);
+    let preview = there.history(10).unwrap();
+    assert!(
+        preview
+            .items()
+            .iter()
+            .any(|m| m.text() == Some("from the laptop"))
+    );
+    assert_eq!(there.send_message("x", None).unwrap_err().code(), "ACS-313");
+
+    there.join().unwrap();
+    expect_event(&second_events, is_active);
+    chat.send_message("typed on the laptop", None).unwrap();
+    expect_event(
+        &second_events,
+        |e| matches!(e, Event::MessageDelivered(m) if m.text() == Some("typed on the laptop")),
+    );
+    expect_event(&second_events, arrived_with("typed on the laptop"));
+    expect_event(&first_events, arrived_with("typed on the laptop"));
+    first.shutdown(None).unwrap();
+    second.shutdown(None).unwrap();
+}
+
+both!(join, super::join_from_second_session);
+
+fn leave_then_shutdown(transport: StreamTransport) {
+    let emu = emulator(AgentMode::Agent);
+    let (client, events) = connect(&emu, transport, "carol");
+    let chat = client.create_engagement(Default::default()).unwrap();
+    expect_event(&events, is_active);
+    expect_event(&events, |e| matches!(e, Event::MessageArrived(_)));
+
+    chat.disconnect(Some(DisconnectReason::UserClosed)).unwrap();
+    let (_, seen) = expect_event_seen(&events, |e| matches!(e, Event::EngagementTerminated(_)));
+    assert!(names(&seen).contains(&"PARTICIPANT_DISCONNECTED"), "{seen:?}");
+    assert_eq!(chat.status().unwrap(), EngagementStatus::Terminated);
+    assert_eq!(chat.send_message("hello?", None).unwrap_err().code(), "ACS-314");
+    assert_eq!(chat.participants().unwrap_err().code(), "ACS-314");
+
+    client.shutdown(Some(ShutdownReason::UserClosed)).unwrap();
+    assert_eq!(client.thread_count(), 0);
+    // Every remaining event, then the end of the iteration.
+    let rest: Vec<Event> = events.map(|e| e.event).collect();
+    assert!(rest.contains(&Event::EventStreamClosed), "{rest:?}");
+    assert_eq!(
+        rest.last(),
+        Some(&Event::Shutdown {
+            reason: Some(ShutdownReason::UserClosed)
+        })
+    );
+    assert!(client.is_closed());
+    let e = client.create_engagement(Default::default()).unwrap_err();
+    assert_eq!(e.code(), "ACS-310");
+    assert_eq!(client.shutdown(None).unwrap_err().code(), "ACS-310");
+    assert_eq!(emu.control().stats().sessions, 0);
+    assert_eq!(emu.control().stats().ongoing_engagements, 0);
+}
+
+both!(leave_sequence, super::leave_then_shutdown);
+
+#[test]
+fn history_pager_and_page_iterator_cover_everything_once() {
+    let emu = emulator(AgentMode::Off);
+    let (client, events) = connect(&emu, StreamTransport::LongPoll, "mia");
+    let chat = client.create_engagement(Default::default()).unwrap();
+    expect_event(&events, is_active);
+    // More than one server page (50).
+    for i in 1..=73 {
+        emu.control()
+            .post_message(chat.id(), ParticipantType::Agent, &format!("h{i}"))
+            .unwrap();
+    }
+    expect_event(
+        &events,
+        |e| matches!(e, Event::MessageArrived(m) if m.text() == Some("h73")),
+    );
+
+    let mut pager = chat.history(20).unwrap();
+    assert_eq!(pager.page_size(), 20);
+    assert!(!pager.has_newer());
+    let mut seen = Vec::new();
+    loop {
+        seen.extend(pager.items().iter().map(|m| m.message_index));
+        if !pager.older().unwrap() {
+            break;
+        }
+    }
+    assert!(!pager.has_older());
+    let want: Vec<u64> = (1..=73).rev().collect();
+    assert_eq!(seen, want);
+    assert!(pager.newer());
+    assert_eq!(pager.items().len(), 20);
+
+    let pages: Vec<Vec<chat_blocking::Message>> =
+        chat.history_pages(30).collect::<Result<_, _>>().unwrap();
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [30, 30, 13]);
+    let all: Vec<u64> = pages.iter().flatten().map(|m| m.message_index).collect();
+    assert_eq!(all, want);
+    assert_eq!(chat.history(0).unwrap().page_size(), 10);
+    client.shutdown(None).unwrap();
+}
+
+fn resume_session(transport: StreamTransport) {
+    let emu = emulator(AgentMode::Agent);
+    let (client, events) = connect(&emu, transport, "judy");
+    let chat = client.create_engagement(Default::default()).unwrap();
+    expect_event(&events, |e| matches!(e, Event::MessageArrived(_)));
+    chat.send_message("before the reload", None).unwrap();
+    expect_event(&events, arrived_with("before the reload"));
+    let resumption = client.resumption().unwrap();
+    assert_eq!(resumption.active_engagements, [chat.id().clone()]);
+    // The "reload": everything dropped, nothing deleted.
+    drop((client, events, chat));
+
+    let eid = resumption.active_engagements[0].clone();
+    emu.control()
+        .post_message(&eid, ParticipantType::Agent, "while you were away")
+        .unwrap();
+    let (client, events) = builder(&emu, transport, "judy")
+        .resume(resumption.clone())
+        .connect()
+        .unwrap();
+    assert_eq!(client.session_id(), &resumption.session_id);
+    let init = events.recv().unwrap();
+    let Event::Initialized(ctx) = init.event else {
+        panic!("{init:?}")
+    };
+    assert_eq!(ctx.engagements[0].status, EngagementStatus::Active);
+    let (_, seen) = expect_event_seen(&events, arrived_with("while you were away"));
+    assert!(names(&seen).contains(&"EVENT_STREAM_CONNECTED"));
+    let chat = client.engagement(&eid).unwrap().unwrap();
+    chat.send_message("back again", None).unwrap();
+    expect_event(&events, arrived_with("back again"));
+    client.shutdown(None).unwrap();
+
+    let err = builder(&emu, transport, "judy")
+        .resume(resumption)
+        .connect()
+        .unwrap_err();
+    assert_eq!(err.code(), "ACS-320");
+}
+
+both!(resume, super::resume_session);

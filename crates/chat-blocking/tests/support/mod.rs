@@ -1,0 +1,144 @@
+//! Shared helpers of the end-to-end tests: the in-process emulator on a tokio runtime of its
+//! own (the client under test has none), clients over either transport, and awaiting events
+//! with a deadline.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::ops::Deref;
+use std::time::{Duration, Instant};
+
+use chat_blocking::{
+    ChatEvent, Client, ClientBuilder, Config, Connection, Event, StreamTransport,
+};
+use chat_emulator::{AgentMode, Emulator, EmulatorBuilder};
+
+/// Runs a scenario once per transport: `both!(name, scenario)` makes `name::long_poll` and
+/// `name::websocket`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $scenario:path) => {
+        mod $name {
+            #[test]
+            fn long_poll() {
+                $scenario(chat_blocking::StreamTransport::LongPoll);
+            }
+            #[test]
+            fn websocket() {
+                $scenario(chat_blocking::StreamTransport::WebSocket);
+            }
+        }
+    };
+}
+
+/// How long any awaited event may take.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+/// The emulator, served by a tokio runtime that the test owns; shut down on drop.
+pub struct TestEmulator {
+    emulator: Option<Emulator>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Deref for TestEmulator {
+    type Target = Emulator;
+    fn deref(&self) -> &Emulator {
+        self.emulator.as_ref().unwrap()
+    }
+}
+
+impl Drop for TestEmulator {
+    fn drop(&mut self) {
+        if let Some(e) = self.emulator.take() {
+            self.runtime.block_on(e.shutdown());
+        }
+    }
+}
+
+pub fn emulator_builder(agent: AgentMode) -> EmulatorBuilder {
+    Emulator::builder()
+        .hold_time(Duration::from_millis(400))
+        .agent(agent)
+        .agent_delay(Duration::from_millis(20))
+        .allow_short_token_ttl(true)
+        .ws_ping_interval(Duration::from_secs(5))
+}
+
+pub fn emulator(agent: AgentMode) -> TestEmulator {
+    start(emulator_builder(agent))
+}
+
+/// Starts this emulator on a runtime of two worker threads.
+pub fn start(builder: EmulatorBuilder) -> TestEmulator {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let emulator = runtime.block_on(builder.start()).expect("emulator starts");
+    TestEmulator {
+        emulator: Some(emulator),
+        runtime,
+    }
+}
+
+pub fn token(emu: &Emulator, customer: &str) -> String {
+    emu.control()
+        .mint_token(customer, true, Duration::from_secs(3600))
+}
+
+/// A builder for `customer` with a one-hour token and a short poll timeout.
+pub fn builder(emu: &Emulator, transport: StreamTransport, customer: &str) -> ClientBuilder {
+    let c = emu.credentials();
+    Client::builder(emu.base_url(), &c.integration_id, &c.appkey)
+        .token(token(emu, customer))
+        .stream_transport(transport)
+        .config(config())
+}
+
+pub fn config() -> Config {
+    Config {
+        poll_timeout: Duration::from_secs(3),
+        request_timeout: Duration::from_secs(5),
+        ..Config::default()
+    }
+}
+
+pub fn connect(emu: &Emulator, transport: StreamTransport, customer: &str) -> (Client, Connection) {
+    builder(emu, transport, customer)
+        .connect()
+        .expect("connects")
+}
+
+/// Awaits the first event matching `pred`, returning it; panics with the events seen if none
+/// comes in time.
+pub fn expect_event(events: &Connection, pred: impl Fn(&Event) -> bool) -> ChatEvent {
+    expect_event_seen(events, pred).0
+}
+
+/// As [`expect_event`], also returning every event seen before it.
+pub fn expect_event_seen(
+    events: &Connection,
+    pred: impl Fn(&Event) -> bool,
+) -> (ChatEvent, Vec<Event>) {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match events.recv_deadline(deadline) {
+            Ok(e) if pred(&e.event) => return (e, seen),
+            Ok(e) => seen.push(e.event),
+            Err(e) => panic!("no matching event ({e:?}); seen: {:?}", names(&seen)),
+        }
+    }
+}
+
+pub fn names(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(Event::name).collect()
+}
+
+pub fn is_active(e: &Event) -> bool {
+    matches!(e, Event::EngagementActive(_))
+}
+
+/// A message from the agent side whose text contains `needle`.
+pub fn arrived_with(needle: &str) -> impl Fn(&Event) -> bool + '_ {
+    move |e| matches!(e, Event::MessageArrived(m) if m.text().is_some_and(|t| t.contains(needle)))
+}
