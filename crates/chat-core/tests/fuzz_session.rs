@@ -14,6 +14,9 @@
 //!   down and every request settled, every accepted command has had exactly one reply;
 //! - nothing after `SHUTDOWN`; no message delivered twice; the resumption snapshot
 //!   round-trips.
+//!
+//! The first input byte also turns the outbox on or off, so held sends, their retries and
+//! history checks meet the same invariants.
 #![allow(clippy::disallowed_methods, dead_code, unreachable_pub, missing_docs)]
 
 #[cfg(test)]
@@ -138,7 +141,8 @@ pub fn run(data: &[u8]) {
     let Some((&start, rest)) = data.split_first() else {
         return;
     };
-    run_steps(start % 2 == 0, &steps(rest));
+    // The first byte picks the opening: initialized or not, outbox on or off.
+    run_steps(start % 2 == 0, start & 2 != 0, &steps(rest));
 }
 
 /// Decodes steps until the input runs out (`Vec::arbitrary` would stop at the first even
@@ -159,8 +163,8 @@ pub fn steps(data: &[u8]) -> Vec<Step> {
 pub const MAX_STEPS: usize = 200;
 
 /// Runs `steps` (the fuzz input, decoded), then shuts down and settles everything.
-pub fn run_steps(initialized: bool, steps: &[Step]) {
-    let mut f = Fuzzed::new();
+pub fn run_steps(initialized: bool, outbox: bool, steps: &[Step]) {
+    let mut f = Fuzzed::new(outbox);
     if initialized {
         f.step(&Step::Respond(0, Answer::Plausible));
     }
@@ -184,11 +188,12 @@ struct Fuzzed {
 }
 
 impl Fuzzed {
-    fn new() -> Self {
+    fn new(outbox: bool) -> Self {
         let config = Config {
             reconnection_timeout: Duration::from_secs(120),
             idle_timeout: Some(Duration::from_secs(300)),
             idle_shutdown_grace_timeout: Duration::from_secs(30),
+            outbox: outbox.then_some(Duration::from_secs(200)),
             ..Config::default()
         };
         let mut f = Self {
@@ -580,6 +585,7 @@ mod tests {
             }])),
             Step::Advance(50),
         ];
-        run_steps(false, &steps);
+        run_steps(false, false, &steps);
+        run_steps(false, true, &steps);
     }
 }
