@@ -6,6 +6,9 @@
 //! - `doc`: the documentation, as CI builds it.
 //! - `fuzz [--target T] [--seconds S]`: the cargo-fuzz targets of `fuzz/`, S seconds each,
 //!   with the executions and findings per target (see `fuzz.rs`).
+//! - `soak [--sessions N] [--messages M] [--duration SECS] [--seed S] [--transport T]
+//!   [--adapter A] [--json]`: the chaos soak of `crates/chat-soak` in release, with its table
+//!   of lost, duplicated and out-of-order messages; fails unless all are 0 (see `soak.rs`).
 
 #![allow(clippy::print_stderr)] // a command-line tool: its output is stderr
 
@@ -14,6 +17,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 mod fuzz;
+mod soak;
 
 fn main() -> ExitCode {
     let task = env::args().nth(1).unwrap_or_default();
@@ -22,8 +26,13 @@ fn main() -> ExitCode {
         "bench" => bench(),
         "doc" => doc(),
         "fuzz" => fuzz::fuzz(&env::args().skip(2).collect::<Vec<_>>()),
+        "soak" => soak::soak(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <ci|bench|doc|fuzz [--target T] [--seconds S]>");
+            eprintln!(
+                "usage: cargo xtask <ci|bench|doc|fuzz [--target T] [--seconds S]|soak [--sessions N] \
+                 [--messages M] [--duration SECS] [--seed S] [--transport long-poll|websocket|both] \
+                 [--adapter tokio|blocking|both] [--json]>"
+            );
             return ExitCode::from(2);
         }
     };

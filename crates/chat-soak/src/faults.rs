@@ -1,0 +1,278 @@
+//! The fault mix: what can go wrong, a seeded schedule of it, and its injection into the
+//! emulator (and the soak's proxy) while the sessions run.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use chat_emulator::{Control, Route};
+use serde::Serialize;
+
+use crate::adapter::Transport;
+
+/// One kind of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// A 500, 502, 503 or 504 answer, to one session's next poll (or WebSocket upgrade) or to
+    /// the next message sent by anyone.
+    ServerError,
+    /// 429 with `Retry-After: 1`, to the next poll or upgrade, or the next message sent.
+    TooManyRequests,
+    /// One session's next poll (or upgrade) loses its connection before the answer's body.
+    DroppedPoll,
+    /// One session's open event-stream sockets are cut by the soak's proxy (a WebSocket
+    /// mid-stream, or the long poll's connection mid-poll).
+    DroppedSocket,
+    /// One session's next poll (or upgrade) is held past the client's poll timeout.
+    Hang,
+    /// Every chat token minted so far is refused ("Token expired"): the token providers
+    /// refresh (the tokens' short lifetimes make them refresh ahead of expiry too).
+    TokenExpiry,
+    /// One session is removed on the server ("Session not found"): the app starts a new
+    /// session, rejoins the engagement and fetches what it missed from history.
+    SessionInvalidated,
+    /// The next message sent is stored and broadcast, but its answer is lost on the way
+    /// back: the client sees a network error.
+    LostAnswer,
+}
+
+impl FaultKind {
+    /// Every kind, in report order.
+    pub const ALL: [FaultKind; 8] = [
+        Self::ServerError,
+        Self::TooManyRequests,
+        Self::DroppedPoll,
+        Self::DroppedSocket,
+        Self::Hang,
+        Self::TokenExpiry,
+        Self::SessionInvalidated,
+        Self::LostAnswer,
+    ];
+
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ServerError => "5xx",
+            Self::TooManyRequests => "429",
+            Self::DroppedPoll => "dropped-poll",
+            Self::DroppedSocket => "dropped-socket",
+            Self::Hang => "hang",
+            Self::TokenExpiry => "token-expiry",
+            Self::SessionInvalidated => "session-invalidated",
+            Self::LostAnswer => "lost-answer",
+        }
+    }
+
+    /// Relative frequency in the random mix.
+    fn weight(self) -> u32 {
+        match self {
+            Self::ServerError | Self::DroppedPoll | Self::DroppedSocket => 3,
+            Self::TooManyRequests | Self::Hang | Self::LostAnswer => 2,
+            Self::TokenExpiry | Self::SessionInvalidated => 1,
+        }
+    }
+
+    /// Whether it aims at one session (as opposed to the whole emulator).
+    pub(crate) fn targets_a_session(self) -> bool {
+        !matches!(self, Self::TokenExpiry | Self::LostAnswer)
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One planned fault: when (from the start of the run), what, and two seeded choices (which
+/// live session, which status or route).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Planned {
+    pub(crate) at: Duration,
+    pub(crate) kind: FaultKind,
+    pub(crate) pick: u64,
+    pub(crate) variant: u32,
+}
+
+/// The schedule: `total` faults at seeded random times in `[from, until)`, each kind of
+/// `kinds` at least once (when `total` allows), then a weighted random mix. At most
+/// `max_invalidations` session invalidations and `max_expiries` token expiries (each of
+/// those hits every session).
+pub(crate) fn plan(
+    seed: u64,
+    from: Duration,
+    until: Duration,
+    total: usize,
+    kinds: &[FaultKind],
+    max_invalidations: usize,
+    max_expiries: usize,
+) -> Vec<Planned> {
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0xfa17_5eed);
+    let mut chosen: Vec<FaultKind> = kinds.to_vec();
+    rng.shuffle(&mut chosen);
+    chosen.truncate(total);
+    let cap = |k: FaultKind| match k {
+        FaultKind::SessionInvalidated => max_invalidations,
+        FaultKind::TokenExpiry => max_expiries,
+        _ => usize::MAX,
+    };
+    let weights: u32 = kinds.iter().map(|k| k.weight()).sum();
+    let mut attempts = 0;
+    while chosen.len() < total && weights > 0 && attempts < total * 20 {
+        attempts += 1;
+        let mut roll = rng.u32(0..weights);
+        let Some(&kind) = kinds.iter().find(|k| {
+            if roll < k.weight() {
+                true
+            } else {
+                roll -= k.weight();
+                false
+            }
+        }) else {
+            continue;
+        };
+        if chosen.iter().filter(|&&c| c == kind).count() < cap(kind) {
+            chosen.push(kind);
+        }
+    }
+    let span = until.saturating_sub(from).as_millis().max(1) as u64;
+    let mut planned: Vec<Planned> = chosen
+        .into_iter()
+        .map(|kind| Planned {
+            at: from + Duration::from_millis(rng.u64(0..span)),
+            kind,
+            pick: rng.u64(..),
+            variant: rng.u32(..),
+        })
+        .collect();
+    planned.sort_by_key(|p| p.at);
+    planned
+}
+
+/// Where faults go.
+pub(crate) struct Injector<'a> {
+    pub(crate) control: &'a Control,
+    pub(crate) proxy: &'a crate::proxy::Proxy,
+    pub(crate) transport: Transport,
+    pub(crate) poll_timeout: Duration,
+    pub(crate) injected: BTreeMap<FaultKind, u64>,
+}
+
+impl Injector<'_> {
+    /// Injects `fault` on `session` (ignored by the kinds that hit everyone).
+    pub(crate) fn inject(&mut self, fault: &Planned, session: Option<&chat_core::SessionId>) {
+        let control = self.control;
+        let ws = self.transport == Transport::WebSocket;
+        // Faults of the events resource reach a WebSocket at its next upgrade: the socket is
+        // cut so that the upgrade comes now.
+        let cut = |proxy: &crate::proxy::Proxy, sid: &chat_core::SessionId| {
+            if ws {
+                proxy.cut(sid.as_str());
+            }
+        };
+        let to_messages = fault.variant % 2 == 1;
+        crate::session::trace(|| {
+            format!(
+                "fault at {:?}: {} on {session:?} (to messages: {to_messages})",
+                fault.at, fault.kind
+            )
+        });
+        match (fault.kind, session) {
+            (FaultKind::ServerError, _) if to_messages => {
+                control.fail_next(Route::Messages, status(fault.variant), 1);
+            }
+            (FaultKind::ServerError, Some(sid)) => {
+                control.fail_next_for_session(sid, Route::Events, status(fault.variant), 1);
+                cut(self.proxy, sid);
+            }
+            (FaultKind::TooManyRequests, _) if to_messages => {
+                control.fail_next_with_retry_after(Route::Messages, 429, 1, 1);
+            }
+            (FaultKind::TooManyRequests, Some(sid)) => {
+                // No per-session form with Retry-After: the next events request of anyone.
+                control.fail_next_with_retry_after(Route::Events, 429, 1, 1);
+                cut(self.proxy, sid);
+            }
+            (FaultKind::DroppedPoll, Some(sid)) => {
+                control.drop_next_polls_for_session(sid, 1);
+                cut(self.proxy, sid);
+            }
+            (FaultKind::DroppedSocket, Some(sid)) => {
+                self.proxy.cut(sid.as_str());
+            }
+            (FaultKind::Hang, Some(sid)) => {
+                control.hang_next_polls_for_session(
+                    sid,
+                    1,
+                    self.poll_timeout + Duration::from_secs(1),
+                );
+                cut(self.proxy, sid);
+            }
+            (FaultKind::TokenExpiry, _) => control.expire_tokens(),
+            (FaultKind::SessionInvalidated, Some(sid)) => {
+                control.invalidate_session(sid);
+            }
+            (FaultKind::LostAnswer, _) => control.lose_next_answers(Route::Messages, 1),
+            (_, None) => return,
+        }
+        *self.injected.entry(fault.kind).or_default() += 1;
+    }
+}
+
+fn status(variant: u32) -> u16 {
+    [500, 502, 503, 504][(variant / 2 % 4) as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_is_seeded_and_has_every_kind() {
+        let kinds = FaultKind::ALL;
+        let a = plan(
+            7,
+            Duration::from_secs(1),
+            Duration::from_secs(9),
+            40,
+            &kinds,
+            2,
+            1,
+        );
+        let b = plan(
+            7,
+            Duration::from_secs(1),
+            Duration::from_secs(9),
+            40,
+            &kinds,
+            2,
+            1,
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 40);
+        for kind in kinds {
+            assert!(a.iter().any(|p| p.kind == kind), "{kind}");
+        }
+        let count = |k| a.iter().filter(|p| p.kind == k).count();
+        assert!(count(FaultKind::SessionInvalidated) <= 2);
+        assert_eq!(count(FaultKind::TokenExpiry), 1);
+        assert!(a.windows(2).all(|w| w[0].at <= w[1].at));
+        assert!(
+            a.iter()
+                .all(|p| p.at >= Duration::from_secs(1) && p.at < Duration::from_secs(9))
+        );
+        assert_ne!(
+            a,
+            plan(
+                8,
+                Duration::from_secs(1),
+                Duration::from_secs(9),
+                40,
+                &kinds,
+                2,
+                1
+            )
+        );
+    }
+}
