@@ -174,10 +174,11 @@ impl Client {
         Ok(())
     }
 
-    /// Moves this client's clock forward by `by`, for test rigs: the session's timers
-    /// (reconnection timeout, idle and grace periods, backoff, request timeouts, the token
-    /// reminder) see that much more time pass at once. The real clock is untouched; the
-    /// next call that drives the client fires what is due.
+    /// Moves this client's protocol clock forward by `by`, for test rigs: chat-core's timers
+    /// (reconnection timeout, idle and grace periods, backoff, the token reminder and
+    /// expiry) and the token refresh see that much more time pass at once. Request timeouts
+    /// stay on the real clock, as the server's answers do. The next call that drives the
+    /// client fires what is due.
     pub fn advance_clock(&self, by: Duration) {
         self.shared.with(|st| st.skew += by);
     }

@@ -268,8 +268,7 @@ impl Shared {
                 Some(rx) => {
                     // The session's deadlines are by the client's clock, the caller's by the
                     // real one.
-                    let now = st.now();
-                    let core = st.next_wakeup().map(|t| t.saturating_duration_since(now));
+                    let core = st.next_wait();
                     let caller = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                     let wait = match (core, caller) {
                         (Some(a), Some(b)) => Some(a.min(b)),
@@ -372,15 +371,21 @@ impl State {
         self.answers.insert(ticket, result);
     }
 
-    /// When the leader must wake at the latest: the core's deadline, a request's timeout,
-    /// the token refresh.
-    fn next_wakeup(&self) -> Option<Instant> {
+    /// How long the leader may wait at most: until the core's deadline or the token
+    /// refresh (by the client's clock), or a request's timeout (by the real clock, as the
+    /// transports' own timeouts are).
+    fn next_wait(&self) -> Option<Duration> {
+        let now = self.now();
         let mut at = self.core_deadline;
-        for f in self.in_flight.values() {
-            at = earliest(at, Some(f.deadline));
-        }
         at = earliest(at, self.refresh_at.filter(|_| self.refreshing.is_none()));
-        earliest(at, self.refreshing.map(|(_, d)| d))
+        at = earliest(at, self.refreshing.map(|(_, d)| d));
+        let mut wait = at.map(|t| t.saturating_duration_since(now));
+        let real = Instant::now();
+        for f in self.in_flight.values() {
+            let left = f.deadline.saturating_duration_since(real);
+            wait = Some(wait.map_or(left, |w| w.min(left)));
+        }
+        wait
     }
 
     /// Feeds `first` and every input already waiting, fires what is due, and carries out
@@ -414,10 +419,11 @@ impl State {
 
     fn fire_due(&mut self) {
         let now = self.now();
+        let real = Instant::now();
         let expired: Vec<RequestId> = self
             .in_flight
             .iter()
-            .filter(|(_, f)| f.deadline <= now)
+            .filter(|(_, f)| f.deadline <= real)
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
@@ -489,7 +495,8 @@ impl State {
     fn transmit(&mut self, request: Request) {
         let id = request.id;
         let now = self.now();
-        let deadline = now + request.timeout;
+        // Requests time out by the real clock: the server and the transports know no other.
+        let deadline = Instant::now() + request.timeout;
         tracing::trace!(?request, "transmit");
         if self.stopped {
             return;

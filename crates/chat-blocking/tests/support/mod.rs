@@ -4,10 +4,12 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::ops::Deref;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chat_blocking::{
-    ChatEvent, Client, ClientBuilder, Config, Connection, Event, StreamTransport,
+    Cancel, ChatEvent, Client, ClientBuilder, Config, Connection, Event, EventTransport, Request,
+    Response, StreamTransport, TransportError, WebSocketTransport,
 };
 use chat_emulator::{AgentMode, Emulator, EmulatorBuilder};
 
@@ -141,4 +143,67 @@ pub fn is_active(e: &Event) -> bool {
 /// A message from the agent side whose text contains `needle`.
 pub fn arrived_with(needle: &str) -> impl Fn(&Event) -> bool + '_ {
     move |e| matches!(e, Event::MessageArrived(m) if m.text().is_some_and(|t| t.contains(needle)))
+}
+
+/// A WebSocket whose connection the test can cut, through the poll's [`Cancel`]: as the
+/// emulator's dropped polls do for long polling.
+pub struct Cuttable {
+    inner: WebSocketTransport,
+    cut: Cut,
+}
+
+/// Cuts a [`Cuttable`]'s current poll, or its next one if none runs.
+#[derive(Clone, Default)]
+pub struct Cut(Arc<Mutex<(Option<Cancel>, bool)>>);
+
+impl Cut {
+    pub fn cut(&self) {
+        let mut state = self.0.lock().unwrap();
+        match state.0.take() {
+            Some(c) => c.cancel(),
+            None => state.1 = true,
+        }
+    }
+}
+
+impl Cuttable {
+    pub fn new() -> (Self, Cut) {
+        let cut = Cut::default();
+        let t = Self {
+            inner: WebSocketTransport::new(),
+            cut: cut.clone(),
+        };
+        (t, cut)
+    }
+}
+
+impl EventTransport for Cuttable {
+    fn poll(&mut self, request: Request, cancel: &Cancel) -> Result<Response, TransportError> {
+        {
+            let mut state = self.cut.0.lock().unwrap();
+            if std::mem::take(&mut state.1) {
+                return Err(TransportError::Disconnected);
+            }
+            state.0 = Some(cancel.clone());
+        }
+        let result = self.inner.poll(request, cancel);
+        self.cut.0.lock().unwrap().0 = None;
+        result
+    }
+    fn reset(&mut self) {
+        self.inner.reset();
+    }
+}
+
+/// A builder whose WebSocket (if that is the transport) can be cut, and the cutter: for long
+/// polling it drops the next poll at the emulator instead.
+pub fn cuttable(emu: &TestEmulator, transport: StreamTransport, customer: &str) -> (ClientBuilder, Box<dyn Fn()>) {
+    let builder = builder(emu, transport, customer);
+    if transport == StreamTransport::WebSocket {
+        let (t, cut) = Cuttable::new();
+        (builder.event_transport(Box::new(t)), Box::new(move || cut.cut()))
+    } else {
+        let control = emu.control();
+        (builder, Box::new(move || control.drop_next_polls(1)))
+    }
 }
