@@ -1,0 +1,145 @@
+//! No secret reaches a log line or an error: a whole chat over each transport, with the
+//! backend's blocking token client (client secret → access token → JWT) as the token
+//! provider, refreshes after 401s, injected faults and refused calls, traced at TRACE into
+//! memory. Alone in its test binary: the subscriber is global, as the client logs from its
+//! own threads.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chat_blocking::{BoxError, Client, Event, StreamFailureReason, StreamTransport};
+use chat_emulator::{AgentMode, Route};
+use support::*;
+use token_client::{CustomerRequest, TokenClientConfig, blocking::TokenClient};
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs the chat; returns the secrets to look for and everything a person could read.
+fn whole_chat(transport: StreamTransport, texts: &mut Vec<String>) -> Vec<String> {
+    let emu = emulator(AgentMode::Agent);
+    let c = emu.credentials().clone();
+    let backend = TokenClient::new(TokenClientConfig::new(
+        emu.base_url(),
+        c.account_id.clone(),
+        c.client_id.clone(),
+        c.client_secret.clone(),
+        c.appkey.clone(),
+        c.integration_id.clone(),
+    ))
+    .unwrap();
+    let minted = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = Arc::clone(&minted);
+    let provider = move || -> Result<String, BoxError> {
+        let jwt = backend.generate_jwt(&CustomerRequest::verified("redaction-customer"))?;
+        let token = jwt.token.expose().to_owned();
+        seen.lock().unwrap().push(token.clone());
+        Ok(token)
+    };
+    let (client, events) = Client::builder(emu.base_url(), &c.integration_id, &c.appkey)
+        .token_provider(provider)
+        .stream_transport(transport)
+        .config(config())
+        .connect()
+        .unwrap();
+    texts.push(format!("{client:?}"));
+    texts.push(format!("{events:?}"));
+    let chat = client.create_engagement(Default::default()).unwrap();
+    texts.push(format!("{chat:?}"));
+    let (_, before) = expect_event_seen(&events, |e| matches!(e, Event::MessageArrived(_)));
+    chat.send_message("first", None).unwrap();
+    expect_event(&events, arrived_with("first"));
+
+    // A 401 on the stream and a refresh through the provider; a 401 on a command, replayed.
+    emu.control().expire_tokens();
+    let (_, during) = expect_event_seen(&events, |e| {
+        matches!(e, Event::EventStreamFailed(f) if f.reason == StreamFailureReason::Unauthorized)
+    });
+    expect_event(&events, |e| matches!(e, Event::EventStreamConnected));
+    emu.control().expire_tokens();
+    chat.send_message("after a refresh", None).unwrap();
+    expect_event(&events, arrived_with("after a refresh"));
+
+    // Faults: the stream fails; a command fails with a server error.
+    emu.control().fail_next(Route::Events, 503, 1);
+    emu.control().fail_next(Route::Messages, 500, 1);
+    if let Err(e) = chat.send_message("through a fault", None) {
+        texts.push(format!("{e} {e:?}"));
+    }
+    chat.send_message("after the faults", None).unwrap();
+    expect_event(&events, arrived_with("after the faults"));
+
+    // Refused calls: a bad argument, a forged token, a token that is not one.
+    let e = chat.send_message("", None).unwrap_err();
+    texts.push(format!("{e} {e:?}"));
+    let forged = format!("{}x", minted.lock().unwrap()[0]);
+    if let Err(e) = client.set_token(&forged) {
+        texts.push(format!("{e} {e:?}"));
+    }
+    if let Err(e) = client.set_token("jwt.eyJub3QiOiJhIHRva2VuIn0.c2ln") {
+        texts.push(format!("{e} {e:?}"));
+    }
+    texts.push(format!("{:?}", chat.history(10).unwrap().items()));
+    chat.disconnect(None).unwrap();
+    client.shutdown(None).unwrap();
+    for e in before.iter().chain(&during) {
+        texts.push(format!("{e:?}"));
+    }
+    while let Ok(e) = events.recv_timeout(Duration::from_millis(50)) {
+        texts.push(format!("{e:?}"));
+    }
+    let mut secrets = vec![c.client_secret.clone(), c.appkey.clone()];
+    for jwt in minted.lock().unwrap().iter() {
+        let parts: Vec<&str> = jwt.split('.').collect();
+        secrets.push(jwt.clone());
+        secrets.push(parts[3].to_owned());
+        secrets.push(parts[2].to_owned());
+    }
+    assert!(minted.lock().unwrap().len() >= 3, "asked at start and twice on 401");
+    secrets
+}
+
+#[test]
+fn no_secret_in_logs_or_errors() {
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    for transport in [StreamTransport::LongPoll, StreamTransport::WebSocket] {
+        let mut texts = Vec::new();
+        let secrets = whole_chat(transport, &mut texts);
+        let logs = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
+        assert!(
+            logs.lines().count() > 50 && logs.contains("chat_blocking"),
+            "tracing was not captured: {} lines",
+            logs.lines().count()
+        );
+        assert!(texts.len() > 10, "{}", texts.len());
+        for secret in &secrets {
+            for line in logs.lines() {
+                assert!(!line.contains(secret.as_str()), "a secret in a log line: {line}");
+            }
+            for text in &texts {
+                assert!(!text.contains(secret.as_str()), "a secret in: {text}");
+            }
+        }
+    }
+}
