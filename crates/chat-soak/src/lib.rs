@@ -44,6 +44,7 @@
 
 pub mod adapter;
 mod audit;
+pub mod blocking_adapter;
 mod faults;
 mod proxy;
 mod report;
@@ -63,6 +64,7 @@ use tokio::time::Instant;
 pub use adapter::{
     Adapter, AdapterError, ConnectSpec, Connection, SoakClient, TokenSource, Transport,
 };
+pub use blocking_adapter::BlockingAdapter;
 pub use faults::FaultKind;
 pub use report::{Direction, RunReport, table};
 pub use tokio_adapter::TokioAdapter;
@@ -177,16 +179,17 @@ impl std::fmt::Display for SoakError {
 
 impl std::error::Error for SoakError {}
 
-/// The adapter of this name (`tokio`; `blocking` once that crate exists).
+/// The adapter of this name: `tokio` (chat-tokio) or `blocking` (chat-blocking).
 pub fn adapter(name: &str) -> Option<Arc<dyn Adapter>> {
     match name {
         "tokio" => Some(Arc::new(TokioAdapter)),
+        "blocking" => Some(Arc::new(BlockingAdapter)),
         _ => None,
     }
 }
 
 /// The adapters this build has, by name.
-pub const ADAPTERS: [&str; 1] = ["tokio"];
+pub const ADAPTERS: [&str; 2] = ["tokio", "blocking"];
 
 /// Runs one soak with one adapter over one transport and returns its figures.
 pub async fn run(

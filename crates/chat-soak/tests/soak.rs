@@ -1,5 +1,5 @@
 //! The short, seeded soak CI runs: every fault kind, both transports, the tokio adapter
-//! (and the blocking one when the crate has it); nothing lost, duplicated or out of order,
+//! and the blocking one; nothing lost, duplicated or out of order,
 //! and every send ended as delivered or failed with its error.
 
 use std::sync::Arc;
@@ -53,4 +53,24 @@ async fn tokio_long_poll() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_websocket() {
     soak(Arc::new(chat_soak::TokioAdapter), Transport::WebSocket, 12).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_long_poll() {
+    soak(
+        Arc::new(chat_soak::BlockingAdapter),
+        Transport::LongPoll,
+        13,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_websocket() {
+    soak(
+        Arc::new(chat_soak::BlockingAdapter),
+        Transport::WebSocket,
+        14,
+    )
+    .await;
 }
