@@ -304,7 +304,10 @@ impl ClientBuilder {
             shared: Arc::clone(&shared),
         };
         match shared.call(Command::Init(self.resume.take())) {
-            Ok(Answer::Reply(ReplyValue::Initialized(context))) => {
+            Ok(Answer::Reply(reply)) if matches!(*reply, ReplyValue::Initialized(_)) => {
+                let ReplyValue::Initialized(context) = *reply else {
+                    return Err(Error::Closed);
+                };
                 let client = Client {
                     shared,
                     context: Arc::new(context),

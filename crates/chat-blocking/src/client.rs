@@ -51,7 +51,7 @@ impl Client {
 
     fn reply(&self, command: Command) -> Result<ReplyValue, Error> {
         match self.shared.call(command)? {
-            Answer::Reply(v) => Ok(v),
+            Answer::Reply(v) => Ok(*v),
             Answer::Done => Err(Error::Closed),
         }
     }
@@ -168,9 +168,7 @@ impl Client {
         self.done(Command::Shutdown(reason))?;
         // SHUTDOWN comes once the requests in flight have settled; the loop then stops and
         // joins its threads.
-        let _ = self
-            .shared
-            .wait_for(None, |st| st.stopped.then_some(()));
+        let _ = self.shared.wait_for(None, |st| st.stopped.then_some(()));
         Ok(())
     }
 

@@ -95,7 +95,9 @@ impl Connection {
     /// Drives the client until `deadline` without taking any event: for a thread that only
     /// wants the protocol to go on (timers, reconnection) while events stay queued.
     pub fn run_until(&self, deadline: Instant) {
-        let _ = self.shared.wait_for(Some(deadline), |st| st.stopped.then_some(()));
+        let _ = self
+            .shared
+            .wait_for(Some(deadline), |st| st.stopped.then_some(()));
     }
 
     /// Events already queued, without blocking or driving.

@@ -10,7 +10,7 @@
 //! nothing is left running when nobody calls.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -62,7 +62,7 @@ pub(crate) enum Command {
 /// What a command produced.
 #[derive(Debug)]
 pub(crate) enum Answer {
-    Reply(ReplyValue),
+    Reply(Box<ReplyValue>),
     Done,
 }
 
@@ -292,7 +292,10 @@ impl Shared {
                                 .unwrap_or_else(PoisonError::into_inner)
                                 .0
                         }
-                        None => self.changed.wait(st).unwrap_or_else(PoisonError::into_inner),
+                        None => self
+                            .changed
+                            .wait(st)
+                            .unwrap_or_else(PoisonError::into_inner),
                     };
                 }
             }
@@ -321,10 +324,7 @@ fn receive(rx: &Receiver<Input>, wait: Option<Duration>) -> Option<Input> {
     match wait {
         None => rx.recv().ok(),
         Some(left) if left.is_zero() => rx.try_recv().ok(),
-        Some(left) => match rx.recv_timeout(left) {
-            Ok(i) => Some(i),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        },
+        Some(left) => rx.recv_timeout(left).ok(),
     }
 }
 
@@ -395,10 +395,7 @@ impl State {
         while let Some(input) = next {
             self.input(input);
             self.drain();
-            next = match rx.try_recv() {
-                Ok(i) => Some(i),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-            };
+            next = rx.try_recv().ok();
         }
         self.fire_due();
         self.drain();
@@ -508,7 +505,10 @@ impl State {
                 cancel: cancel.clone(),
                 reset: std::mem::take(&mut self.reset_stream),
             };
-            let sent = self.stream_jobs.as_ref().is_some_and(|j| j.send(job).is_ok());
+            let sent = self
+                .stream_jobs
+                .as_ref()
+                .is_some_and(|j| j.send(job).is_ok());
             if sent {
                 self.in_flight.insert(
                     id,
@@ -547,7 +547,9 @@ impl State {
                     },
                 );
             }
-            Err(_) => self.session.handle_failure(now, id, TransportError::Connect),
+            Err(_) => self
+                .session
+                .handle_failure(now, id, TransportError::Connect),
         }
     }
 
@@ -626,7 +628,9 @@ impl State {
                 }
                 self.answer(
                     waiting.ticket,
-                    result.map(Answer::Reply).map_err(Error::from),
+                    result
+                        .map(|v| Answer::Reply(Box::new(v)))
+                        .map_err(Error::from),
                 );
             }
         }

@@ -65,7 +65,8 @@ fn commands_from_another_thread_while_iterating() {
         let chat = chat.clone();
         move || {
             for i in 0..3 {
-                chat.send_message(&format!("from a thread {i}"), None).unwrap();
+                chat.send_message(&format!("from a thread {i}"), None)
+                    .unwrap();
             }
         }
     });
@@ -127,9 +128,15 @@ fn leave_then_shutdown(transport: StreamTransport) {
 
     chat.disconnect(Some(DisconnectReason::UserClosed)).unwrap();
     let (_, seen) = expect_event_seen(&events, |e| matches!(e, Event::EngagementTerminated(_)));
-    assert!(names(&seen).contains(&"PARTICIPANT_DISCONNECTED"), "{seen:?}");
+    assert!(
+        names(&seen).contains(&"PARTICIPANT_DISCONNECTED"),
+        "{seen:?}"
+    );
     assert_eq!(chat.status().unwrap(), EngagementStatus::Terminated);
-    assert_eq!(chat.send_message("hello?", None).unwrap_err().code(), "ACS-314");
+    assert_eq!(
+        chat.send_message("hello?", None).unwrap_err().code(),
+        "ACS-314"
+    );
     assert_eq!(chat.participants().unwrap_err().code(), "ACS-314");
 
     client.shutdown(Some(ShutdownReason::UserClosed)).unwrap();

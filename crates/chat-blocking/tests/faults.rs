@@ -59,7 +59,11 @@ fn faults_lose_nothing(transport: StreamTransport) {
     }
     post(2);
     let (e, seen) = expect_event_seen(&events, reconnected);
-    assert!(names(&seen).contains(&"EVENT_STREAM_FAILED"), "{:?}", names(&seen));
+    assert!(
+        names(&seen).contains(&"EVENT_STREAM_FAILED"),
+        "{:?}",
+        names(&seen)
+    );
     texts(&seen, &e.event, &mut got);
     post(1);
 
@@ -70,7 +74,11 @@ fn faults_lose_nothing(transport: StreamTransport) {
     }
     post(2);
     let (e, seen) = expect_event_seen(&events, reconnected);
-    assert!(names(&seen).contains(&"EVENT_STREAM_FAILED"), "{:?}", names(&seen));
+    assert!(
+        names(&seen).contains(&"EVENT_STREAM_FAILED"),
+        "{:?}",
+        names(&seen)
+    );
     texts(&seen, &e.event, &mut got);
 
     // 3. A dropped connection.
@@ -204,7 +212,10 @@ fn session_not_found(transport: StreamTransport) {
     let chat = client.create_engagement(Default::default()).unwrap();
     expect_event(&events, is_active);
     assert!(emu.control().invalidate_session(client.session_id()));
-    let (_, seen) = expect_event_seen(&events, failed(StreamFailureReason::ClientSessionInvalidated));
+    let (_, seen) = expect_event_seen(
+        &events,
+        failed(StreamFailureReason::ClientSessionInvalidated),
+    );
     assert!(names(&seen).contains(&"EVENT_STREAM_CLOSED"), "{seen:?}");
     let e = client.create_engagement(Default::default()).unwrap_err();
     assert_eq!(e.code(), "ACS-320");
@@ -239,7 +250,11 @@ fn a_hung_command_does_not_stall_events() {
     let start = Instant::now();
     expect_event(&events, arrived_with("meanwhile"));
     let err = sender.join().unwrap().unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(err.as_chat().is_some(), "{err}");
     client.shutdown(None).unwrap();
     assert_eq!(client.thread_count(), 0);

@@ -66,9 +66,10 @@ fn whole_chat(transport: StreamTransport, texts: &mut Vec<String>) -> Vec<String
 
     // A 401 on the stream and a refresh through the provider; a 401 on a command, replayed.
     emu.control().expire_tokens();
-    let (_, during) = expect_event_seen(&events, |e| {
-        matches!(e, Event::EventStreamFailed(f) if f.reason == StreamFailureReason::Unauthorized)
-    });
+    let (_, during) = expect_event_seen(
+        &events,
+        |e| matches!(e, Event::EventStreamFailed(f) if f.reason == StreamFailureReason::Unauthorized),
+    );
     expect_event(&events, |e| matches!(e, Event::EventStreamConnected));
     emu.control().expire_tokens();
     chat.send_message("after a refresh", None).unwrap();
@@ -109,7 +110,10 @@ fn whole_chat(transport: StreamTransport, texts: &mut Vec<String>) -> Vec<String
         secrets.push(parts[3].to_owned());
         secrets.push(parts[2].to_owned());
     }
-    assert!(minted.lock().unwrap().len() >= 3, "asked at start and twice on 401");
+    assert!(
+        minted.lock().unwrap().len() >= 3,
+        "asked at start and twice on 401"
+    );
     secrets
 }
 
@@ -135,7 +139,10 @@ fn no_secret_in_logs_or_errors() {
         assert!(texts.len() > 10, "{}", texts.len());
         for secret in &secrets {
             for line in logs.lines() {
-                assert!(!line.contains(secret.as_str()), "a secret in a log line: {line}");
+                assert!(
+                    !line.contains(secret.as_str()),
+                    "a secret in a log line: {line}"
+                );
             }
             for text in &texts {
                 assert!(!text.contains(secret.as_str()), "a secret in: {text}");

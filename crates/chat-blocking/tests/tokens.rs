@@ -62,7 +62,10 @@ fn provider_refreshes_ahead_of_expiry(transport: StreamTransport) {
     client.shutdown(None).unwrap();
 }
 
-both!(provider_ahead_of_expiry, super::provider_refreshes_ahead_of_expiry);
+both!(
+    provider_ahead_of_expiry,
+    super::provider_refreshes_ahead_of_expiry
+);
 
 fn provider_after_401(transport: StreamTransport) {
     let emu = emulator(AgentMode::Agent);
@@ -92,7 +95,9 @@ both!(provider_on_401, super::provider_after_401);
 
 fn set_token_push_style(transport: StreamTransport) {
     let emu = emulator(AgentMode::Agent);
-    let short = emu.control().mint_token("gina", true, Duration::from_secs(20));
+    let short = emu
+        .control()
+        .mint_token("gina", true, Duration::from_secs(20));
     let (client, events) = builder(&emu, transport, "gina")
         .token(short)
         .connect()
@@ -109,7 +114,10 @@ fn set_token_push_style(transport: StreamTransport) {
     chat.send_message("new token", None).unwrap();
     let (_, seen) = expect_event_seen(&events, arrived_with("new token"));
     assert!(!names(&seen).contains(&"TOKEN_EXPIRY_REMINDER"));
-    assert_eq!(client.set_token("not a token").unwrap_err().code(), "ACS-322");
+    assert_eq!(
+        client.set_token("not a token").unwrap_err().code(),
+        "ACS-322"
+    );
     assert_eq!(client.refresh_token().unwrap_err().code(), "ACS-305");
     client.shutdown(None).unwrap();
 }
@@ -118,7 +126,9 @@ both!(set_token_push, super::set_token_push_style);
 
 fn expiry_with_short_token(transport: StreamTransport) {
     let emu = emulator(AgentMode::Agent);
-    let short = emu.control().mint_token("hank", true, Duration::from_secs(3));
+    let short = emu
+        .control()
+        .mint_token("hank", true, Duration::from_secs(3));
     let (client, events) = builder(&emu, transport, "hank")
         .token(short)
         .connect()
@@ -129,7 +139,11 @@ fn expiry_with_short_token(transport: StreamTransport) {
     expect_event(&events, unauthorized);
     assert_eq!(client.stream_state().unwrap(), StreamState::Paused);
     emu.control()
-        .post_message(chat.id(), chat_blocking::ParticipantType::Agent, "while paused")
+        .post_message(
+            chat.id(),
+            chat_blocking::ParticipantType::Agent,
+            "while paused",
+        )
         .unwrap();
     client.set_token(&token(&emu, "hank")).unwrap();
     let (_, seen) = expect_event_seen(&events, arrived_with("while paused"));

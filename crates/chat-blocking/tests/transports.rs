@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chat_blocking::{
     Cancel, Client, Connection, Event, EventTransport, Http1LongPollTransport, HttpTransport,
-    ReqwestTransport, Request, StreamTransport, TransportError, tls_config_with_roots,
+    Request, ReqwestTransport, StreamTransport, TransportError, tls_config_with_roots,
 };
 use chat_emulator::{AgentMode, Route};
 use support::*;
@@ -201,6 +201,10 @@ fn a_cancelled_poll_returns_at_once() {
     let start = std::time::Instant::now();
     let r = Http1LongPollTransport::new().poll(request_to(&base), &cancel);
     assert_eq!(r, Err(TransportError::Disconnected));
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     canceller.join().unwrap();
 }

@@ -197,11 +197,18 @@ impl EventTransport for Cuttable {
 
 /// A builder whose WebSocket (if that is the transport) can be cut, and the cutter: for long
 /// polling it drops the next poll at the emulator instead.
-pub fn cuttable(emu: &TestEmulator, transport: StreamTransport, customer: &str) -> (ClientBuilder, Box<dyn Fn()>) {
+pub fn cuttable(
+    emu: &TestEmulator,
+    transport: StreamTransport,
+    customer: &str,
+) -> (ClientBuilder, Box<dyn Fn()>) {
     let builder = builder(emu, transport, customer);
     if transport == StreamTransport::WebSocket {
         let (t, cut) = Cuttable::new();
-        (builder.event_transport(Box::new(t)), Box::new(move || cut.cut()))
+        (
+            builder.event_transport(Box::new(t)),
+            Box::new(move || cut.cut()),
+        )
     } else {
         let control = emu.control();
         (builder, Box::new(move || control.drop_next_polls(1)))
