@@ -21,6 +21,7 @@ pub enum Transport {
     /// HTTP long polling (what AXP serves).
     LongPoll,
     /// The emulator's WebSocket form of the events resource.
+    #[serde(rename = "websocket")]
     WebSocket,
 }
 
