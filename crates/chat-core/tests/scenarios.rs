@@ -756,6 +756,48 @@ fn session_not_found_closes_the_stream_for_good() {
 }
 
 #[test]
+fn a_command_told_session_not_found_invalidates_the_session() {
+    // Found by the chaos soak: the session is invalidated while the poll hangs, and the next
+    // send is the first to hear of it. It must not pass for "engagement gone" (ACS-314).
+    for outbox in [None, Some(secs(60))] {
+        let mut h = Harness::new(Config {
+            outbox,
+            ..Config::default()
+        });
+        h.init();
+        let e = h.active_engagement();
+        h.take_events();
+        let id = h
+            .session
+            .send_message(&e, "still there?", None, h.now)
+            .unwrap();
+        let post = h.take_rest("POST", "/messages");
+        h.respond(
+            &post,
+            404,
+            json!({"status": 404, "detail": "Session not found"}),
+        );
+        assert_eq!(h.take_reply(id).unwrap_err().code(), "ACS-320");
+        let events = h.take_events();
+        assert_eq!(
+            events.iter().map(Event::name).collect::<Vec<_>>(),
+            ["EVENT_STREAM_CLOSED", "EVENT_STREAM_FAILED"]
+        );
+        assert_eq!(
+            failure(&events[1]),
+            Some((StreamFailureReason::ClientSessionInvalidated, None))
+        );
+        assert_eq!(h.polls_in_flight(), 0);
+        assert!(
+            h.session.engagement(&e).is_some(),
+            "the engagement is not forgotten"
+        );
+        let again = h.session.list_engagements(h.now).unwrap_err();
+        assert_eq!(again.code(), "ACS-320");
+    }
+}
+
+#[test]
 fn duplicate_batches_and_messages_are_delivered_once() {
     let mut h = Harness::new(Config::default());
     h.init();

@@ -312,7 +312,7 @@ impl Session {
     }
 
     /// Ends a held send with its one reply.
-    fn settle_held(&mut self, at: usize, result: Result<Message, ChatError>) {
+    pub(super) fn settle_held(&mut self, at: usize, result: Result<Message, ChatError>) {
         let held = self.outbox.held.swap_remove(at);
         if let Ok(m) = &result {
             self.outbox.delivered(m);

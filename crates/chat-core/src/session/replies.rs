@@ -32,7 +32,24 @@ impl Session {
         let Some(pending) = self.take_pending(id) else {
             return;
         };
+        // A command answered "Session not found" learns what a poll would: the session is
+        // gone (ACS-320), not the engagement, and the stream says so.
+        let session_gone =
+            matches!(outcome, Ok((404, body)) if super::stream_loop::is_session_not_found(body));
         match pending {
+            Pending::CreateEngagement
+            | Pending::ListEngagements
+            | Pending::Join(_)
+            | Pending::Send(_)
+            | Pending::History { .. }
+            | Pending::Disconnect(_)
+                if session_gone =>
+            {
+                match self.outbox.sending(id) {
+                    Some(at) => self.settle_held(at, Err(ChatError::SessionNotFound)),
+                    None => self.reply(id, Err(ChatError::SessionNotFound)),
+                }
+            }
             Pending::Poll => self.on_poll(now, outcome),
             Pending::Probe => self.on_probe(now, outcome),
             Pending::CatchUp(engagement) => self.on_catch_up(engagement, outcome),
@@ -98,6 +115,9 @@ impl Session {
                 };
                 self.reply(id, result);
             }
+        }
+        if session_gone && self.phase == Phase::Ready {
+            self.session_gone(now);
         }
         self.update_stream(now);
         self.pump_outbox(now);

@@ -224,7 +224,7 @@ impl Session {
     }
 
     /// "Session not found": the stream closes for good and the session is invalid.
-    fn session_gone(&mut self, now: Instant) {
+    pub(super) fn session_gone(&mut self, now: Instant) {
         if self.stream != StreamState::Closed {
             self.stop_stream(now);
         }
@@ -272,7 +272,7 @@ fn bad_status(reason: StreamFailureReason) -> Answer {
     }
 }
 
-fn is_session_not_found(body: &[u8]) -> bool {
+pub(super) fn is_session_not_found(body: &[u8]) -> bool {
     serde_json::from_slice::<Problem>(body)
         .ok()
         .and_then(|p| p.detail)
