@@ -96,11 +96,13 @@ pub struct RunReport {
 
 impl RunReport {
     /// The bar: nothing lost, duplicated or out of order in either direction, every
-    /// session ran to its end.
+    /// session ran to its end, and every lost session was reported as such by the SDK
+    /// (`CLIENT_SESSION_INVALIDATED`), never found out by the app on its own.
     pub fn clean(&self) -> bool {
         self.customer_to_agent.clean()
             && self.agent_to_customer.clean()
             && self.sessions_failed == 0
+            && self.unsignalled_session_losses == 0
     }
 
     /// How many faults of this kind were injected.
