@@ -8,7 +8,7 @@ use chat_core::{AppKey, ChatError, Config, InitParams, ReplyValue, Resumption, S
 
 use crate::client::Client;
 use crate::connection::Connection;
-use crate::driver::{Answer, Command, Parts, Shared, fetch_token};
+use crate::driver::{Answer, Command, Parts, Shared, fetch_token_off_thread};
 use crate::http1::Http1LongPollTransport;
 use crate::transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport};
 use crate::ws::{AutoTransport, WebSocketTransport};
@@ -60,7 +60,7 @@ pub struct ClientBuilder {
     allow_plain_http: bool,
     transport: StreamTransport,
     http: Option<Arc<dyn HttpTransport>>,
-    http_client: Option<reqwest::blocking::Client>,
+    http_client: Option<ReqwestTransport>,
     events: Option<Box<dyn EventTransport>>,
     capacity: usize,
     refresh_lead: Duration,
@@ -173,7 +173,7 @@ impl ClientBuilder {
     /// poll ends at its timeout); to keep the lean, interruptible polls, also pass
     /// [`event_transport`](Self::event_transport)`(Box::new(Http1LongPollTransport::new()))`.
     pub fn http_client(mut self, client: reqwest::blocking::Client) -> Self {
-        self.http_client = Some(client);
+        self.http_client = Some(ReqwestTransport::with_client(client));
         self
     }
 
@@ -217,7 +217,7 @@ impl ClientBuilder {
     fn session(&self) -> Result<Session, Error> {
         let text = match (&self.token, &self.provider) {
             (Some(t), _) => Token::parse(t)?,
-            (None, Some(p)) => fetch_token(p.as_ref())?,
+            (None, Some(p)) => fetch_token_off_thread(p.as_ref())?,
             (None, None) => {
                 return Err(ChatError::InvalidInitParams(
                     "a token or a token provider is required".into(),
@@ -251,13 +251,15 @@ impl ClientBuilder {
 
     /// Creates (or resumes) the session, blocking until the server has answered, and starts
     /// the client's stream thread. Returns the handle and the event connection, whose first
-    /// event is `INITIALIZED`. The token provider, if it is asked, is called on this thread.
+    /// event is `INITIALIZED`. The token provider, if it is asked, is called on a thread of
+    /// the client's (this one waits for it). Safe to call inside a tokio runtime's context
+    /// (it blocks the calling thread).
     pub fn connect(mut self) -> Result<(Client, Connection), Error> {
         let session = self.session()?;
         let over_http = self.http.is_some() || self.http_client.is_some();
         let http: Arc<dyn HttpTransport> = match (self.http.take(), self.http_client.take()) {
             (Some(h), _) => h,
-            (None, Some(c)) => Arc::new(ReqwestTransport::with_client(c)),
+            (None, Some(c)) => Arc::new(c),
             (None, None) => match &self.tls {
                 Some(c) => Arc::new(ReqwestTransport::with_tls_config(c).map_err(|_| {
                     ChatError::InvalidInitParams("the TLS configuration was refused".into())

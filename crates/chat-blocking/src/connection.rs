@@ -127,5 +127,6 @@ impl Drop for Connection {
         let mut st = self.shared.lock();
         st.events_open = false;
         st.events.clear();
+        st.release_held();
     }
 }

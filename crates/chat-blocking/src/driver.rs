@@ -22,6 +22,7 @@ use chat_core::{
     TransportError,
 };
 
+use crate::threads;
 use crate::transport::{Cancel, EventTransport, HttpTransport, Response};
 use crate::{ChatEvent, Error, TokenProvider};
 
@@ -161,9 +162,9 @@ impl Shared {
         let (jobs_tx, jobs) = mpsc::channel();
         let stream_tx = tx.clone();
         let (mut events, mut probes) = (parts.events, parts.probes);
-        let stream = std::thread::Builder::new()
-            .name("chat-blocking-stream".to_owned())
-            .spawn(move || stream_thread(&jobs, &mut *events, &mut *probes, &stream_tx))?;
+        let stream = threads::spawn("chat-blocking-stream", move || {
+            stream_thread(&jobs, &mut *events, &mut *probes, &stream_tx);
+        })?;
         let state = State {
             session: parts.session,
             rx: Some(rx),
@@ -254,6 +255,10 @@ impl Shared {
         let mut stepped = false;
         loop {
             if let Some(r) = ready(&mut st) {
+                // Taking an event may have made room for the stream answer held back.
+                if st.release_held() {
+                    self.changed.notify_all();
+                }
                 return Some(r);
             }
             let expired = deadline.is_some_and(|d| Instant::now() >= d);
@@ -452,6 +457,16 @@ impl State {
         self.start.1 + self.now().saturating_duration_since(self.start.0)
     }
 
+    /// Feeds the stream answer held back by backpressure once the queue has room again.
+    pub(crate) fn release_held(&mut self) -> bool {
+        if self.held.is_some() && self.events.len() < self.capacity {
+            self.drain();
+            true
+        } else {
+            false
+        }
+    }
+
     /// Carries out the core's outputs until it waits; stops everything once it has ended.
     pub(crate) fn drain(&mut self) {
         loop {
@@ -530,12 +545,10 @@ impl State {
         };
         let tx = self.tx.clone();
         self.reap();
-        let spawned = std::thread::Builder::new()
-            .name("chat-blocking-rest".to_owned())
-            .spawn(move || {
-                let result = http.send(request);
-                let _ = tx.send(Input::Io(id, result));
-            });
+        let spawned = threads::spawn("chat-blocking-rest", move || {
+            let result = http.send(request);
+            let _ = tx.send(Input::Io(id, result));
+        });
         match spawned {
             Ok(handle) => {
                 self.threads.push(handle);
@@ -721,12 +734,10 @@ impl State {
         let tx = self.tx.clone();
         tracing::debug!("refreshing the chat token");
         self.reap();
-        let spawned = std::thread::Builder::new()
-            .name("chat-blocking-token".to_owned())
-            .spawn(move || {
-                let token = fetch_token(provider.as_ref());
-                let _ = tx.send(Input::Token(generation, token));
-            });
+        let spawned = threads::spawn("chat-blocking-token", move || {
+            let token = fetch_token(provider.as_ref());
+            let _ = tx.send(Input::Token(generation, token));
+        });
         match spawned {
             Ok(handle) => {
                 self.threads.push(handle);
@@ -786,7 +797,8 @@ impl State {
         for handle in self.threads.drain(..) {
             let _ = handle.join();
         }
-        // The last user of reqwest's blocking client: dropping it joins reqwest's thread.
+        // The last user of reqwest's blocking client: dropping it joins reqwest's thread (on a
+        // thread of the client's own, see `ReqwestTransport`).
         self.http = None;
         for (_, w) in self.waiting.drain() {
             self.answers.insert(w.ticket, Err(Error::Closed));
@@ -816,8 +828,18 @@ impl State {
     }
 }
 
+/// [`fetch_token`] on a thread of the client's own (a provider may well use reqwest's
+/// blocking client, which must not run on a caller's thread inside a tokio runtime).
+pub(crate) fn fetch_token_off_thread(provider: &dyn TokenProvider) -> Result<Token, Error> {
+    threads::on_own_thread(|| fetch_token(provider)).unwrap_or_else(|| {
+        Err(Error::TokenProvider(
+            "the token provider panicked".to_owned(),
+        ))
+    })
+}
+
 /// Asks the provider and checks that what it gave is a live token.
-pub(crate) fn fetch_token(provider: &dyn TokenProvider) -> Result<Token, Error> {
+fn fetch_token(provider: &dyn TokenProvider) -> Result<Token, Error> {
     let text = provider
         .token()
         .map_err(|e| Error::TokenProvider(e.to_string()))?;

@@ -75,6 +75,7 @@ mod connection;
 mod driver;
 mod error;
 mod http1;
+mod threads;
 mod tls;
 mod token;
 pub mod transport;

@@ -7,8 +7,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Where the client gets chat JWTs from, typically your backend (which mints them with the
 /// Generate JWT Token API, see the `token-client` crate and its blocking client).
 ///
-/// The client calls it itself: once at connect if no token was given (on the connecting
-/// thread), ahead of expiry (at the token reminder by default, see
+/// The client calls it itself: once at connect if no token was given (on a thread of its
+/// own, while `connect` waits), ahead of expiry (at the token reminder by default, see
 /// [`ClientBuilder::refresh_lead`](crate::ClientBuilder::refresh_lead)), and after the server
 /// refused the token (401). Refreshes run on a thread of their own, so that a slow backend
 /// never holds up events; they are single-flight (never two at once for a client). A call

@@ -24,6 +24,7 @@ use chat_core::validate::MAX_RESPONSE_LEN;
 use chat_core::{Request, TransportError};
 
 use crate::TlsClientConfig;
+use crate::threads::on_own_thread;
 
 /// An HTTP response: its status and whole body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,33 +157,43 @@ impl<T: EventTransport + ?Sized> EventTransport for Box<T> {
 /// Cheap to clone; clones share the connection pool. reqwest's blocking client runs one
 /// thread of its own, which stops when the last clone is dropped (the chat client drops its
 /// own at shutdown).
+///
+/// reqwest's blocking client panics when it is built, used or dropped inside a tokio
+/// runtime's context; this transport never lets it: it builds, uses and drops the client on
+/// a thread of its own when the calling thread is not one of the chat client's, so it may be
+/// made, used and dropped from an `async fn` too.
 #[derive(Debug, Clone)]
 pub struct ReqwestTransport {
-    client: reqwest::blocking::Client,
+    /// `None` if reqwest could not build one; calls then fail with
+    /// [`TransportError::Connect`]. Taken only by `drop`.
+    client: Option<reqwest::blocking::Client>,
 }
 
 impl ReqwestTransport {
     /// A transport over a new reqwest client with default settings.
     pub fn new() -> Self {
-        Self::with_client(default_client())
+        let client = build(reqwest::blocking::Client::builder().tcp_nodelay(true))
+            .map_err(|e| tracing::warn!(error = %e, "HTTP client failed"))
+            .ok();
+        Self { client }
     }
 
     /// A transport over this reqwest client (proxy, extra root certificates...).
     pub fn with_client(client: reqwest::blocking::Client) -> Self {
-        Self { client }
+        Self {
+            client: Some(client),
+        }
     }
 
     /// A transport whose client uses this TLS configuration.
     pub fn with_tls_config(config: &TlsClientConfig) -> Result<Self, TransportError> {
-        reqwest::blocking::Client::builder()
+        let builder = reqwest::blocking::Client::builder()
             .tcp_nodelay(true)
-            .use_preconfigured_tls(config.clone())
-            .build()
-            .map(Self::with_client)
-            .map_err(|e| {
-                tracing::warn!(error = %e, "HTTP client with the TLS configuration failed");
-                TransportError::Connect
-            })
+            .use_preconfigured_tls(config.clone());
+        build(builder).map(Self::with_client).map_err(|e| {
+            tracing::warn!(error = %e, "HTTP client with the TLS configuration failed");
+            TransportError::Connect
+        })
     }
 }
 
@@ -192,55 +203,69 @@ impl Default for ReqwestTransport {
     }
 }
 
-fn default_client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .tcp_nodelay(true)
-        .build()
-        .unwrap_or_else(|_| reqwest::blocking::Client::new())
+impl Drop for ReqwestTransport {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // The last clone joins reqwest's thread: not on a runtime's thread either.
+            on_own_thread(move || drop(client));
+        }
+    }
+}
+
+/// Builds a reqwest blocking client on a thread of the client's own.
+fn build(builder: reqwest::blocking::ClientBuilder) -> Result<reqwest::blocking::Client, String> {
+    on_own_thread(move || builder.build().map_err(|e| e.to_string()))
+        .unwrap_or_else(|| Err("no thread to build it on".to_owned()))
 }
 
 impl HttpTransport for ReqwestTransport {
     fn send(&self, request: Request) -> Result<Response, TransportError> {
-        let method = match request.method {
-            chat_core::Method::Get => reqwest::Method::GET,
-            chat_core::Method::Post => reqwest::Method::POST,
-            chat_core::Method::Delete => reqwest::Method::DELETE,
+        let Some(client) = &self.client else {
+            return Err(TransportError::Connect);
         };
-        let mut builder = self
-            .client
-            .request(method, &request.url)
-            .timeout(request.timeout);
-        for (name, value) in request.headers() {
-            builder = builder.header(name, value);
-        }
-        if let Some(body) = request.body {
-            builder = builder.body(body);
-        }
-        let response = builder.send().map_err(transport_error)?;
-        let status = response.status().as_u16();
-        // Refuse an oversized body up front when it says so, and stop reading one byte past
-        // the cap when it does not.
-        let declared = response.content_length().unwrap_or(0);
-        if declared > MAX_RESPONSE_LEN as u64 {
-            return Err(TransportError::Protocol);
-        }
-        let mut body = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
-        response
-            .take(MAX_RESPONSE_LEN as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| {
-                tracing::debug!(error = %e, "response body failed");
-                if e.kind() == std::io::ErrorKind::TimedOut {
-                    TransportError::Timeout
-                } else {
-                    TransportError::Disconnected
-                }
-            })?;
-        if body.len() > MAX_RESPONSE_LEN {
-            return Err(TransportError::Protocol);
-        }
-        Ok(Response { status, body })
+        on_own_thread(|| send(client, request)).unwrap_or(Err(TransportError::Connect))
     }
+}
+
+fn send(client: &reqwest::blocking::Client, request: Request) -> Result<Response, TransportError> {
+    let method = match request.method {
+        chat_core::Method::Get => reqwest::Method::GET,
+        chat_core::Method::Post => reqwest::Method::POST,
+        chat_core::Method::Delete => reqwest::Method::DELETE,
+    };
+    let mut builder = client
+        .request(method, &request.url)
+        .timeout(request.timeout);
+    for (name, value) in request.headers() {
+        builder = builder.header(name, value);
+    }
+    if let Some(body) = request.body {
+        builder = builder.body(body);
+    }
+    let response = builder.send().map_err(transport_error)?;
+    let status = response.status().as_u16();
+    // Refuse an oversized body up front when it says so, and stop reading one byte past
+    // the cap when it does not.
+    let declared = response.content_length().unwrap_or(0);
+    if declared > MAX_RESPONSE_LEN as u64 {
+        return Err(TransportError::Protocol);
+    }
+    let mut body = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+    response
+        .take(MAX_RESPONSE_LEN as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| {
+            tracing::debug!(error = %e, "response body failed");
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                TransportError::Timeout
+            } else {
+                TransportError::Disconnected
+            }
+        })?;
+    if body.len() > MAX_RESPONSE_LEN {
+        return Err(TransportError::Protocol);
+    }
+    Ok(Response { status, body })
 }
 
 fn transport_error(e: reqwest::Error) -> TransportError {

@@ -1,13 +1,18 @@
 //! The typical sequences of a chat: a new chat with the agent, join from a second session,
-//! leave and shut down, history pages, resume; each over both transports.
+//! several chats at once, an engagement error, commands checked before activation, leave and
+//! shut down, history pages, resume, the outbox; each over both transports.
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use chat_blocking::{
-    DisconnectReason, EngagementStatus, Event, ParticipantType, ShutdownReason, StreamTransport,
+    Config, DisconnectReason, EngagementStatus, Event, ParticipantType, ShutdownReason,
+    StreamTransport,
 };
-use chat_emulator::AgentMode;
+use chat_emulator::{AgentMode, Route};
 use support::*;
 
 fn new_chat(transport: StreamTransport) {
@@ -23,6 +28,11 @@ fn new_chat(transport: StreamTransport) {
         names(&before),
         ["EVENT_STREAM_CONNECTING", "EVENT_STREAM_CONNECTED"]
     );
+    let added = expect_event(&events, |e| matches!(e, Event::ParticipantAdded(_)));
+    let Event::ParticipantAdded(p) = added.event else {
+        unreachable!()
+    };
+    assert_eq!(p.participant.participant_type, ParticipantType::Customer);
     assert_eq!(chat.status().unwrap(), EngagementStatus::Active);
     // The agent joins and greets.
     expect_event(&events, |e| matches!(e, Event::MessageArrived(_)));
@@ -52,6 +62,106 @@ fn new_chat(transport: StreamTransport) {
 }
 
 both!(new_chat_sequence, super::new_chat);
+
+/// Commands chat-core checks synchronously, before the customer's activation.
+#[test]
+fn send_before_activation_is_acs_313() {
+    let emu = emulator(AgentMode::Off);
+    // Hold the customer's activation back: the stream's answers are delayed.
+    emu.control()
+        .delay_responses(Route::Events, Some(Duration::from_millis(500)));
+    let (client, _events) = connect(&emu, StreamTransport::LongPoll, "bob");
+    let chat = client.create_engagement(Default::default()).unwrap();
+    assert_eq!(chat.status().unwrap(), EngagementStatus::Pending);
+    let e = chat.send_message("too early", None).unwrap_err();
+    assert_eq!(e.code(), "ACS-313");
+    assert_eq!(chat.disconnect(None).unwrap_err().code(), "ACS-313");
+    // An engagement this session does not know.
+    let unknown = client.engagement_handle(chat_blocking::EngagementInfo {
+        engagement_id: chat_blocking::EngagementId::new("e0000000-0000-4000-8000-00000000ffff"),
+        ..chat.info().clone()
+    });
+    assert_eq!(
+        unknown.send_message("x", None).unwrap_err().code(),
+        "ACS-314"
+    );
+    assert_eq!(unknown.join().unwrap_err().code(), "ACS-314");
+    client.shutdown(None).unwrap();
+}
+
+fn engagement_error(transport: StreamTransport) {
+    let emu = emulator(AgentMode::Off);
+    let (client, events) = connect(&emu, transport, "zoe");
+    let chat = client.create_engagement(Default::default()).unwrap();
+    expect_event(&events, is_active);
+    emu.control()
+        .raise_engagement_error(chat.id(), "Routing failed", "No agent available")
+        .unwrap();
+    let e = expect_event(&events, |e| matches!(e, Event::EngagementError { .. }));
+    let Event::EngagementError {
+        engagement, error, ..
+    } = e.event
+    else {
+        unreachable!()
+    };
+    assert_eq!(&engagement.engagement_id, chat.id());
+    assert_eq!(error.title.as_deref(), Some("Routing failed"));
+    assert_eq!(error.detail.as_deref(), Some("No agent available"));
+    assert_eq!(chat.status().unwrap(), EngagementStatus::Terminated);
+    assert_eq!(chat.send_message("x", None).unwrap_err().code(), "ACS-314");
+    client.shutdown(None).unwrap();
+}
+
+both!(engagement_error_sequence, super::engagement_error);
+
+fn several_chats(transport: StreamTransport) {
+    let emu = emulator(AgentMode::Off);
+    let (client, events) = connect(&emu, transport, "leo");
+    let chats: Vec<_> = (0..3)
+        .map(|_| client.create_engagement(Default::default()).unwrap())
+        .collect();
+    for _ in 0..3 {
+        expect_event(&events, is_active);
+    }
+    for (i, chat) in chats.iter().enumerate() {
+        for j in 0..3 {
+            emu.control()
+                .post_message(
+                    chat.id(),
+                    ParticipantType::Agent,
+                    &format!("chat{i} msg{j}"),
+                )
+                .unwrap();
+        }
+    }
+    let mut per_chat: HashMap<_, Vec<String>> = HashMap::new();
+    while per_chat.values().map(Vec::len).sum::<usize>() < 9 {
+        let e = expect_event(&events, |e| matches!(e, Event::MessageArrived(_)));
+        if let Event::MessageArrived(m) = e.event {
+            per_chat
+                .entry(m.engagement_id.clone())
+                .or_default()
+                .push(m.text().unwrap().to_owned());
+        }
+    }
+    for (i, chat) in chats.iter().enumerate() {
+        let want: Vec<String> = (0..3).map(|j| format!("chat{i} msg{j}")).collect();
+        assert_eq!(per_chat[chat.id()], want);
+    }
+    // Leaving one leaves the others (and the stream) running.
+    chats[0].disconnect(None).unwrap();
+    expect_event(&events, |e| matches!(e, Event::EngagementTerminated(_)));
+    chats[1].send_message("still on", None).unwrap();
+    let (_, seen) = expect_event_seen(
+        &events,
+        |e| matches!(e, Event::MessageDelivered(m) if m.text() == Some("still on")),
+    );
+    assert!(!names(&seen).contains(&"EVENT_STREAM_CLOSED"));
+    assert_eq!(client.engagements().unwrap().len(), 2);
+    client.shutdown(None).unwrap();
+}
+
+both!(several, super::several_chats);
 
 /// Commands from another thread while this one reads events: nothing deadlocks, and the
 /// reading thread drives the replies.
@@ -161,6 +271,17 @@ fn leave_then_shutdown(transport: StreamTransport) {
 both!(leave_sequence, super::leave_then_shutdown);
 
 #[test]
+fn shutdown_keeps_engagements_going() {
+    let emu = emulator(AgentMode::Agent);
+    let (client, events) = connect(&emu, StreamTransport::LongPoll, "dave");
+    client.create_engagement(Default::default()).unwrap();
+    expect_event(&events, is_active);
+    client.shutdown(None).unwrap();
+    assert_eq!(emu.control().stats().ongoing_engagements, 1);
+    assert_eq!(client.shutdown(None).unwrap_err().code(), "ACS-310");
+}
+
+#[test]
 fn history_pager_and_page_iterator_cover_everything_once() {
     let emu = emulator(AgentMode::Off);
     let (client, events) = connect(&emu, StreamTransport::LongPoll, "mia");
@@ -243,3 +364,56 @@ fn resume_session(transport: StreamTransport) {
 }
 
 both!(resume, super::resume_session);
+
+/// The outbox (`Config::outbox`): a lost answer, refusals and a dropped request each end with
+/// the message delivered, and stored once.
+fn each_send_is_stored_once(transport: StreamTransport) {
+    let emu = emulator(AgentMode::Off);
+    let control = emu.control();
+    let (client, events) = builder(&emu, transport, "olga")
+        .config(Config {
+            outbox: Some(Duration::from_secs(60)),
+            ..config()
+        })
+        .connect()
+        .unwrap();
+    let chat = client.create_engagement(Default::default()).unwrap();
+    expect_event(&events, is_active);
+
+    // Stored, but the answer is lost: found in history, not sent again.
+    control.lose_next_answers(Route::Messages, 1);
+    let first = chat.send_message("first", None).unwrap();
+    // Refused twice, then sent.
+    control.fail_next(Route::Messages, 503, 2);
+    let second = chat.send_message("second", None).unwrap();
+    // Lost before the server saw it: sent again.
+    control.drop_next(Route::Messages, 1);
+    let third = chat.send_message("third", None).unwrap();
+    assert!(first.message_index < second.message_index);
+    assert!(second.message_index < third.message_index);
+
+    let pager = chat.history(50).unwrap();
+    let mut stored: Vec<&str> = pager
+        .items()
+        .iter()
+        .filter(|m| m.sender.participant_type == ParticipantType::Customer)
+        .filter_map(|m| m.text())
+        .collect();
+    stored.reverse();
+    assert_eq!(stored, ["first", "second", "third"]);
+    // And each came back on the stream once.
+    let mut delivered = Vec::new();
+    while delivered.len() < 3 {
+        let e = expect_event(&events, |e| matches!(e, Event::MessageDelivered(_)));
+        if let Event::MessageDelivered(m) = e.event {
+            delivered.push(m.message_id);
+        }
+    }
+    assert_eq!(
+        delivered,
+        [first.message_id, second.message_id, third.message_id]
+    );
+    client.shutdown(None).unwrap();
+}
+
+both!(outbox, super::each_send_is_stored_once);

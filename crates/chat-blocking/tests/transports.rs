@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chat_blocking::{
     Cancel, Client, Connection, Event, EventTransport, Http1LongPollTransport, HttpTransport,
-    Request, ReqwestTransport, StreamTransport, TransportError, tls_config_with_roots,
+    ReqwestTransport, StreamTransport, TransportError, tls_config_with_roots,
 };
 use chat_emulator::{AgentMode, Route};
 use support::*;
@@ -124,26 +124,6 @@ fn answering(answer: Vec<u8>) -> String {
         }
     });
     base
-}
-
-/// A request of chat-core's (its `init`), aimed at `base`.
-fn request_to(base: &str) -> Request {
-    // Its payload is {"exp":4000000000}.
-    let token = chat_core::Token::parse("jwt.e30.eyJleHAiOjQwMDAwMDAwMDB9.signature").unwrap();
-    let params = chat_core::InitParams::new(
-        base,
-        "123e4567-e89b-12d3-a456-426614174000",
-        token,
-        chat_core::AppKey::new("appkey"),
-    )
-    .unwrap();
-    let mut session = chat_core::Session::new(params, config()).unwrap();
-    let now = std::time::Instant::now();
-    session.init(now, std::time::SystemTime::now()).unwrap();
-    match session.poll_output() {
-        chat_core::Output::Transmit(r) => r,
-        other => panic!("{other:?}"),
-    }
 }
 
 #[test]

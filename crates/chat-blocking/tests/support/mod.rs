@@ -214,3 +214,23 @@ pub fn cuttable(
         (builder, Box::new(move || control.drop_next_polls(1)))
     }
 }
+
+/// A request of chat-core's (its `init`), aimed at `base`.
+pub fn request_to(base: &str) -> Request {
+    // Its payload is {"exp":4000000000}.
+    let token = chat_core::Token::parse("jwt.e30.eyJleHAiOjQwMDAwMDAwMDB9.signature").unwrap();
+    let params = chat_core::InitParams::new(
+        base,
+        "123e4567-e89b-12d3-a456-426614174000",
+        token,
+        chat_core::AppKey::new("appkey"),
+    )
+    .unwrap();
+    let mut session = chat_core::Session::new(params, config()).unwrap();
+    let now = std::time::Instant::now();
+    session.init(now, std::time::SystemTime::now()).unwrap();
+    match session.poll_output() {
+        chat_core::Output::Transmit(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
