@@ -6,21 +6,12 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_core::validate::{MAX_RESPONSE_LEN, is_loopback_host};
 use chat_core::{Request, TransportError};
+use chat_net::http1::{ParsedResponse, READ_CHUNK, ResponseParser, Target, request_bytes};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use crate::transport::{Cancel, EventTransport, Response};
-
-/// Longest accepted status line and headers.
-const MAX_HEAD_LEN: usize = 16 * 1024;
-/// Most headers accepted in a response.
-const MAX_HEADERS: usize = 48;
-/// How much is read at a time.
-const READ_CHUNK: usize = 4096;
-/// Longest accepted chunk-size or trailer line of a chunked body.
-const MAX_LINE_LEN: usize = 1024;
 
 /// Carries the event stream (and the probes) as HTTP long polls over one HTTP/1.1
 /// connection of its own, reused from poll to poll; the default for
@@ -30,7 +21,7 @@ const MAX_LINE_LEN: usize = 1024;
 /// process) or the [`ClientConfig`] given to [`with_tls_config`](Self::with_tls_config);
 /// `http://` only to a loopback host, unless [`allow_plain_http`](Self::allow_plain_http).
 /// Bodies may be sized by `Content-Length`, chunked, or run to the end of the connection; a
-/// response longer than [`MAX_RESPONSE_LEN`] is refused with [`TransportError::Protocol`].
+/// response longer than [`MAX_RESPONSE_LEN`](chat_core::validate::MAX_RESPONSE_LEN) is refused with [`TransportError::Protocol`].
 /// The socket is registered with the poll's [`Cancel`], so that an aborted poll returns at
 /// once instead of when the server answers.
 pub struct Http1LongPollTransport {
@@ -93,52 +84,9 @@ impl Write for Stream {
 }
 
 struct Connection {
-    /// Scheme, host and port it goes to.
-    origin: String,
+    /// Scheme and authority it goes to.
+    origin: chat_net::http1::Origin,
     stream: Stream,
-}
-
-/// Where a request goes.
-pub(crate) struct Target {
-    pub(crate) tls: bool,
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) path: String,
-}
-
-impl Target {
-    pub(crate) fn parse(url: &str) -> Result<Self, TransportError> {
-        let url = url::Url::parse(url).map_err(|_| TransportError::Connect)?;
-        let tls = match url.scheme() {
-            "https" | "wss" => true,
-            "http" | "ws" => false,
-            _ => return Err(TransportError::Connect),
-        };
-        let host = url.host_str().ok_or(TransportError::Connect)?.to_owned();
-        let port = url
-            .port_or_known_default()
-            .unwrap_or(if tls { 443 } else { 80 });
-        let mut path = url.path().to_owned();
-        if let Some(q) = url.query() {
-            path.push('?');
-            path.push_str(q);
-        }
-        Ok(Self {
-            tls,
-            host,
-            port,
-            path,
-        })
-    }
-
-    fn origin(&self) -> String {
-        format!("{}://{}:{}", self.tls, self.host, self.port)
-    }
-
-    /// The host as a socket address wants it (IPv6 literals lose their brackets).
-    fn bare_host(&self) -> &str {
-        self.host.trim_start_matches('[').trim_end_matches(']')
-    }
 }
 
 /// Opens a TCP connection to the target within `deadline`.
@@ -202,19 +150,15 @@ impl Http1LongPollTransport {
     }
 
     fn open(&self, target: &Target, deadline: Instant) -> Result<Stream, TransportError> {
-        if !target.tls && !self.allow_plain_http && !is_loopback_host(target.bare_host()) {
-            return Err(TransportError::Connect);
-        }
         let tcp = connect_tcp(target, deadline)?;
         if !target.tls {
             return Ok(Stream::Plain(tcp));
         }
         let config = match &self.tls {
             Some(c) => Arc::clone(c),
-            None => crate::tls::default_config()?,
+            None => chat_net::default_config()?,
         };
-        let name = ServerName::try_from(target.bare_host().to_owned())
-            .map_err(|_| TransportError::Connect)?;
+        let name = ServerName::try_from(target.bare_host()).map_err(|_| TransportError::Connect)?;
         let conn = ClientConnection::new(config, name).map_err(|_| TransportError::Connect)?;
         Ok(Stream::Tls(Box::new(StreamOwned::new(conn, tcp))))
     }
@@ -239,30 +183,20 @@ impl Http1LongPollTransport {
             },
         };
         cancel.watch(connection.stream.tcp())?;
-        let head = request_head(request, target);
+        let bytes = request_bytes(request, target)?;
         let tcp = connection.stream.tcp();
         tcp.set_write_timeout(Some(remaining(deadline)?))
             .map_err(|e| io_error(&e, cancel))?;
         connection
             .stream
-            .write_all(head.as_bytes())
-            .and_then(|()| match &request.body {
-                Some(b) => connection.stream.write_all(b.as_bytes()),
-                None => Ok(()),
-            })
+            .write_all(&bytes)
             .and_then(|()| connection.stream.flush())
             .map_err(|e| io_error(&e, cancel))?;
-        let mut reader = Reader {
-            stream: &mut connection.stream,
-            buf: Vec::new(),
-            deadline,
-            cancel,
-        };
-        let (response, keep) = reader.response()?;
-        if keep {
+        let response = read_response(&mut connection.stream, deadline, cancel)?;
+        if response.keep_alive {
             self.connection = Some(connection);
         }
-        Ok(response)
+        Ok(Response::new(response.status, response.body))
     }
 }
 
@@ -276,193 +210,39 @@ fn is_stale(tcp: &TcpStream) -> bool {
     tcp.set_nonblocking(false).is_err() || stale
 }
 
-fn request_head(request: &Request, target: &Target) -> String {
-    let default_port = if target.tls { 443 } else { 80 };
-    let host = if target.port == default_port {
-        target.host.clone()
-    } else {
-        format!("{}:{}", target.host, target.port)
-    };
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n",
-        request.method.as_str(),
-        target.path
-    );
-    for (name, value) in request.headers() {
-        head.push_str(name);
-        head.push_str(": ");
-        head.push_str(value);
-        head.push_str("\r\n");
-    }
-    if let Some(body) = &request.body {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    head
-}
-
-struct Reader<'a> {
-    stream: &'a mut Stream,
-    /// Read but not yet consumed.
-    buf: Vec<u8>,
+/// Reads one response through the sans-IO parser, within `deadline`.
+fn read_response(
+    stream: &mut Stream,
     deadline: Instant,
-    cancel: &'a Cancel,
-}
-
-impl Reader<'_> {
-    /// Reads more into `buf`; `false` at the end of the connection.
-    fn fill(&mut self) -> Result<bool, TransportError> {
-        let left = remaining(self.deadline)?;
-        self.stream
+    cancel: &Cancel,
+) -> Result<ParsedResponse, TransportError> {
+    let mut parser = ResponseParser::new();
+    let mut chunk = [0u8; READ_CHUNK];
+    loop {
+        let left = remaining(deadline)?;
+        stream
             .tcp()
             .set_read_timeout(Some(left))
-            .map_err(|e| io_error(&e, self.cancel))?;
-        let mut chunk = [0u8; READ_CHUNK];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Ok(false),
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return Ok(true);
+            .map_err(|e| io_error(&e, cancel))?;
+        match stream.read(&mut chunk) {
+            Ok(0) => return parser.end(),
+            Ok(n) => {
+                if let Some(response) = parser.push(&chunk[..n])? {
+                    return Ok(response);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // A TLS peer that closes without close_notify: the end, for a body that runs
-                // to the end of the connection.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
-                Err(e) => return Err(io_error(&e, self.cancel)),
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // A TLS peer that closes without close_notify: the end, for a body that runs to
+            // the end of the connection.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return parser.end(),
+            Err(e) => return Err(io_error(&e, cancel)),
         }
     }
-
-    /// The response, and whether the connection may be reused.
-    fn response(&mut self) -> Result<(Response, bool), TransportError> {
-        let (status, head_len, framing, close) = loop {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut parsed = httparse::Response::new(&mut headers);
-            match parsed.parse(&self.buf) {
-                Ok(httparse::Status::Complete(len)) => {
-                    let status = parsed.code.ok_or(TransportError::Protocol)?;
-                    let (framing, close) = framing(parsed.headers)?;
-                    break (status, len, framing, close);
-                }
-                Ok(httparse::Status::Partial) => {
-                    if self.buf.len() > MAX_HEAD_LEN {
-                        return Err(TransportError::Protocol);
-                    }
-                    if !self.fill()? {
-                        return Err(TransportError::Disconnected);
-                    }
-                }
-                Err(_) => return Err(TransportError::Protocol),
-            }
-        };
-        self.buf.drain(..head_len);
-        let (body, keep) = match framing {
-            Framing::Length(len) => {
-                if len > MAX_RESPONSE_LEN {
-                    return Err(TransportError::Protocol);
-                }
-                while self.buf.len() < len {
-                    if !self.fill()? {
-                        return Err(TransportError::Disconnected);
-                    }
-                }
-                let body: Vec<u8> = self.buf.drain(..len).collect();
-                (body, !close)
-            }
-            Framing::Chunked => (self.chunked()?, !close),
-            Framing::ToEnd => {
-                while self.fill()? {
-                    if self.buf.len() > MAX_RESPONSE_LEN {
-                        return Err(TransportError::Protocol);
-                    }
-                }
-                (std::mem::take(&mut self.buf), false)
-            }
-        };
-        Ok((Response::new(status, body), keep && self.buf.is_empty()))
-    }
-
-    fn line(&mut self) -> Result<String, TransportError> {
-        loop {
-            if let Some(at) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line: Vec<u8> = self.buf.drain(..at + 2).take(at).collect();
-                return String::from_utf8(line).map_err(|_| TransportError::Protocol);
-            }
-            if self.buf.len() > MAX_LINE_LEN {
-                return Err(TransportError::Protocol);
-            }
-            if !self.fill()? {
-                return Err(TransportError::Disconnected);
-            }
-        }
-    }
-
-    fn chunked(&mut self) -> Result<Vec<u8>, TransportError> {
-        let mut body = Vec::new();
-        loop {
-            let line = self.line()?;
-            let size = line.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size, 16).map_err(|_| TransportError::Protocol)?;
-            if size == 0 {
-                // Trailers, up to the empty line.
-                while !self.line()?.is_empty() {}
-                return Ok(body);
-            }
-            if size > MAX_RESPONSE_LEN - body.len() {
-                return Err(TransportError::Protocol);
-            }
-            while self.buf.len() < size + 2 {
-                if !self.fill()? {
-                    return Err(TransportError::Disconnected);
-                }
-            }
-            body.extend(self.buf.drain(..size));
-            if self.buf.drain(..2).as_slice() != b"\r\n" {
-                return Err(TransportError::Protocol);
-            }
-        }
-    }
-}
-
-enum Framing {
-    Length(usize),
-    Chunked,
-    ToEnd,
-}
-
-fn framing(headers: &[httparse::Header<'_>]) -> Result<(Framing, bool), TransportError> {
-    let mut framing = Framing::ToEnd;
-    let mut close = false;
-    for h in headers {
-        let value = std::str::from_utf8(h.value).map_err(|_| TransportError::Protocol)?;
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let len = value
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| TransportError::Protocol)?;
-            if len > MAX_RESPONSE_LEN as u64 {
-                return Err(TransportError::Protocol);
-            }
-            if !matches!(framing, Framing::Chunked) {
-                framing = Framing::Length(usize::try_from(len).unwrap_or(usize::MAX));
-            }
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding")
-            && value.to_ascii_lowercase().contains("chunked")
-        {
-            framing = Framing::Chunked;
-        } else if h.name.eq_ignore_ascii_case("connection")
-            && value.to_ascii_lowercase().contains("close")
-        {
-            close = true;
-        }
-    }
-    Ok((framing, close))
 }
 
 impl EventTransport for Http1LongPollTransport {
     fn poll(&mut self, request: Request, cancel: &Cancel) -> Result<Response, TransportError> {
-        let target = Target::parse(&request.url)?;
+        let target = Target::parse(&request.url, self.allow_plain_http)?;
         let result = self.exchange(&request, &target, cancel);
         if result.is_err() {
             self.connection = None;

@@ -73,10 +73,8 @@ mod builder;
 mod client;
 mod connection;
 mod driver;
-mod error;
 mod http1;
 mod threads;
-mod tls;
 mod token;
 pub mod transport;
 mod ws;
@@ -85,14 +83,14 @@ mod ws;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub use builder::{ClientBuilder, DEFAULT_EVENT_CAPACITY, StreamTransport};
-pub use client::{Client, Engagement, HistoryPager, HistoryPages};
-pub use connection::{ChatEvent, Connection};
-pub use error::Error;
-pub use http1::Http1LongPollTransport;
+pub use chat_net::Error;
 /// rustls's client configuration, for [`ClientBuilder::tls_config`] (see
 /// [`tls_config_with_roots`]).
-pub use rustls::ClientConfig as TlsClientConfig;
-pub use tls::{TlsRootsError, tls_config_with_roots};
+pub use chat_net::TlsClientConfig;
+pub use chat_net::{TlsRootsError, tls_config_with_roots};
+pub use client::{Client, Engagement, HistoryPager, HistoryPages};
+pub use connection::{ChatEvent, Connection};
+pub use http1::Http1LongPollTransport;
 pub use token::{BoxError, TokenProvider};
 pub use transport::{
     Cancel, EventTransport, HttpTransport, LongPollTransport, ReqwestTransport, Response,

@@ -26,24 +26,7 @@ use chat_core::{Request, TransportError};
 use crate::TlsClientConfig;
 use crate::threads::on_own_thread;
 
-/// An HTTP response: its status and whole body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    /// The HTTP status.
-    pub status: u16,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// A response of this status and body.
-    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
-        Self {
-            status,
-            body: body.into(),
-        }
-    }
-}
+pub use chat_net::Response;
 
 /// Interrupts one poll that blocks on another thread.
 ///
@@ -246,11 +229,7 @@ fn send(client: &reqwest::blocking::Client, request: Request) -> Result<Response
     let status = response.status().as_u16();
     // Refuse an oversized body up front when it says so, and stop reading one byte past
     // the cap when it does not.
-    let declared = response.content_length().unwrap_or(0);
-    if declared > MAX_RESPONSE_LEN as u64 {
-        return Err(TransportError::Protocol);
-    }
-    let mut body = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+    let mut body = Vec::with_capacity(chat_net::declared_len(response.content_length())?);
     response
         .take(MAX_RESPONSE_LEN as u64 + 1)
         .read_to_end(&mut body)

@@ -7,30 +7,26 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_core::validate::MAX_RESPONSE_LEN;
-use chat_core::{Request, RequestKind, TransportError};
+use chat_core::{Request, TransportError};
+use chat_net::http1::Target;
+use chat_net::ws::{self, AutoMode, WsCursor, websocket_url};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::HandshakeError;
 use tungstenite::http::HeaderValue;
-use tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tungstenite::protocol::WebSocketConfig;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Connector, Message, WebSocket};
 
 use crate::TlsClientConfig;
-use crate::http1::{Target, connect_tcp, remaining};
+use crate::http1::{connect_tcp, remaining};
 use crate::transport::{Cancel, EventTransport, Response};
-
-/// Read buffer of a socket (frames larger than this are still read whole).
-const READ_BUFFER: usize = 4096;
 
 struct Connection {
     socket: WebSocket<MaybeTlsStream<TcpStream>>,
     /// The same socket, for timeouts and [`Cancel`].
     tcp: TcpStream,
-    /// The cursor the server knows (sent on the upgrade or in a frame).
-    acked: Option<String>,
-    /// The `Authorization` value the server knows.
-    bearer: String,
+    /// The cursor and token the server knows.
+    cursor: WsCursor,
 }
 
 /// Carries the event stream over one WebSocket (`ws://` or `wss://` on the events resource).
@@ -94,22 +90,16 @@ impl WebSocketTransport {
         deadline: Instant,
     ) -> Result<Opened, TransportError> {
         self.connection = None;
-        let url = match request.url.get(..4) {
-            Some(p) if p.eq_ignore_ascii_case("http") => format!("ws{}", &request.url[4..]),
-            _ => request.url.clone(),
-        };
-        let target = Target::parse(&url)?;
+        let url = websocket_url(&request.url);
+        // Plain `ws://` was allowed or refused with the host, by chat-core.
+        let target = Target::parse(&url, true)?;
         let mut upgrade = url
             .as_str()
             .into_client_request()
             .map_err(|_| TransportError::Connect)?;
-        let mut bearer = String::new();
         for (name, value) in request.headers() {
             if name == "Content-Type" {
                 continue;
-            }
-            if name == "Authorization" {
-                value.clone_into(&mut bearer);
             }
             let value = HeaderValue::from_str(value).map_err(|_| TransportError::Connect)?;
             upgrade.headers_mut().insert(name, value);
@@ -117,14 +107,14 @@ impl WebSocketTransport {
         // Small buffers: a chat stream carries small frames. A message or frame past the
         // response cap is refused (`Error::Capacity`).
         let config = WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER)
+            .read_buffer_size(ws::READ_BUFFER)
             .write_buffer_size(0)
-            .max_message_size(Some(MAX_RESPONSE_LEN))
-            .max_frame_size(Some(MAX_RESPONSE_LEN));
+            .max_message_size(Some(ws::MAX_MESSAGE))
+            .max_frame_size(Some(ws::MAX_MESSAGE));
         let connector = if target.tls {
             Connector::Rustls(match &self.tls {
                 Some(c) => Arc::clone(c),
-                None => crate::tls::default_config()?,
+                None => chat_net::default_config()?,
             })
         } else {
             Connector::Plain
@@ -137,15 +127,10 @@ impl WebSocketTransport {
         let _ = handle.set_write_timeout(Some(left));
         match tungstenite::client_tls_with_config(upgrade, tcp, Some(config), Some(connector)) {
             Ok((socket, _)) => {
-                let acked = match &request.kind {
-                    RequestKind::Poll { last_event_id } => last_event_id.clone(),
-                    _ => None,
-                };
                 self.connection = Some(Connection {
                     socket,
                     tcp: handle,
-                    acked,
-                    bearer,
+                    cursor: WsCursor::upgraded(request),
                 });
                 Ok(Opened::Yes)
             }
@@ -167,37 +152,16 @@ impl WebSocketTransport {
             return Err(TransportError::Disconnected);
         };
         cancel.watch(&c.tcp)?;
-        let mut frame = serde_json::Map::new();
-        let bearer = request
-            .headers()
-            .find(|(n, _)| *n == "Authorization")
-            .map(|(_, v)| v.to_owned())
-            .unwrap_or_default();
-        if bearer != c.bearer {
-            let token = bearer.strip_prefix("Bearer ").unwrap_or(&bearer).to_owned();
-            frame.insert("jwtToken".to_owned(), token.into());
-            c.bearer = bearer;
-        }
-        if let RequestKind::Poll {
-            last_event_id: Some(id),
-        } = &request.kind
-        {
-            if c.acked.as_ref() != Some(id) {
-                frame.insert("lastEventId".to_owned(), id.clone().into());
-                c.acked = Some(id.clone());
-            }
-        }
-        if !frame.is_empty() {
-            let text = serde_json::Value::Object(frame).to_string();
+        if let Some(text) = c.cursor.outgoing_for(request) {
             let _ = c.tcp.set_write_timeout(Some(request.timeout));
             c.socket
                 .send(Message::text(text))
                 .map_err(|_| TransportError::Disconnected)?;
         }
-        let until = Instant::now() + request.timeout.mul_f32(0.6);
+        let until = Instant::now() + ws::hold(request.timeout);
         loop {
             let Ok(left) = remaining(until) else {
-                return Ok(Response::new(200, b"[]".to_vec()));
+                return Ok(ws::idle());
             };
             let _ = c.tcp.set_read_timeout(Some(left));
             match c.socket.read() {
@@ -211,28 +175,12 @@ impl WebSocketTransport {
                     return Err(TransportError::Protocol);
                 }
                 Err(_) => return Err(TransportError::Disconnected),
-                Ok(Message::Text(text)) => {
-                    return Ok(Response::new(200, text.as_bytes().to_vec()));
-                }
-                Ok(Message::Close(frame)) => return closed(frame),
+                Ok(Message::Text(text)) => return Ok(ws::batch(&text)),
+                Ok(Message::Close(frame)) => return ws::closed(frame.map(|f| u16::from(f.code))),
                 Ok(Message::Binary(_)) => return Err(TransportError::Protocol),
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
             }
         }
-    }
-}
-
-fn closed(frame: Option<CloseFrame>) -> Result<Response, TransportError> {
-    let code = frame.map_or(1005, |f| u16::from(f.code));
-    match code {
-        4401 => Ok(Response::new(401, b"{}".to_vec())),
-        4403 => Ok(Response::new(403, b"{}".to_vec())),
-        4404 => Ok(Response::new(
-            404,
-            br#"{"detail":"Session not found"}"#.to_vec(),
-        )),
-        4400 => Err(TransportError::Protocol),
-        _ => Err(TransportError::Disconnected),
     }
 }
 
@@ -245,8 +193,7 @@ impl EventTransport for WebSocketTransport {
             }
         }
         let result = self.turn(&request, cancel);
-        let keep = matches!(&result, Ok(r) if r.status == 200);
-        if !keep {
+        if !ws::keeps_socket(&result) {
             self.reset();
         }
         result
@@ -267,13 +214,6 @@ impl EventTransport for WebSocketTransport {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Undecided,
-    WebSocket,
-    LongPoll,
-}
-
 /// Tries the WebSocket upgrade with a short deadline on the first poll, and falls back to
 /// long polling for good if the server does not upgrade (a plain `200`, a `400`, no answer in
 /// time). Refusals that concern the session or the token (401, 403, 404) are passed on as
@@ -281,7 +221,7 @@ enum Mode {
 pub struct AutoTransport {
     ws: WebSocketTransport,
     long_poll: Box<dyn EventTransport>,
-    mode: Mode,
+    mode: AutoMode,
     upgrade_timeout: Duration,
 }
 
@@ -306,7 +246,7 @@ impl AutoTransport {
         Self {
             ws,
             long_poll,
-            mode: Mode::Undecided,
+            mode: AutoMode::Undecided,
             upgrade_timeout,
         }
     }
@@ -314,33 +254,29 @@ impl AutoTransport {
     /// Whether the WebSocket was chosen (`Some(true)`), long polling (`Some(false)`), or not
     /// yet decided.
     pub fn uses_websocket(&self) -> Option<bool> {
-        match self.mode {
-            Mode::Undecided => None,
-            Mode::WebSocket => Some(true),
-            Mode::LongPoll => Some(false),
-        }
+        self.mode.uses_websocket()
     }
 }
 
 impl EventTransport for AutoTransport {
     fn poll(&mut self, request: Request, cancel: &Cancel) -> Result<Response, TransportError> {
         match self.mode {
-            Mode::WebSocket => return self.ws.poll(request, cancel),
-            Mode::LongPoll => return self.long_poll.poll(request, cancel),
-            Mode::Undecided => {}
+            AutoMode::WebSocket => return self.ws.poll(request, cancel),
+            AutoMode::LongPoll => return self.long_poll.poll(request, cancel),
+            AutoMode::Undecided => {}
         }
         let deadline = Instant::now() + self.upgrade_timeout.min(request.timeout);
         match self.ws.open(&request, cancel, deadline) {
             Ok(Opened::Yes) => {
                 tracing::debug!("event stream: WebSocket");
-                self.mode = Mode::WebSocket;
+                self.mode = AutoMode::WebSocket;
                 self.ws.poll(request, cancel)
             }
-            Ok(Opened::Refused(r)) if matches!(r.status, 401 | 403 | 404) => Ok(r),
+            Ok(Opened::Refused(r)) if AutoMode::passes_on(r.status) => Ok(r),
             _ if cancel.is_cancelled() => Err(TransportError::Disconnected),
             _ => {
                 tracing::debug!("event stream: WebSocket refused, long polling");
-                self.mode = Mode::LongPoll;
+                self.mode = AutoMode::LongPoll;
                 self.long_poll.poll(request, cancel)
             }
         }
@@ -348,9 +284,9 @@ impl EventTransport for AutoTransport {
 
     fn reset(&mut self) {
         match self.mode {
-            Mode::WebSocket => self.ws.reset(),
-            Mode::LongPoll => self.long_poll.reset(),
-            Mode::Undecided => {
+            AutoMode::WebSocket => self.ws.reset(),
+            AutoMode::LongPoll => self.long_poll.reset(),
+            AutoMode::Undecided => {
                 self.ws.reset();
                 self.long_poll.reset();
             }
@@ -358,10 +294,6 @@ impl EventTransport for AutoTransport {
     }
 
     fn name(&self) -> &'static str {
-        match self.mode {
-            Mode::WebSocket => "auto (websocket)",
-            Mode::LongPoll => "auto (long-poll)",
-            Mode::Undecided => "auto",
-        }
+        self.mode.name()
     }
 }

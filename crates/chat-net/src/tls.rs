@@ -1,7 +1,8 @@
 //! The process-wide TLS client configuration (rustls with the webpki roots).
 //!
-//! Building a root store parses every root certificate, so it is done once per process and
-//! shared by every connection of every client.
+//! Building a root store parses every root certificate (about 150 of them, some hundred KiB),
+//! so it is done once per process and shared by every connection of every client, long poll
+//! and WebSocket alike.
 
 use std::sync::{Arc, OnceLock};
 
@@ -12,11 +13,12 @@ use rustls::{ClientConfig, RootCertStore};
 
 static DEFAULT: OnceLock<Option<Arc<ClientConfig>>> = OnceLock::new();
 
-/// The shared default configuration; [`TransportError::Connect`] if rustls refuses to build
-/// one (it does not with the bundled provider, but nothing here may panic).
-pub(crate) fn default_config() -> Result<Arc<ClientConfig>, TransportError> {
+/// The shared default configuration (the webpki roots, no ALPN); [`TransportError::Connect`]
+/// if rustls refuses to build one (it does not with the bundled provider, but nothing here
+/// may panic).
+pub fn default_config() -> Result<Arc<ClientConfig>, TransportError> {
     DEFAULT
-        .get_or_init(|| match with_roots(default_roots()) {
+        .get_or_init(|| match build() {
             Ok(config) => Some(Arc::new(config)),
             Err(e) => {
                 tracing::warn!(error = %e, "TLS configuration failed");
@@ -41,8 +43,8 @@ pub enum TlsRootsError {
 
 /// A TLS configuration that trusts the webpki roots and every certificate of `pem` (such as
 /// the emulator's self-signed certificate), for
-/// [`ClientBuilder::tls_config`](crate::ClientBuilder::tls_config). It offers no ALPN protocol
-/// (HTTP/1.1 only).
+/// the adapters' `ClientBuilder::tls_config` and their transports' `with_tls_config`. It
+/// offers no ALPN protocol (HTTP/1.1 only).
 pub fn tls_config_with_roots(pem: &[u8]) -> Result<Arc<ClientConfig>, TlsRootsError> {
     let mut extra = Vec::new();
     for cert in CertificateDer::pem_slice_iter(pem) {
@@ -66,6 +68,10 @@ fn default_roots() -> RootCertStore {
     RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     }
+}
+
+fn build() -> Result<ClientConfig, rustls::Error> {
+    with_roots(default_roots())
 }
 
 fn with_roots(roots: RootCertStore) -> Result<ClientConfig, rustls::Error> {
@@ -95,6 +101,12 @@ mod tests {
             tls_config_with_roots(b"hello"),
             Err(TlsRootsError::Pem(_))
         ));
+        let broken = b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            tls_config_with_roots(broken),
+            Err(TlsRootsError::Pem(_))
+        ));
+        // Valid base64, but not a certificate.
         let junk = b"-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n";
         assert!(matches!(
             tls_config_with_roots(junk),

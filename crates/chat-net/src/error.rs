@@ -1,4 +1,4 @@
-//! The client's typed error (the same as chat-tokio's).
+//! The adapters' typed error: `chat_tokio::Error` and `chat_blocking::Error` are this type.
 
 use chat_core::ChatError;
 

@@ -1,0 +1,66 @@
+//! [`Response`], what every transport answers with, and the response size cap every transport
+//! enforces ([`MAX_RESPONSE_LEN`]).
+
+use chat_core::TransportError;
+use chat_core::validate::MAX_RESPONSE_LEN;
+
+/// An HTTP response: its status and whole body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response of this status and body.
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status,
+            body: body.into(),
+        }
+    }
+}
+
+/// Checks a body's declared length (`Content-Length`) against the cap before reading it, and
+/// gives the capacity to reserve: [`TransportError::Protocol`] past [`MAX_RESPONSE_LEN`].
+pub fn declared_len(declared: Option<u64>) -> Result<usize, TransportError> {
+    let declared = declared.unwrap_or(0);
+    if declared > MAX_RESPONSE_LEN as u64 {
+        return Err(TransportError::Protocol);
+    }
+    Ok(usize::try_from(declared).unwrap_or(0))
+}
+
+/// Appends a piece of a body as it arrives, refusing it with [`TransportError::Protocol`] once
+/// the body would grow past [`MAX_RESPONSE_LEN`].
+pub fn append_capped(body: &mut Vec<u8>, piece: &[u8]) -> Result<(), TransportError> {
+    if piece.len() > MAX_RESPONSE_LEN.saturating_sub(body.len()) {
+        return Err(TransportError::Protocol);
+    }
+    body.extend_from_slice(piece);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_stop_at_the_cap() {
+        assert_eq!(declared_len(None), Ok(0));
+        assert_eq!(declared_len(Some(10)), Ok(10));
+        assert_eq!(
+            declared_len(Some(MAX_RESPONSE_LEN as u64 + 1)),
+            Err(TransportError::Protocol)
+        );
+        let mut body = vec![0; MAX_RESPONSE_LEN - 1];
+        assert_eq!(append_capped(&mut body, b"x"), Ok(()));
+        assert_eq!(
+            append_capped(&mut body, b"x"),
+            Err(TransportError::Protocol)
+        );
+        assert_eq!(body.len(), MAX_RESPONSE_LEN);
+    }
+}
