@@ -402,7 +402,7 @@ mod tests {
         let with_http = builder().http_transport(Arc::new(ReqwestTransport::new()));
         assert_eq!(with_http.long_poll_kind(), LongPollKind::OverHttp);
         // A TLS configuration alone keeps the lean connection (it takes the configuration).
-        let tls = crate::tls::default_config().unwrap();
+        let tls = chat_net::default_config().unwrap();
         assert_eq!(
             builder().tls_config(tls).long_poll_kind(),
             LongPollKind::Lean

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use chat_core::validate::{MAX_RESPONSE_LEN, is_loopback_host};
-use chat_core::{Method, Request, TransportError};
+use chat_core::validate::MAX_RESPONSE_LEN;
+use chat_core::{Request, TransportError};
+use chat_net::http1::{Origin, READ_CHUNK, ResponseParser, Target, request_bytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -23,15 +24,6 @@ use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::transport::{EventTransport, Response};
-
-/// Longest accepted status line and headers.
-const MAX_HEAD_LEN: usize = 16 * 1024;
-/// Most headers accepted in a response.
-const MAX_HEADERS: usize = 48;
-/// How much is read at a time (a batch of a few chat events fits).
-const READ_CHUNK: usize = 4096;
-/// Longest accepted chunk-size or trailer line of a chunked body.
-const MAX_LINE_LEN: usize = 1024;
 
 /// Carries the event stream as HTTP long polls over one HTTP/1.1 connection of its own,
 /// reused from poll to poll; the default for [`StreamTransport::LongPoll`](crate::StreamTransport::LongPoll).
@@ -103,7 +95,7 @@ impl Http1LongPollTransport {
         let stream = if target.tls {
             let config = match &self.tls {
                 Some(c) => Arc::clone(c),
-                None => crate::tls::default_config()?,
+                None => chat_net::default_config()?,
             };
             let name = match &target.host {
                 url::Host::Domain(d) => ServerName::try_from(d.clone()),
@@ -187,325 +179,32 @@ async fn send(stream: &mut Stream, head: &[u8]) -> io::Result<()> {
     stream.flush().await
 }
 
-/// Where a request goes.
-struct Target {
-    tls: bool,
-    host: url::Host<String>,
-    port: u16,
-    /// The `Host` header.
-    authority: String,
-    /// Path and query.
-    path: String,
-}
-
-impl Target {
-    fn parse(url: &str, allow_plain_http: bool) -> Result<Self, TransportError> {
-        let url = url::Url::parse(url).map_err(|_| TransportError::Connect)?;
-        let tls = match url.scheme() {
-            "https" => true,
-            "http" => false,
-            _ => return Err(TransportError::Connect),
-        };
-        let host = url.host().ok_or(TransportError::Connect)?.to_owned();
-        let host_str = url.host_str().unwrap_or_default();
-        if !tls && !allow_plain_http && !is_loopback_host(host_str) {
-            tracing::debug!("plain HTTP refused to a host that is not loopback");
-            return Err(TransportError::Connect);
-        }
-        let port = url.port_or_known_default().ok_or(TransportError::Connect)?;
-        let authority = match url.port() {
-            Some(p) => format!("{host_str}:{p}"),
-            None => host_str.to_owned(),
-        };
-        let mut path = url.path().to_owned();
-        if let Some(q) = url.query() {
-            path.push('?');
-            path.push_str(q);
-        }
-        Ok(Self {
-            tls,
-            host,
-            port,
-            authority,
-            path,
-        })
-    }
-
-    fn origin(&self) -> Origin {
-        (self.tls, self.authority.clone())
-    }
-}
-
-/// Scheme and authority: a connection serves only its own origin.
-type Origin = (bool, String);
-
 struct Connection {
     origin: Origin,
     stream: Stream,
 }
 
-/// The request line, headers and body, ready to write.
-fn request_bytes(request: &Request, target: &Target) -> Result<Vec<u8>, TransportError> {
-    let method = match request.method {
-        Method::Get => "GET",
-        Method::Post => "POST",
-        Method::Delete => "DELETE",
-    };
-    let body = request.body.as_deref().unwrap_or_default();
-    let mut out = Vec::with_capacity(256 + body.len());
-    push_header(&mut out, "Host", &target.authority)?;
-    for (name, value) in request.headers() {
-        push_header(&mut out, name, value)?;
-    }
-    if request.body.is_some() || request.method != Method::Get {
-        push_header(&mut out, "Content-Length", &body.len().to_string())?;
-    }
-    let mut head = Vec::with_capacity(out.len() + body.len() + 32);
-    head.extend_from_slice(method.as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(target.path.as_bytes());
-    head.extend_from_slice(b" HTTP/1.1\r\n");
-    head.extend_from_slice(&out);
-    head.extend_from_slice(b"\r\n");
-    head.extend_from_slice(body.as_bytes());
-    Ok(head)
-}
-
-/// Appends `name: value` and its CRLF.
-fn push_header(out: &mut Vec<u8>, name: &str, value: &str) -> Result<(), TransportError> {
-    // A line break in a value would split it into headers of someone else's choosing.
-    if value.contains(['\r', '\n']) {
-        return Err(TransportError::Protocol);
-    }
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    Ok(())
-}
-
-/// How the body of a response ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Empty,
-    Length(usize),
-    Chunked,
-    UntilClose,
-}
-
-#[derive(Debug)]
-struct Head {
-    status: u16,
-    framing: Framing,
-    keep_alive: bool,
-    len: usize,
-}
-
-/// Parses a status line and headers, if `buf` holds them whole.
-fn parse_head(buf: &[u8]) -> Result<Option<Head>, TransportError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let len = match response.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(TransportError::Protocol),
-    };
-    let status = response.code.ok_or(TransportError::Protocol)?;
-    let mut keep_alive = response.version == Some(1);
-    let mut length: Option<usize> = None;
-    let mut chunked = false;
-    for h in response.headers.iter() {
-        let value = std::str::from_utf8(h.value).map_err(|_| TransportError::Protocol)?;
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let n: usize = value.trim().parse().map_err(|_| TransportError::Protocol)?;
-            if length.is_some_and(|m| m != n) {
-                return Err(TransportError::Protocol);
-            }
-            length = Some(n);
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value
-                .rsplit(',')
-                .next()
-                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-            if !chunked {
-                // Any other coding runs to the end of the connection.
-                keep_alive = false;
-            }
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            for token in value.split(',') {
-                let token = token.trim();
-                if token.eq_ignore_ascii_case("close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case("keep-alive") {
-                    keep_alive = true;
-                }
-            }
-        }
-    }
-    let framing = if (100..200).contains(&status) || status == 204 || status == 304 {
-        Framing::Empty
-    } else if chunked {
-        Framing::Chunked
-    } else if let Some(n) = length {
-        if n > MAX_RESPONSE_LEN {
-            return Err(TransportError::Protocol);
-        }
-        Framing::Length(n)
-    } else {
-        keep_alive = false;
-        Framing::UntilClose
-    };
-    Ok(Some(Head {
-        status,
-        framing,
-        keep_alive,
-        len,
-    }))
-}
-
-/// Reads one response: its status and body, and whether the connection can carry another.
+/// Reads one response through the sans-IO parser: its status and body, and whether the
+/// connection can carry another.
 async fn read_response(stream: &mut Stream) -> Result<(Response, bool), TransportError> {
     // A held poll waits here, for minutes at a time: without any buffer of its own.
     stream.readable().await?;
-    let mut reader = Reader {
-        stream,
-        buf: Vec::new(),
-        pos: 0,
-    };
-    let head = loop {
-        let head = loop {
-            if let Some(head) = parse_head(reader.unread())? {
-                break head;
-            }
-            if reader.unread().len() >= MAX_HEAD_LEN {
-                return Err(TransportError::Protocol);
-            }
-            reader.fill().await?;
+    let mut parser = ResponseParser::new();
+    loop {
+        // A body of known length is read in one go where the socket has it.
+        let want = parser
+            .wants()
+            .map_or(READ_CHUNK, |n| n.clamp(READ_CHUNK, MAX_RESPONSE_LEN));
+        let input = parser.input();
+        input.reserve(want);
+        let parsed = match stream.read_buf(input).await {
+            // The end of the connection is the end of a body that runs to it (or a reset:
+            // the body is then cut short, which JSON parsing will notice).
+            Ok(0) | Err(_) => Some(parser.end()?),
+            Ok(_) => parser.advance()?,
         };
-        reader.pos += head.len;
-        // An interim answer (100 Continue...) is followed by the real one.
-        if !(100..200).contains(&head.status) {
-            break head;
-        }
-    };
-    let body = match head.framing {
-        Framing::Empty => Vec::new(),
-        Framing::Length(n) => reader.exact(n).await?,
-        Framing::Chunked => reader.chunked().await?,
-        Framing::UntilClose => reader.until_close().await?,
-    };
-    // Bytes past the response were not asked for: the connection's state is unknown.
-    let keep = head.keep_alive && reader.unread().is_empty();
-    Ok((Response::new(head.status, body), keep))
-}
-
-/// Reads a response out of a growing buffer.
-struct Reader<'a> {
-    stream: &'a mut Stream,
-    buf: Vec<u8>,
-    /// How much of `buf` is consumed.
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn unread(&self) -> &[u8] {
-        &self.buf[self.pos..]
-    }
-
-    /// Reads more; the end of the connection mid-response is [`TransportError::Disconnected`].
-    async fn fill(&mut self) -> Result<(), TransportError> {
-        if self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-        }
-        self.buf.reserve(READ_CHUNK);
-        match self.stream.read_buf(&mut self.buf).await {
-            Ok(0) | Err(_) => Err(TransportError::Disconnected),
-            Ok(_) => Ok(()),
-        }
-    }
-
-    /// Consumes up to `n` buffered bytes into `out`.
-    fn take_into(&mut self, n: usize, out: &mut Vec<u8>) -> usize {
-        let n = n.min(self.buf.len() - self.pos);
-        out.extend_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        n
-    }
-
-    async fn exact(&mut self, n: usize) -> Result<Vec<u8>, TransportError> {
-        let mut body = Vec::with_capacity(n);
-        let left = n - self.take_into(n, &mut body);
-        self.read_direct(left, &mut body).await?;
-        Ok(body)
-    }
-
-    /// Reads the next `n` bytes (none of them buffered) straight into `out`'s spare room:
-    /// one large read where the socket has them, and no copy.
-    async fn read_direct(&mut self, n: usize, out: &mut Vec<u8>) -> Result<(), TransportError> {
-        out.reserve(n);
-        let end = out.len() + n;
-        while out.len() < end {
-            let left = (end - out.len()) as u64;
-            match (&mut *self.stream).take(left).read_buf(out).await {
-                Ok(0) | Err(_) => return Err(TransportError::Disconnected),
-                Ok(_) => {}
-            }
-        }
-        Ok(())
-    }
-
-    async fn until_close(&mut self) -> Result<Vec<u8>, TransportError> {
-        let mut body = Vec::new();
-        loop {
-            self.take_into(usize::MAX, &mut body);
-            if body.len() > MAX_RESPONSE_LEN {
-                return Err(TransportError::Protocol);
-            }
-            if self.fill().await.is_err() {
-                // The end of the connection is the end of this body (or a reset: the
-                // body is then cut short, which JSON parsing will notice).
-                return Ok(body);
-            }
-        }
-    }
-
-    /// One line, without its CRLF.
-    async fn line(&mut self) -> Result<Vec<u8>, TransportError> {
-        loop {
-            if let Some(at) = self.unread().windows(2).position(|w| w == b"\r\n") {
-                let line = self.unread()[..at].to_vec();
-                self.pos += at + 2;
-                return Ok(line);
-            }
-            if self.unread().len() > MAX_LINE_LEN {
-                return Err(TransportError::Protocol);
-            }
-            self.fill().await?;
-        }
-    }
-
-    async fn chunked(&mut self) -> Result<Vec<u8>, TransportError> {
-        let mut body = Vec::new();
-        loop {
-            let line = self.line().await?;
-            let size = std::str::from_utf8(&line)
-                .ok()
-                .and_then(|l| usize::from_str_radix(l.split(';').next()?.trim(), 16).ok())
-                .ok_or(TransportError::Protocol)?;
-            if size > MAX_RESPONSE_LEN - body.len() {
-                return Err(TransportError::Protocol);
-            }
-            if size == 0 {
-                // Trailers, up to the empty line.
-                while !self.line().await?.is_empty() {}
-                return Ok(body);
-            }
-            let left = size - self.take_into(size, &mut body);
-            self.read_direct(left, &mut body).await?;
-            if !self.line().await?.is_empty() {
-                return Err(TransportError::Protocol);
-            }
+        if let Some(r) = parsed {
+            return Ok((Response::new(r.status, r.body), r.keep_alive));
         }
     }
 }

@@ -66,10 +66,8 @@
 mod builder;
 mod client;
 mod driver;
-mod error;
 mod events;
 mod http1;
-mod tls;
 mod token;
 pub mod transport;
 mod ws;
@@ -81,15 +79,15 @@ mod tests;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub use builder::{ClientBuilder, DEFAULT_EVENT_CAPACITY, StreamTransport};
-pub use client::{Client, Engagement, HistoryPager};
-pub use error::Error;
-pub use events::{ChatEvent, EventStream};
-pub use http1::Http1LongPollTransport;
-pub use tls::{TlsRootsError, tls_config_with_roots};
-pub use token::{BoxError, FnTokenProvider, TokenProvider, token_provider_fn};
+pub use chat_net::Error;
 /// rustls's client configuration, for [`ClientBuilder::tls_config`] and
 /// [`Http1LongPollTransport::with_tls_config`] (see [`tls_config_with_roots`]).
-pub use tokio_rustls::rustls::ClientConfig as TlsClientConfig;
+pub use chat_net::TlsClientConfig;
+pub use chat_net::{TlsRootsError, tls_config_with_roots};
+pub use client::{Client, Engagement, HistoryPager};
+pub use events::{ChatEvent, EventStream};
+pub use http1::Http1LongPollTransport;
+pub use token::{BoxError, FnTokenProvider, TokenProvider, token_provider_fn};
 /// The TLS connector type of [`WebSocketTransport::with_connector`].
 pub use tokio_tungstenite::Connector as WsConnector;
 pub use transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport, Response};

@@ -4,7 +4,7 @@
 //! polling of a client is [`Http1LongPollTransport`](crate::Http1LongPollTransport).
 //!
 //! Every implementation here stops reading a response past
-//! [`MAX_RESPONSE_LEN`] and reports
+//! [`MAX_RESPONSE_LEN`](chat_core::validate::MAX_RESPONSE_LEN) and reports
 //! [`TransportError::Protocol`].
 //!
 //! An embedder can bring their own HTTP stack, a proxy or an in-memory transport by
@@ -16,27 +16,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chat_core::validate::MAX_RESPONSE_LEN;
 use chat_core::{Request, TransportError};
 
-/// An HTTP response: its status and whole body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    /// The HTTP status.
-    pub status: u16,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// A response of this status and body.
-    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
-        Self {
-            status,
-            body: body.into(),
-        }
-    }
-}
+pub use chat_net::Response;
 
 /// Carries one HTTP exchange: the REST calls of the chat API and the disconnection probes.
 ///
@@ -129,19 +111,12 @@ impl HttpTransport for ReqwestTransport {
         let status = response.status().as_u16();
         // Refuse an oversized body up front when it says so, and stop reading as soon as
         // it grows past the cap when it does not.
-        let declared = response.content_length().unwrap_or(0);
-        if declared > MAX_RESPONSE_LEN as u64 {
-            return Err(TransportError::Protocol);
-        }
-        let mut body = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+        let mut body = Vec::with_capacity(chat_net::declared_len(response.content_length())?);
         while let Some(chunk) = response.chunk().await.map_err(|e| {
             tracing::debug!(error = %e, "response body failed");
             TransportError::Disconnected
         })? {
-            if chunk.len() > MAX_RESPONSE_LEN - body.len() {
-                return Err(TransportError::Protocol);
-            }
-            body.extend_from_slice(&chunk);
+            chat_net::append_capped(&mut body, &chunk)?;
         }
         Ok(Response { status, body })
     }
@@ -197,6 +172,8 @@ impl EventTransport for LongPollTransport {
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+
+    use chat_core::validate::MAX_RESPONSE_LEN;
 
     use super::*;
     use crate::http1::tests::poll_request;

@@ -4,29 +4,24 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_core::validate::MAX_RESPONSE_LEN;
-use chat_core::{Request, RequestKind, TransportError};
+use chat_core::{Request, TransportError};
+use chat_net::ws::{self, AutoMode, WsCursor, websocket_url};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::transport::{EventTransport, Response};
 
-/// Read buffer of a socket (frames larger than this are still read whole).
-const READ_BUFFER: usize = 4096;
-
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 struct Connection {
     socket: Socket,
-    /// The cursor the server knows (sent on the upgrade or in a frame).
-    acked: Option<String>,
-    /// The `Authorization` value the server knows.
-    bearer: String,
+    /// The cursor and token the server knows.
+    cursor: WsCursor,
 }
 
 /// Carries the event stream over one WebSocket (`ws://` or `wss://` on the events resource).
@@ -84,21 +79,13 @@ impl WebSocketTransport {
 
     pub(crate) async fn open(&mut self, request: &Request) -> Result<Opened, TransportError> {
         self.connection = None;
-        let url = if let Some(rest) = request.url.strip_prefix("http") {
-            format!("ws{rest}")
-        } else {
-            request.url.clone()
-        };
+        let url = websocket_url(&request.url);
         let mut upgrade = url
             .into_client_request()
             .map_err(|_| TransportError::Connect)?;
-        let mut bearer = String::new();
         for (name, value) in request.headers() {
             if name == "Content-Type" {
                 continue;
-            }
-            if name == "Authorization" {
-                bearer = value.to_owned();
             }
             let value = HeaderValue::from_str(value).map_err(|_| TransportError::Connect)?;
             upgrade.headers_mut().insert(name, value);
@@ -107,16 +94,16 @@ impl WebSocketTransport {
         // of sockets (tungstenite's defaults are 128 KiB each way).
         // A message or frame past the response cap is refused (`Error::Capacity`).
         let config = WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER)
+            .read_buffer_size(ws::READ_BUFFER)
             .write_buffer_size(0)
-            .max_message_size(Some(MAX_RESPONSE_LEN))
-            .max_frame_size(Some(MAX_RESPONSE_LEN));
+            .max_message_size(Some(ws::MAX_MESSAGE))
+            .max_frame_size(Some(ws::MAX_MESSAGE));
         // `wss://` without a connector of the caller's: the process-wide rustls
         // configuration, instead of a root store built for every connection.
         let connector = match &self.connector {
             Some(c) => Some(c.clone()),
-            None if url_is_tls(&request.url) => {
-                Some(Connector::Rustls(crate::tls::default_config()?))
+            None if ws::is_tls_url(&request.url) => {
+                Some(Connector::Rustls(chat_net::default_config()?))
             }
             None => None,
         };
@@ -128,14 +115,9 @@ impl WebSocketTransport {
         );
         match connect.await {
             Ok((socket, _)) => {
-                let acked = match &request.kind {
-                    RequestKind::Poll { last_event_id } => last_event_id.clone(),
-                    _ => None,
-                };
                 self.connection = Some(Connection {
                     socket,
-                    acked,
-                    bearer,
+                    cursor: WsCursor::upgraded(request),
                 });
                 Ok(Opened::Yes)
             }
@@ -155,72 +137,29 @@ impl WebSocketTransport {
         let Some(c) = self.connection.as_mut() else {
             return Err(TransportError::Disconnected);
         };
-        let mut frame = serde_json::Map::new();
-        let bearer = request
-            .headers()
-            .find(|(n, _)| *n == "Authorization")
-            .map(|(_, v)| v.to_owned())
-            .unwrap_or_default();
-        if bearer != c.bearer {
-            let token = bearer.strip_prefix("Bearer ").unwrap_or(&bearer).to_owned();
-            frame.insert("jwtToken".to_owned(), token.into());
-            c.bearer = bearer;
-        }
-        if let RequestKind::Poll {
-            last_event_id: Some(id),
-        } = &request.kind
-        {
-            if c.acked.as_ref() != Some(id) {
-                frame.insert("lastEventId".to_owned(), id.clone().into());
-                c.acked = Some(id.clone());
-            }
-        }
-        if !frame.is_empty() {
-            let text = serde_json::Value::Object(frame).to_string();
+        if let Some(text) = c.cursor.outgoing_for(request) {
             c.socket
                 .send(Message::text(text))
                 .await
                 .map_err(|_| TransportError::Disconnected)?;
         }
-        let hold = request.timeout.mul_f32(0.6);
-        let until = tokio::time::Instant::now() + hold;
+        let until = tokio::time::Instant::now() + ws::hold(request.timeout);
         loop {
             match tokio::time::timeout_at(until, c.socket.next()).await {
-                Err(_) => return Ok(Response::new(200, b"[]".to_vec())),
+                Err(_) => return Ok(ws::idle()),
                 Ok(Some(Err(tungstenite::Error::Capacity(e)))) => {
                     tracing::debug!(error = %e, "WebSocket message too large");
                     return Err(TransportError::Protocol);
                 }
                 Ok(None | Some(Err(_))) => return Err(TransportError::Disconnected),
                 Ok(Some(Ok(message))) => match message {
-                    Message::Text(text) => {
-                        return Ok(Response::new(200, text.as_bytes().to_vec()));
-                    }
-                    Message::Close(frame) => return closed(frame),
+                    Message::Text(text) => return Ok(ws::batch(&text)),
+                    Message::Close(frame) => return ws::closed(frame.map(|f| u16::from(f.code))),
                     Message::Binary(_) => return Err(TransportError::Protocol),
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 },
             }
         }
-    }
-}
-
-fn url_is_tls(url: &str) -> bool {
-    let lower = url.get(..6).unwrap_or_default().to_ascii_lowercase();
-    lower.starts_with("https:") || lower.starts_with("wss:")
-}
-
-fn closed(frame: Option<CloseFrame>) -> Result<Response, TransportError> {
-    let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
-    match code {
-        4401 => Ok(Response::new(401, b"{}".to_vec())),
-        4403 => Ok(Response::new(403, b"{}".to_vec())),
-        4404 => Ok(Response::new(
-            404,
-            br#"{"detail":"Session not found"}"#.to_vec(),
-        )),
-        4400 => Err(TransportError::Protocol),
-        _ => Err(TransportError::Disconnected),
     }
 }
 
@@ -233,8 +172,7 @@ impl EventTransport for WebSocketTransport {
             }
         }
         let result = self.turn(&request).await;
-        let keep = matches!(&result, Ok(r) if r.status == 200);
-        if !keep {
+        if !ws::keeps_socket(&result) {
             self.connection = None;
         }
         result
@@ -252,13 +190,6 @@ impl EventTransport for WebSocketTransport {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Undecided,
-    WebSocket,
-    LongPoll,
-}
-
 /// Tries the WebSocket upgrade with a short deadline on the first poll, and falls back to
 /// long polling for good if the server does not upgrade (a plain `200`, a `400`, no answer in
 /// time). Refusals that concern the session or the token (401, 403, 404) are passed on as
@@ -271,7 +202,7 @@ enum Mode {
 pub struct AutoTransport {
     ws: WebSocketTransport,
     long_poll: Box<dyn EventTransport>,
-    mode: Mode,
+    mode: AutoMode,
     upgrade_timeout: Duration,
 }
 
@@ -301,7 +232,7 @@ impl AutoTransport {
         Self {
             ws,
             long_poll,
-            mode: Mode::Undecided,
+            mode: AutoMode::Undecided,
             upgrade_timeout,
         }
     }
@@ -309,11 +240,7 @@ impl AutoTransport {
     /// Whether the WebSocket was chosen (`Some(true)`), long polling (`Some(false)`), or not
     /// yet decided.
     pub fn uses_websocket(&self) -> Option<bool> {
-        match self.mode {
-            Mode::Undecided => None,
-            Mode::WebSocket => Some(true),
-            Mode::LongPoll => Some(false),
-        }
+        self.mode.uses_websocket()
     }
 
     /// The long-polling transport it falls back to.
@@ -326,20 +253,20 @@ impl AutoTransport {
 impl EventTransport for AutoTransport {
     async fn poll(&mut self, request: Request) -> Result<Response, TransportError> {
         match self.mode {
-            Mode::WebSocket => return self.ws.poll(request).await,
-            Mode::LongPoll => return self.long_poll.poll(request).await,
-            Mode::Undecided => {}
+            AutoMode::WebSocket => return self.ws.poll(request).await,
+            AutoMode::LongPoll => return self.long_poll.poll(request).await,
+            AutoMode::Undecided => {}
         }
         match tokio::time::timeout(self.upgrade_timeout, self.ws.open(&request)).await {
             Ok(Ok(Opened::Yes)) => {
                 tracing::debug!("event stream: WebSocket");
-                self.mode = Mode::WebSocket;
+                self.mode = AutoMode::WebSocket;
                 self.ws.poll(request).await
             }
-            Ok(Ok(Opened::Refused(r))) if matches!(r.status, 401 | 403 | 404) => Ok(r),
+            Ok(Ok(Opened::Refused(r))) if AutoMode::passes_on(r.status) => Ok(r),
             _ => {
                 tracing::debug!("event stream: WebSocket refused, long polling");
-                self.mode = Mode::LongPoll;
+                self.mode = AutoMode::LongPoll;
                 self.long_poll.poll(request).await
             }
         }
@@ -348,9 +275,9 @@ impl EventTransport for AutoTransport {
     async fn reset(&mut self) {
         // The fallback may hold a connection of its own (the lean long poll does).
         match self.mode {
-            Mode::WebSocket => self.ws.reset().await,
-            Mode::LongPoll => self.long_poll.reset().await,
-            Mode::Undecided => {
+            AutoMode::WebSocket => self.ws.reset().await,
+            AutoMode::LongPoll => self.long_poll.reset().await,
+            AutoMode::Undecided => {
                 self.ws.reset().await;
                 self.long_poll.reset().await;
             }
@@ -358,11 +285,7 @@ impl EventTransport for AutoTransport {
     }
 
     fn name(&self) -> &'static str {
-        match self.mode {
-            Mode::WebSocket => "auto (websocket)",
-            Mode::LongPoll => "auto (long-poll)",
-            Mode::Undecided => "auto",
-        }
+        self.mode.name()
     }
 }
 
@@ -463,7 +386,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_past_the_cap_is_a_protocol_error() {
-        let base = sending(MAX_RESPONSE_LEN + 1).await;
+        let base = sending(chat_core::validate::MAX_RESPONSE_LEN + 1).await;
         let mut t = WebSocketTransport::new();
         let r = t.poll(poll_request(&base)).await;
         assert_eq!(r, Err(TransportError::Protocol));
@@ -480,9 +403,9 @@ mod tests {
 
     #[test]
     fn tls_urls_are_recognised() {
-        assert!(url_is_tls("https://axp.example/x"));
-        assert!(url_is_tls("WSS://axp.example/x"));
-        assert!(!url_is_tls("http://127.0.0.1:1/x"));
-        assert!(!url_is_tls("ws://127.0.0.1:1/x"));
+        assert!(ws::is_tls_url("https://axp.example/x"));
+        assert!(ws::is_tls_url("WSS://axp.example/x"));
+        assert!(!ws::is_tls_url("http://127.0.0.1:1/x"));
+        assert!(!ws::is_tls_url("ws://127.0.0.1:1/x"));
     }
 }

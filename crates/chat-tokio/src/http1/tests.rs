@@ -385,21 +385,6 @@ async fn plain_http_is_refused_to_a_host_that_is_not_loopback() {
     assert!(Target::parse(&request.url, false).is_err());
 }
 
-#[test]
-fn a_header_value_with_a_line_break_is_not_sent() {
-    let mut out = Vec::new();
-    push_header(&mut out, "appkey", "k").unwrap();
-    assert_eq!(out, b"appkey: k\r\n");
-    assert_eq!(
-        push_header(&mut out, "appkey", "k\r\nX-Injected: 1"),
-        Err(TransportError::Protocol)
-    );
-    assert_eq!(
-        out, b"appkey: k\r\n",
-        "nothing of the refused value written"
-    );
-}
-
 #[tokio::test]
 async fn a_chat_over_https_with_a_tls_config_of_the_callers() {
     use tokio_rustls::rustls::pki_types::CertificateDer;
