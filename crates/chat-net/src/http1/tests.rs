@@ -181,9 +181,14 @@ fn the_request_bytes() {
     assert_eq!(target.port, 80);
     let token = "jwt.e30.eyJleHAiOjQwMDAwMDAwMDB9.sig\r\nX-Evil: 1";
     let mut out = Vec::new();
+    push_header(&mut out, "appkey", "k").unwrap();
     assert_eq!(
         push_header(&mut out, "Authorization", token),
         Err(TransportError::Protocol)
+    );
+    assert_eq!(
+        out, b"appkey: k\r\n",
+        "nothing of the refused value written"
     );
 }
 
