@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// The targets, in the order they run.
-pub(crate) const TARGETS: [&str; 4] = ["token", "decode", "session", "emulator"];
+pub(crate) const TARGETS: [&str; 5] = ["token", "decode", "http1", "session", "emulator"];
 
 /// libFuzzer options of a target beyond the common ones. The emulator target runs about a
 /// hundred inputs a second (a fresh emulator each); libFuzzer's default length control would
