@@ -8,6 +8,8 @@ use chat_core::{AppKey, ChatError, Config, InitParams, ReplyValue, Resumption, S
 
 use crate::client::Client;
 use crate::connection::Connection;
+use chat_net::Call;
+
 use crate::driver::{Answer, Command, Parts, Shared, fetch_token_off_thread};
 use crate::http1::Http1LongPollTransport;
 use crate::transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport};
@@ -305,7 +307,7 @@ impl ClientBuilder {
         let connection = Connection {
             shared: Arc::clone(&shared),
         };
-        match shared.call(Command::Init(self.resume.take())) {
+        match shared.call(Command::Call(Call::Init(self.resume.take()))) {
             Ok(Answer::Reply(reply)) if matches!(*reply, ReplyValue::Initialized(_)) => {
                 let ReplyValue::Initialized(context) = *reply else {
                     return Err(Error::Closed);

@@ -12,6 +12,8 @@ use chat_core::{
 };
 
 use crate::Error;
+use chat_net::Call;
+
 use crate::driver::{Answer, Command, Shared};
 
 /// A connected chat session: a cheap [`Clone`] handle, [`Send`] and [`Sync`].
@@ -49,8 +51,8 @@ impl Client {
         crate::ClientBuilder::new(host, integration_id, appkey)
     }
 
-    fn reply(&self, command: Command) -> Result<ReplyValue, Error> {
-        match self.shared.call(command)? {
+    fn reply(&self, call: Call) -> Result<ReplyValue, Error> {
+        match self.shared.call(Command::Call(call))? {
             Answer::Reply(v) => Ok(*v),
             Answer::Done => Err(Error::Closed),
         }
@@ -72,7 +74,7 @@ impl Client {
 
     /// Starts a new chat (`createEngagement`). It is PENDING until `ENGAGEMENT_ACTIVE`.
     pub fn create_engagement(&self, parameters: MappedData) -> Result<Engagement, Error> {
-        match self.reply(Command::CreateEngagement(parameters))? {
+        match self.reply(Call::CreateEngagement(parameters))? {
             ReplyValue::Engagement(info) => Ok(self.engagement_handle(info)),
             _ => Err(Error::Closed),
         }
@@ -81,7 +83,7 @@ impl Client {
     /// The customer's ongoing engagements across all their sessions (`getEngagements`),
     /// after bringing the local state up to date from the server.
     pub fn list_engagements(&self) -> Result<Vec<Engagement>, Error> {
-        match self.reply(Command::ListEngagements)? {
+        match self.reply(Call::ListEngagements)? {
             ReplyValue::Engagements(list) => Ok(list
                 .into_iter()
                 .map(|info| self.engagement_handle(info))
@@ -165,7 +167,7 @@ impl Client {
     /// returns once every thread the client started has been joined. Engagements are not
     /// disconnected.
     pub fn shutdown(&self, reason: Option<ShutdownReason>) -> Result<(), Error> {
-        self.done(Command::Shutdown(reason))?;
+        self.done(Command::Call(Call::Shutdown(reason)))?;
         // SHUTDOWN comes once the requests in flight have settled; the loop then stops and
         // joins its threads.
         let _ = self.shared.wait_for(None, |st| st.stopped.then_some(()));
@@ -197,11 +199,11 @@ impl Client {
         engagement: &EngagementId,
         page: Option<PageLink>,
     ) -> Result<HistoryPage, Error> {
-        let command = Command::FetchHistory {
+        let call = Call::FetchHistory {
             engagement: engagement.clone(),
             page,
         };
-        match self.reply(command)? {
+        match self.reply(call)? {
             ReplyValue::History(page) => Ok(page),
             _ => Err(Error::Closed),
         }
@@ -265,7 +267,7 @@ impl Engagement {
     /// Joins an engagement started elsewhere (`join`); it becomes ACTIVE with
     /// `ENGAGEMENT_ACTIVE`.
     pub fn join(&self) -> Result<EngagementInfo, Error> {
-        match self.client.reply(Command::Join(self.id().clone()))? {
+        match self.client.reply(Call::Join(self.id().clone()))? {
             ReplyValue::Engagement(info) => Ok(info),
             _ => Err(Error::Closed),
         }
@@ -274,12 +276,12 @@ impl Engagement {
     /// Sends a text message (`sendMessage`), optionally in answer to `parent`. Returns the
     /// message as stored; it also comes back as `MESSAGE_DELIVERED`.
     pub fn send_message(&self, text: &str, parent: Option<&MessageId>) -> Result<Message, Error> {
-        let command = Command::Send {
+        let call = Call::Send {
             engagement: self.id().clone(),
             text: text.to_owned(),
             parent: parent.cloned(),
         };
-        match self.client.reply(command)? {
+        match self.client.reply(call)? {
             ReplyValue::MessageSent(m) => Ok(m),
             _ => Err(Error::Closed),
         }
@@ -288,11 +290,11 @@ impl Engagement {
     /// Leaves the engagement (`disconnect`): TERMINATING now, TERMINATED with
     /// `ENGAGEMENT_TERMINATED`.
     pub fn disconnect(&self, reason: Option<DisconnectReason>) -> Result<(), Error> {
-        let command = Command::Disconnect {
+        let call = Call::Disconnect {
             engagement: self.id().clone(),
             reason,
         };
-        self.client.reply(command).map(|_| ())
+        self.client.reply(call).map(|_| ())
     }
 
     /// The message history as a pager over pages of `page_size` messages, newest first

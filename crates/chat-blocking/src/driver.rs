@@ -15,45 +15,22 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use chat_core::wire::{DisconnectReason, MappedData, ShutdownReason};
 use chat_core::{
-    ChatError, EngagementId, EngagementInfo, Event, MessageId, Output, PageLink, Reply, ReplyValue,
-    Request, RequestId, RequestKind, Resumption, Session, StreamFailureReason, StreamState, Token,
-    TransportError,
+    ChatError, EngagementId, EngagementInfo, Event, Output, Reply, ReplyValue, Request, RequestId,
+    RequestKind, Session, StreamFailureReason, StreamState, Token, TransportError,
 };
+
+use chat_net::{Call, MAX_AUTH_REFRESHES, PROVIDER_RETRY, PROVIDER_TIMEOUT};
 
 use crate::threads;
 use crate::transport::{Cancel, EventTransport, HttpTransport, Response};
 use crate::{ChatEvent, Error, TokenProvider};
 
-/// How long a token provider call may take before it counts as failed.
-pub(crate) const PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Wait before trying a failed refresh again (while the token is still live).
-const PROVIDER_RETRY: Duration = Duration::from_secs(5);
-/// Refreshes in a row after 401s without the server accepting a token in between.
-const MAX_AUTH_REFRESHES: u32 = 3;
-
 /// A command from a handle.
 #[derive(Debug, Clone)]
 pub(crate) enum Command {
-    Init(Option<Resumption>),
-    CreateEngagement(MappedData),
-    ListEngagements,
-    Join(EngagementId),
-    Send {
-        engagement: EngagementId,
-        text: String,
-        parent: Option<MessageId>,
-    },
-    FetchHistory {
-        engagement: EngagementId,
-        page: Option<PageLink>,
-    },
-    Disconnect {
-        engagement: EngagementId,
-        reason: Option<DisconnectReason>,
-    },
-    Shutdown(Option<ShutdownReason>),
+    /// Completed by the session's reply.
+    Call(Call),
     SetToken(Token),
     RetryConnection,
     ResetIdleTimeout,
@@ -89,7 +66,7 @@ type Ticket = u64;
 struct Waiting {
     ticket: Ticket,
     /// The command, kept to send it again once after a token refresh (401).
-    replay: Option<Command>,
+    replay: Option<Call>,
 }
 
 struct InFlight {
@@ -124,7 +101,7 @@ pub(crate) struct State {
     refreshing: Option<(u64, Instant)>,
     refresh_generation: u64,
     refresh_waiters: Vec<Ticket>,
-    replays: Vec<(Command, Ticket)>,
+    replays: Vec<(Call, Ticket)>,
     auth_refreshes: u32,
 
     http: Option<Arc<dyn HttpTransport>>,
@@ -624,7 +601,7 @@ impl State {
         let Some(waiting) = self.waiting.remove(&reply.id) else {
             return;
         };
-        let is_init = matches!(waiting.replay, Some(Command::Init(_)));
+        let is_init = waiting.replay.as_ref().is_some_and(Call::is_init);
         match reply.result {
             Err(ChatError::InvalidToken) if self.provider.is_some() && waiting.replay.is_some() => {
                 if let Some(command) = waiting.replay {
@@ -654,54 +631,43 @@ impl State {
     fn command(&mut self, command: Command, ticket: Ticket, replayable: bool) {
         let now = self.now();
         let s = &mut self.session;
-        let started = match &command {
-            Command::Init(None) => s.init(now, SystemTime::now()),
-            Command::Init(Some(r)) => s.resume(r.clone(), now, SystemTime::now()),
-            Command::CreateEngagement(p) => s.create_engagement(p.clone(), now),
-            Command::ListEngagements => s.list_engagements(now),
-            Command::Join(e) => s.join(e, now),
-            Command::Send {
-                engagement,
-                text,
-                parent,
-            } => s.send_message(engagement, text, parent.as_ref(), now),
-            Command::FetchHistory { engagement, page } => {
-                s.fetch_history(engagement, page.as_ref(), now)
-            }
-            Command::Disconnect { engagement, reason } => s.disconnect(engagement, *reason, now),
-            Command::Shutdown(reason) => s.shutdown(*reason, now),
+        match command {
+            Command::Call(call) => self.call(call, ticket, replayable),
             Command::SetToken(token) => {
-                let result = s.set_token(token.clone(), now, SystemTime::now());
+                let result = s.set_token(token, now, SystemTime::now());
                 if result.is_ok() {
                     self.schedule_refresh();
                 }
                 self.answer(ticket, result.map(|()| Answer::Done).map_err(Error::from));
-                return;
             }
             Command::RetryConnection => {
                 let result = s.retry_connection(now);
                 self.answer(ticket, result.map(|()| Answer::Done).map_err(Error::from));
-                return;
             }
             Command::ResetIdleTimeout => {
                 s.reset_idle_timeout(now);
                 self.answer(ticket, Ok(Answer::Done));
-                return;
             }
             Command::RefreshToken => {
                 if self.provider.is_none() {
                     let e = Error::TokenProvider("no token provider configured".to_owned());
                     self.answer(ticket, Err(e));
-                    return;
+                } else {
+                    self.refresh_waiters.push(ticket);
+                    self.start_refresh();
                 }
-                self.refresh_waiters.push(ticket);
-                self.start_refresh();
-                return;
             }
-        };
-        match started {
+        }
+    }
+
+    /// Starts a call; its answer is filed under `ticket` when the reply comes (and, if
+    /// `replayable`, the call is kept to be made once more after a refresh should the reply
+    /// be a 401).
+    fn call(&mut self, call: Call, ticket: Ticket, replayable: bool) {
+        let now = self.now();
+        match call.start(&mut self.session, now, SystemTime::now()) {
             Ok(id) => {
-                let replay = replayable.then_some(command);
+                let replay = replayable.then_some(call);
                 self.waiting.insert(id, Waiting { ticket, replay });
             }
             Err(e) => self.answer(ticket, Err(Error::from(e))),
@@ -771,9 +737,9 @@ impl State {
         for ticket in std::mem::take(&mut self.refresh_waiters) {
             self.answer(ticket, result.clone().map(|()| Answer::Done));
         }
-        for (command, ticket) in std::mem::take(&mut self.replays) {
+        for (call, ticket) in std::mem::take(&mut self.replays) {
             if result.is_ok() {
-                self.command(command, ticket, false);
+                self.call(call, ticket, false);
             } else {
                 self.answer(ticket, Err(Error::Chat(ChatError::InvalidToken)));
             }

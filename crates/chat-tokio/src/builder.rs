@@ -16,6 +16,7 @@ use crate::http1::Http1LongPollTransport;
 use crate::transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport};
 use crate::ws::{AutoTransport, WebSocketTransport};
 use crate::{Error, TlsClientConfig, TokenProvider, WsConnector};
+use chat_net::Call;
 
 /// Default size of the event buffer.
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
@@ -262,7 +263,7 @@ impl ClientBuilder {
     pub async fn connect(self) -> Result<(Client, EventStream), Error> {
         let text = match (&self.token, &self.provider) {
             (Some(t), _) => t.clone(),
-            (None, Some(p)) => tokio::time::timeout(crate::driver::PROVIDER_TIMEOUT, p.token())
+            (None, Some(p)) => tokio::time::timeout(chat_net::PROVIDER_TIMEOUT, p.token())
                 .await
                 .map_err(|_| Error::TokenProvider("timed out".to_owned()))?
                 .map_err(|e| Error::TokenProvider(e.to_string()))?,
@@ -354,7 +355,7 @@ impl ClientBuilder {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let sent = tx
             .send(Box::new(Envelope {
-                command: Command::Init(self.resume),
+                command: Command::Call(Call::Init(self.resume)),
                 reply,
             }))
             .await;

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::Error;
 use crate::driver::{Answer, Command, Envelope};
+use chat_net::Call;
 
 pub(crate) struct Shared {
     pub(crate) context: UserContext,
@@ -66,8 +67,8 @@ impl Client {
         answer.await.map_err(|_| Error::Closed)?
     }
 
-    async fn reply(&self, command: Command) -> Result<ReplyValue, Error> {
-        match self.call(command).await? {
+    async fn reply(&self, call: Call) -> Result<ReplyValue, Error> {
+        match self.call(Command::Call(call)).await? {
             Answer::Reply(v) => Ok(v),
             _ => Err(Error::Closed),
         }
@@ -89,7 +90,7 @@ impl Client {
 
     /// Starts a new chat (`createEngagement`). It is PENDING until `ENGAGEMENT_ACTIVE`.
     pub async fn create_engagement(&self, parameters: MappedData) -> Result<Engagement, Error> {
-        match self.reply(Command::CreateEngagement(parameters)).await? {
+        match self.reply(Call::CreateEngagement(parameters)).await? {
             ReplyValue::Engagement(info) => Ok(self.engagement_handle(info)),
             _ => Err(Error::Closed),
         }
@@ -98,7 +99,7 @@ impl Client {
     /// The customer's ongoing engagements across all their sessions (`getEngagements`),
     /// after bringing the local state up to date from the server.
     pub async fn list_engagements(&self) -> Result<Vec<Engagement>, Error> {
-        match self.reply(Command::ListEngagements).await? {
+        match self.reply(Call::ListEngagements).await? {
             ReplyValue::Engagements(list) => Ok(list
                 .into_iter()
                 .map(|info| self.engagement_handle(info))
@@ -181,7 +182,7 @@ impl Client {
     /// event stream, and returns once the driver task and all its I/O have stopped.
     /// Engagements are not disconnected.
     pub async fn shutdown(&self, reason: Option<ShutdownReason>) -> Result<(), Error> {
-        self.done(Command::Shutdown(reason)).await?;
+        self.done(Command::Call(Call::Shutdown(reason))).await?;
         self.closed().await;
         Ok(())
     }
@@ -213,11 +214,11 @@ impl Client {
         engagement: &EngagementId,
         page: Option<PageLink>,
     ) -> Result<HistoryPage, Error> {
-        let command = Command::FetchHistory {
+        let call = Call::FetchHistory {
             engagement: engagement.clone(),
             page,
         };
-        match self.reply(command).await? {
+        match self.reply(call).await? {
             ReplyValue::History(page) => Ok(page),
             _ => Err(Error::Closed),
         }
@@ -289,7 +290,7 @@ impl Engagement {
     /// Joins an engagement started elsewhere (`join`); it becomes ACTIVE with
     /// `ENGAGEMENT_ACTIVE`.
     pub async fn join(&self) -> Result<EngagementInfo, Error> {
-        match self.client.reply(Command::Join(self.id().clone())).await? {
+        match self.client.reply(Call::Join(self.id().clone())).await? {
             ReplyValue::Engagement(info) => Ok(info),
             _ => Err(Error::Closed),
         }
@@ -302,12 +303,12 @@ impl Engagement {
         text: &str,
         parent: Option<&MessageId>,
     ) -> Result<Message, Error> {
-        let command = Command::Send {
+        let call = Call::Send {
             engagement: self.id().clone(),
             text: text.to_owned(),
             parent: parent.cloned(),
         };
-        match self.client.reply(command).await? {
+        match self.client.reply(call).await? {
             ReplyValue::MessageSent(m) => Ok(m),
             _ => Err(Error::Closed),
         }
@@ -316,11 +317,11 @@ impl Engagement {
     /// Leaves the engagement (`disconnect`): TERMINATING now, TERMINATED with
     /// `ENGAGEMENT_TERMINATED`.
     pub async fn disconnect(&self, reason: Option<DisconnectReason>) -> Result<(), Error> {
-        let command = Command::Disconnect {
+        let call = Call::Disconnect {
             engagement: self.id().clone(),
             reason,
         };
-        self.client.reply(command).await.map(|_| ())
+        self.client.reply(call).await.map(|_| ())
     }
 
     /// The message history as a pager over pages of `page_size` messages, newest first

@@ -7,12 +7,11 @@ use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use chat_core::wire::{DisconnectReason, MappedData, ShutdownReason};
 use chat_core::{
-    ChatError, EngagementId, EngagementInfo, Event, MessageId, Output, PageLink, Reply, ReplyValue,
-    Request, RequestId, RequestKind, Resumption, Session, StreamFailureReason, StreamState, Token,
-    TransportError,
+    ChatError, EngagementId, EngagementInfo, Event, Output, Reply, ReplyValue, Request, RequestId,
+    RequestKind, Resumption, Session, StreamFailureReason, StreamState, Token, TransportError,
 };
+use chat_net::{Call, MAX_AUTH_REFRESHES, PROVIDER_RETRY, PROVIDER_TIMEOUT};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
@@ -21,34 +20,11 @@ use crate::events::{ChatEvent, Overflow};
 use crate::transport::{EventTransport, HttpTransport, Response};
 use crate::{Error, TokenProvider};
 
-/// How long a token provider call may take.
-pub(crate) const PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Wait before trying a failed refresh again (while the token is still live).
-const PROVIDER_RETRY: Duration = Duration::from_secs(5);
-/// Refreshes in a row after 401s without the server accepting a token in between.
-const MAX_AUTH_REFRESHES: u32 = 3;
-
 /// A command from a handle.
 #[derive(Debug, Clone)]
 pub(crate) enum Command {
-    Init(Option<Resumption>),
-    CreateEngagement(MappedData),
-    ListEngagements,
-    Join(EngagementId),
-    Send {
-        engagement: EngagementId,
-        text: String,
-        parent: Option<MessageId>,
-    },
-    FetchHistory {
-        engagement: EngagementId,
-        page: Option<PageLink>,
-    },
-    Disconnect {
-        engagement: EngagementId,
-        reason: Option<DisconnectReason>,
-    },
-    Shutdown(Option<ShutdownReason>),
+    /// Completed by the session's reply.
+    Call(Call),
     SetToken(Token),
     RetryConnection,
     ResetIdleTimeout,
@@ -82,7 +58,7 @@ type Refresh = Pin<Box<dyn Future<Output = Result<Token, Error>> + Send>>;
 
 struct Waiting {
     /// The command, kept to send it again once after a token refresh (401).
-    replay: Option<Command>,
+    replay: Option<Call>,
     reply: Responder,
 }
 
@@ -113,7 +89,7 @@ struct State {
     refresh_at: Option<Instant>,
     refreshing: Option<Refresh>,
     refresh_waiters: Vec<Responder>,
-    replays: Vec<(Command, Responder)>,
+    replays: Vec<(Call, Responder)>,
     auth_refreshes: u32,
 }
 
@@ -324,7 +300,7 @@ impl Driver {
         let Some(waiting) = st.waiting.remove(&reply.id) else {
             return;
         };
-        let is_init = matches!(waiting.replay, Some(Command::Init(_)));
+        let is_init = waiting.replay.as_ref().is_some_and(Call::is_init);
         match reply.result {
             Err(ChatError::InvalidToken) if self.provider.is_some() && waiting.replay.is_some() => {
                 if let Some(command) = waiting.replay {
@@ -349,74 +325,57 @@ impl Driver {
     fn command(&mut self, st: &mut State, command: Command, reply: Responder, replayable: bool) {
         let now = now_std();
         let s = &mut self.session;
-        let started = match &command {
-            Command::Init(None) => s.init(now, SystemTime::now()),
-            Command::Init(Some(r)) => s.resume(r.clone(), now, SystemTime::now()),
-            Command::CreateEngagement(p) => s.create_engagement(p.clone(), now),
-            Command::ListEngagements => s.list_engagements(now),
-            Command::Join(e) => s.join(e, now),
-            Command::Send {
-                engagement,
-                text,
-                parent,
-            } => s.send_message(engagement, text, parent.as_ref(), now),
-            Command::FetchHistory { engagement, page } => {
-                s.fetch_history(engagement, page.as_ref(), now)
-            }
-            Command::Disconnect { engagement, reason } => s.disconnect(engagement, *reason, now),
-            Command::Shutdown(reason) => s.shutdown(*reason, now),
+        match command {
+            Command::Call(call) => self.call(st, call, reply, replayable),
             Command::SetToken(token) => {
-                let result = s.set_token(token.clone(), now, SystemTime::now());
+                let result = s.set_token(token, now, SystemTime::now());
                 if result.is_ok() {
                     self.schedule_refresh(st);
                 }
                 let _ = reply.send(result.map(|()| Answer::Done).map_err(Error::from));
-                return;
             }
             Command::RetryConnection => {
                 let result = s.retry_connection(now);
                 let _ = reply.send(result.map(|()| Answer::Done).map_err(Error::from));
-                return;
             }
             Command::ResetIdleTimeout => {
                 s.reset_idle_timeout(now);
                 let _ = reply.send(Ok(Answer::Done));
-                return;
             }
             Command::Engagement(id) => {
-                let _ = reply.send(Ok(Answer::Engagement(s.engagement(id).cloned())));
-                return;
+                let _ = reply.send(Ok(Answer::Engagement(s.engagement(&id).cloned())));
             }
             Command::Engagements => {
                 let _ = reply.send(Ok(Answer::Engagements(s.engagements().cloned().collect())));
-                return;
             }
             Command::StreamState => {
                 let _ = reply.send(Ok(Answer::Stream(s.stream_state())));
-                return;
             }
             Command::Resumption => {
                 let _ = reply.send(Ok(Answer::Resumption(s.resumption())));
-                return;
             }
             Command::RefreshToken => {
                 if self.provider.is_none() {
                     let _ = reply.send(Err(Error::TokenProvider(
                         "no token provider configured".to_owned(),
                     )));
-                    return;
+                } else {
+                    st.refresh_waiters.push(reply);
+                    self.start_refresh(st);
                 }
-                st.refresh_waiters.push(reply);
-                self.start_refresh(st);
-                return;
             }
-        };
-        match started {
+        }
+    }
+
+    /// Starts a call; its responder waits for the session's reply (and, if `replayable`,
+    /// the call is kept to be made once more after a refresh should the reply be a 401).
+    fn call(&mut self, st: &mut State, call: Call, reply: Responder, replayable: bool) {
+        match call.start(&mut self.session, now_std(), SystemTime::now()) {
             Ok(id) => {
                 st.waiting.insert(
                     id,
                     Waiting {
-                        replay: replayable.then_some(command),
+                        replay: replayable.then_some(call),
                         reply,
                     },
                 );
@@ -488,9 +447,9 @@ impl Driver {
             let _ = r.send(result.clone().map(|()| Answer::Done));
         }
         let replays = std::mem::take(&mut st.replays);
-        for (command, reply) in replays {
+        for (call, reply) in replays {
             if result.is_ok() {
-                self.command(st, command, reply, false);
+                self.call(st, call, reply, false);
             } else {
                 let _ = reply.send(Err(Error::Chat(ChatError::InvalidToken)));
             }
