@@ -155,9 +155,14 @@ pub struct ReqwestTransport {
 impl ReqwestTransport {
     /// A transport over a new reqwest client with default settings.
     pub fn new() -> Self {
-        let client = build(reqwest::blocking::Client::builder().tcp_nodelay(true))
-            .map_err(|e| tracing::warn!(error = %e, "HTTP client failed"))
-            .ok();
+        let client = build(
+            reqwest::blocking::Client::builder()
+                .tcp_nodelay(true)
+                // Never carry the appkey, the token or a body to wherever a 3xx points.
+                .redirect(reqwest::redirect::Policy::none()),
+        )
+        .map_err(|e| tracing::warn!(error = %e, "HTTP client failed"))
+        .ok();
         Self { client }
     }
 
@@ -172,6 +177,7 @@ impl ReqwestTransport {
     pub fn with_tls_config(config: &TlsClientConfig) -> Result<Self, TransportError> {
         let builder = reqwest::blocking::Client::builder()
             .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
             .use_preconfigured_tls(config.clone());
         build(builder).map(Self::with_client).map_err(|e| {
             tracing::warn!(error = %e, "HTTP client with the TLS configuration failed");
@@ -226,6 +232,9 @@ fn send(client: &reqwest::blocking::Client, request: Request) -> Result<Response
         builder = builder.body(body);
     }
     let response = builder.send().map_err(transport_error)?;
+    if chat_net::followed_redirect(&request.url, response.url().as_str()) {
+        return Err(TransportError::Protocol);
+    }
     let status = response.status().as_u16();
     // Refuse an oversized body up front when it says so, and stop reading one byte past
     // the cap when it does not.

@@ -114,9 +114,14 @@ pub enum TransportError {
     /// No answer within the request's timeout.
     #[error("timed out")]
     Timeout,
-    /// The connection could not be made (refused, DNS, TLS handshake).
+    /// The connection could not be made (refused, DNS, TLS handshake other than a
+    /// certificate the client does not trust).
     #[error("connection failed")]
     Connect,
+    /// The server's TLS certificate is not trusted (unknown issuer, expired, wrong host).
+    /// Trust the server's root with custom roots (`tls_config_with_roots`, `--ca-cert`).
+    #[error("the server's TLS certificate is not trusted (add its root with custom roots)")]
+    Certificate,
     /// The connection broke before a whole response arrived.
     #[error("connection lost")]
     Disconnected,

@@ -40,7 +40,7 @@ pub mod ws;
 
 pub use call::{Call, MAX_AUTH_REFRESHES, PROVIDER_RETRY, PROVIDER_TIMEOUT};
 pub use error::Error;
-pub use response::{Response, append_capped, declared_len};
+pub use response::{Response, append_capped, declared_len, followed_redirect};
 /// rustls's client configuration, as [`tls_config_with_roots`] builds it.
 pub use rustls::ClientConfig as TlsClientConfig;
 pub use tls::{TlsRootsError, default_config, tls_config_with_roots};

@@ -43,9 +43,40 @@ pub fn append_capped(body: &mut Vec<u8>, piece: &[u8]) -> Result<(), TransportEr
     Ok(())
 }
 
+/// Whether an HTTP client given by the application followed a redirect: the answer came from
+/// `answered`, not from `sent`. Such an answer is refused (our own clients follow none: a 3xx
+/// reaches the core as the unexpected status it is), since it is another server's.
+pub fn followed_redirect(sent: &str, answered: &str) -> bool {
+    let (Ok(sent), Ok(answered)) = (url::Url::parse(sent), url::Url::parse(answered)) else {
+        return sent != answered;
+    };
+    let moved = sent.origin() != answered.origin() || sent.path() != answered.path();
+    if moved {
+        tracing::warn!(
+            "the HTTP client followed a redirect; the answer is refused (build it with redirect::Policy::none())"
+        );
+    }
+    moved
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_followed_redirect_is_told_apart_from_the_request_itself() {
+        let url = "https://axp.example/sdk/x?lastEventId=1";
+        assert!(!followed_redirect(url, url));
+        assert!(followed_redirect(
+            url,
+            "https://evil.example/sdk/x?lastEventId=1"
+        ));
+        assert!(followed_redirect(url, "https://axp.example/elsewhere"));
+        assert!(!followed_redirect(
+            "https://AXP.example:443/sdk/x",
+            "https://axp.example/sdk/x"
+        ));
+    }
 
     #[test]
     fn bodies_stop_at_the_cap() {

@@ -54,6 +54,8 @@ fn default_client(tls: Option<&TlsClientConfig>) -> Result<reqwest::Client, Erro
         None => Ok(crate::transport::default_client()),
         Some(config) => reqwest::Client::builder()
             .tcp_nodelay(true)
+            // Never carry the appkey, the token or a body to wherever a 3xx points.
+            .redirect(reqwest::redirect::Policy::none())
             .use_preconfigured_tls(config.clone())
             .build()
             .map_err(|e| {

@@ -88,6 +88,8 @@ impl Default for ReqwestTransport {
 pub(crate) fn default_client() -> reqwest::Client {
     reqwest::Client::builder()
         .tcp_nodelay(true)
+        // Never carry the appkey, the token or a body to wherever a 3xx points.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
 }
@@ -108,6 +110,9 @@ impl HttpTransport for ReqwestTransport {
             builder = builder.body(body);
         }
         let mut response = builder.send().await.map_err(transport_error)?;
+        if chat_net::followed_redirect(&request.url, response.url().as_str()) {
+            return Err(TransportError::Protocol);
+        }
         let status = response.status().as_u16();
         // Refuse an oversized body up front when it says so, and stop reading as soon as
         // it grows past the cap when it does not.
