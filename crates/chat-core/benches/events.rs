@@ -62,7 +62,7 @@ fn ready_session() -> (Session, RequestId, Instant) {
     drain(&mut s);
     let session = json!({"sessionId": "5e55e55e-0000-4000-8000-000000000001", "engagements": []});
     s.handle_response(now, init, 201, session.to_string().as_bytes());
-    let create = s.create_engagement(Default::default(), now).unwrap();
+    let create = s.create_engagement(now, Default::default()).unwrap();
     drain(&mut s);
     let engagement = json!({"engagementId": ENGAGEMENT, "dialogs": [{"dialogId": DIALOG, "dialogStatus": "PENDING", "participants": []}]});
     s.handle_response(now, create, 201, engagement.to_string().as_bytes());

@@ -28,6 +28,8 @@ use crate::{ChatError, Token, validate};
 /// | `poll_timeout` | 40 s | 1–300 s |
 /// | `request_timeout` | 30 s | 1–300 s |
 /// | `outbox` | `None` (off) | 1–3600 s |
+/// | `token_refresh` | `None` (tokens are set by the application) | see [`TokenRefresh`] |
+/// | `jitter_seed` | `None` (drawn from the operating system) | any |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// How long the event stream may try to reconnect before it gives up (`Failed`).
@@ -41,8 +43,12 @@ pub struct Config {
     pub poll_timeout: Duration,
     /// How long any other request may take (the official SDK has no limit).
     pub request_timeout: Duration,
-    /// Seed of the backoff jitter. Equal seeds give equal schedules, for tests.
-    pub jitter_seed: u64,
+    /// Seed of the jitter of the reconnection backoff and of the outbox's retries. `None`
+    /// (the default) draws it from the operating system's randomness when the session is
+    /// made, so that clients that lost the same server at the same instant do not come back
+    /// in lockstep. Give a seed only where equal schedules are wanted: tests, a reproducible
+    /// soak.
+    pub jitter_seed: Option<u64>,
     /// The outbox: `Some(limit)` keeps a send whose answer was lost or that the server
     /// refused for a passing reason (no answer, 5xx, 429) and tries it again, across
     /// reconnections, for up to `limit` after it was sent. Before sending again it reads the
@@ -51,6 +57,45 @@ pub struct Config {
     /// message as delivered, or the last error. `None` (the default, as in the official SDK)
     /// reports the first failure at once.
     pub outbox: Option<Duration>,
+    /// The token's lifecycle when the application has a token provider: `Some` makes the
+    /// session ask for tokens itself ([`Output::FetchToken`](crate::Output::FetchToken)) ahead
+    /// of expiry and after the server refused one (401), and send a REST call refused with
+    /// 401 once more with the new token. `None` (the default): tokens come only from
+    /// [`Session::set_token`](crate::Session::set_token), as in the official SDK.
+    pub token_refresh: Option<TokenRefresh>,
+}
+
+/// When and how a session asks for a new token: see [`Config::token_refresh`].
+///
+/// | field | default | range |
+/// | --- | --- | --- |
+/// | `lead` | 180 s (the `TOKEN_EXPIRY_REMINDER` time) | 1–3600 s |
+/// | `retry` | 5 s | 1–300 s |
+/// | `timeout` | 30 s | 1–300 s |
+/// | `max_in_a_row` | 3 | 1–10 |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenRefresh {
+    /// How long before `exp` a new token is asked for; never sooner than half the token's
+    /// remaining life, so that short-lived tokens do not refresh in a loop.
+    pub lead: Duration,
+    /// Wait before asking again after the provider failed (while the token is still live).
+    pub retry: Duration,
+    /// How long the provider may take before its call counts as failed.
+    pub timeout: Duration,
+    /// Refreshes in a row caused by 401s without the server accepting a token in between;
+    /// past it, a 401 is reported as it is.
+    pub max_in_a_row: u32,
+}
+
+impl Default for TokenRefresh {
+    fn default() -> Self {
+        Self {
+            lead: crate::TOKEN_WARNING,
+            retry: Duration::from_secs(5),
+            timeout: Duration::from_secs(30),
+            max_in_a_row: 3,
+        }
+    }
 }
 
 impl Default for Config {
@@ -61,8 +106,9 @@ impl Default for Config {
             idle_shutdown_grace_timeout: Duration::from_secs(30),
             poll_timeout: Duration::from_secs(40),
             request_timeout: Duration::from_secs(30),
-            jitter_seed: 0x5eed,
+            jitter_seed: None,
             outbox: None,
+            token_refresh: None,
         }
     }
 }
@@ -107,6 +153,21 @@ impl Config {
         if let Some(limit) = self.outbox {
             within(limit, 1, 3600, "outbox should be 1 to 3600 s")?;
         }
+        if let Some(r) = &self.token_refresh {
+            within(r.lead, 1, 3600, "tokenRefresh.lead should be 1 to 3600 s")?;
+            within(r.retry, 1, 300, "tokenRefresh.retry should be 1 to 300 s")?;
+            within(
+                r.timeout,
+                1,
+                300,
+                "tokenRefresh.timeout should be 1 to 300 s",
+            )?;
+            if !(1..=10).contains(&r.max_in_a_row) {
+                return Err(ChatError::config(
+                    "tokenRefresh.maxInARow should be 1 to 10",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -150,8 +211,9 @@ pub struct InitParams {
     pub host: String,
     /// The chat integration.
     pub integration_id: IntegrationId,
-    /// The chat JWT from the business's backend.
-    pub token: Token,
+    /// The chat JWT from the business's backend; `None` when the first one comes from the
+    /// token provider ([`Config::token_refresh`] must then be set).
+    pub token: Option<Token>,
     /// The account's application key.
     pub appkey: AppKey,
     /// Shown when the JWT carries no customer name (≤ 70 characters).
@@ -175,7 +237,28 @@ impl InitParams {
         Ok(Self {
             host: host.into(),
             integration_id,
-            token,
+            token: Some(token),
+            appkey,
+            display_name: None,
+            session_parameters: None,
+            allow_plain_http: false,
+        })
+    }
+
+    /// Parameters without a token: [`Session::init`](crate::Session::init) first asks the
+    /// token provider for one ([`Output::FetchToken`](crate::Output::FetchToken)), so
+    /// [`Config::token_refresh`] must be set.
+    pub fn without_token(
+        host: impl Into<String>,
+        integration_id: &str,
+        appkey: AppKey,
+    ) -> Result<Self, ChatError> {
+        let integration_id = IntegrationId::parse(integration_id)
+            .map_err(|_| ChatError::init_param("integrationId should be a UUID"))?;
+        Ok(Self {
+            host: host.into(),
+            integration_id,
+            token: None,
             appkey,
             display_name: None,
             session_parameters: None,

@@ -1,7 +1,8 @@
 //! Engagements as this session knows them, and the order in which their messages reach the
 //! application.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use crate::event::{EngagementInfo, EngagementRef, Message};
 use crate::ids::{EngagementId, ParticipantId};
@@ -85,7 +86,13 @@ struct Lane {
     last_index: Option<u64>,
     holding: bool,
     held: Vec<Message>,
+    /// Hashes of the ids of the latest messages passed on, to tell a message that arrives
+    /// late (a new id below the last index) from a repeat.
+    recent: VecDeque<u64>,
 }
+
+/// Message ids remembered per engagement to tell late messages from repeats.
+const RECENT_IDS: usize = 128;
 
 impl MessageOrder {
     pub(crate) fn with_last_indexes(known: impl IntoIterator<Item = (EngagementId, u64)>) -> Self {
@@ -115,6 +122,11 @@ impl MessageOrder {
             .filter_map(|(id, l)| l.last_index.map(|i| (id, i)))
     }
 
+    /// Keeps the lanes of the engagements `keep` says to (the others are gone).
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&EngagementId) -> bool) {
+        self.lanes.retain(|id, _| keep(id));
+    }
+
     /// Passes a message on if it is new, holds it during a catch-up, drops a repeat.
     pub(crate) fn admit(&mut self, message: Message) -> Option<Message> {
         let lane = self.lanes.entry(message.engagement_id.clone()).or_default();
@@ -139,7 +151,11 @@ impl MessageOrder {
     pub(crate) fn release(&mut self, id: &EngagementId, fetched: Vec<Message>) -> Vec<Message> {
         let lane = self.lanes.entry(id.clone()).or_default();
         lane.holding = false;
+        // History at or below the last index passed on is what the application has: only
+        // live messages may arrive late.
+        let last = lane.last_index;
         let mut all = fetched;
+        all.retain(|m| last.is_none_or(|l| m.message_index > l));
         all.append(&mut lane.held);
         all.sort_by_key(|m| m.message_index);
         all.into_iter().filter_map(|m| lane.pass(m)).collect()
@@ -148,15 +164,38 @@ impl MessageOrder {
 
 impl Lane {
     fn pass(&mut self, message: Message) -> Option<Message> {
-        if self
-            .last_index
-            .is_some_and(|last| message.message_index <= last)
-        {
-            return None;
+        let id = id_hash(&message);
+        if let Some(last) = self.last_index {
+            if message.message_index <= last {
+                if self.recent.contains(&id) {
+                    return None;
+                }
+                // A message the server stored before the last one passed on, but sent
+                // later: new to the application, so it is delivered rather than lost.
+                tracing::warn!(
+                    index = message.message_index,
+                    last,
+                    "a message arrived after later ones; delivered out of order"
+                );
+                self.remember(id);
+                return Some(message);
+            }
         }
         self.last_index = Some(message.message_index);
+        self.remember(id);
         Some(message)
     }
+
+    fn remember(&mut self, id: u64) {
+        if self.recent.len() == RECENT_IDS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(id);
+    }
+}
+
+fn id_hash(message: &Message) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(message.message_id.as_str())
 }
 
 #[cfg(test)]
@@ -173,6 +212,20 @@ mod tests {
         assert!(order.admit(msg(2)).is_none());
         assert!(order.admit(msg(1)).is_none());
         assert_eq!(order.last_index(&EngagementId::new("e")), Some(2));
+    }
+
+    #[test]
+    fn a_late_message_with_a_new_id_is_delivered_once() {
+        let mut order = MessageOrder::default();
+        assert!(order.admit(msg(5)).is_some());
+        let mut late = msg(3);
+        late.message_id = crate::ids::MessageId::new("late");
+        assert!(
+            order.admit(late.clone()).is_some(),
+            "new id below the last index"
+        );
+        assert!(order.admit(late).is_none(), "but only once");
+        assert_eq!(order.last_index(&EngagementId::new("e")), Some(5));
     }
 
     #[test]

@@ -34,6 +34,18 @@ pub enum ChatError {
     /// The request never got an answer: connection refused, reset, TLS failure or timeout.
     #[error("ACS-306 : Server is unreachable ({0}).")]
     Unreachable(TransportError),
+    /// A message was sent but its answer never came (timeout, a broken connection, an
+    /// unreadable answer), or the outbox gave up before it could tell: **the message may
+    /// have been stored**. Read the engagement's history before sending it again. Its code is
+    /// the official ACS-306.
+    #[error(
+        "ACS-306 : Server is unreachable ({0}); the message may have been stored: read the history before sending it again."
+    )]
+    MaybeDelivered(TransportError),
+    /// No live token could be had from the token provider (it failed, timed out, or gave
+    /// something that is not a live chat token).
+    #[error("ACS-305 : JWT token is invalid (no fresh token from the token provider).")]
+    TokenUnavailable,
     /// The session is not initialized (never, not yet, or no longer).
     #[error("ACS-310 : Avaya CCaaS Chat SDK not initialized.")]
     NotInitialized,
@@ -81,7 +93,8 @@ impl ChatError {
             Self::InvalidConfig(_) => "ACS-303",
             Self::ServerUnexpected { .. } => "ACS-304",
             Self::InvalidToken => "ACS-305",
-            Self::Unreachable(_) => "ACS-306",
+            Self::Unreachable(_) | Self::MaybeDelivered(_) => "ACS-306",
+            Self::TokenUnavailable => "ACS-305",
             Self::NotInitialized => "ACS-310",
             Self::EngagementNotActive => "ACS-313",
             Self::EngagementNotFound => "ACS-314",

@@ -301,16 +301,53 @@ pub enum ReplyValue {
     Disconnected,
     /// `shutdown`.
     Shutdown,
+    /// `refresh_token`: a new token from the provider is in use.
+    TokenRefreshed,
+}
+
+/// Why a session ended: see [`Session::end_reason`](crate::Session::end_reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// It was shut down (`SHUTDOWN` was emitted): by the application, with its reason if
+    /// it gave one, or after the idle grace period (`USER_INACTIVE`).
+    Shutdown(Option<ShutdownReason>),
+    /// The server no longer knows it ("Session not found", ACS-320): the last events were
+    /// `EVENT_STREAM_CLOSED` (if the stream ran) and
+    /// `EVENT_STREAM_FAILED(CLIENT_SESSION_INVALIDATED)`. Start a new session.
+    SessionInvalidated,
+}
+
+impl EndReason {
+    /// The official code that says why, for an application that reports it: `None` for a
+    /// shutdown, `ACS-320` for an invalidated session.
+    pub fn code(self) -> Option<&'static str> {
+        match self {
+            Self::Shutdown(_) => None,
+            Self::SessionInvalidated => Some("ACS-320"),
+        }
+    }
 }
 
 /// What the core wants done next; see [`Session::poll_output`](crate::Session::poll_output).
 #[derive(Debug)]
 pub enum Output {
-    /// Send this request, then report its response or failure.
+    /// Send this request, then report its response or failure. A poll
+    /// ([`RequestKind::Poll`](crate::RequestKind::Poll)) goes to the event stream's
+    /// transport, whose outcome is reported with
+    /// [`handle_poll`](crate::Session::handle_poll).
     Transmit(crate::Request),
-    /// Abandon a request sent earlier; its outcome is no longer wanted. A transport that
-    /// keeps a persistent stream connection closes it when its poll is abandoned.
+    /// Abandon a request sent earlier; its outcome is no longer wanted (the core has already
+    /// settled it: a request that ran past its timeout is failed with
+    /// [`TransportError::Timeout`](crate::TransportError::Timeout) by the core itself). A
+    /// transport that keeps a persistent stream connection closes it when its poll is
+    /// abandoned.
     Abort(RequestId),
+    /// Ask the token provider for a new chat token, then report it with
+    /// [`handle_token`](crate::Session::handle_token) or
+    /// [`handle_token_failure`](crate::Session::handle_token_failure) under this id. At most
+    /// one is asked for at a time; only with [`Config::token_refresh`](crate::Config::token_refresh).
+    FetchToken(RequestId),
     /// A command has completed.
     Reply(Reply),
     /// An event for the application.

@@ -15,7 +15,7 @@ pub const MAX_PAGE_SIZE: usize = 50;
 /// ```
 /// # use chat_core::history::HistoryPager;
 /// # use chat_core::HistoryPage;
-/// let mut pager = HistoryPager::new(10);
+/// let mut pager = HistoryPager::new(10)?;
 /// pager.add_page(HistoryPage { messages: vec![], next: None }); // the first page
 /// while let Some(_link) = pager.wants_fetch() {
 ///     // fetch `_link` with `Session::fetch_history` and `add_page` the reply
@@ -23,6 +23,7 @@ pub const MAX_PAGE_SIZE: usize = 50;
 /// }
 /// let moved = pager.older();
 /// # assert!(!moved);
+/// # Ok::<(), chat_core::ChatError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct HistoryPager {
@@ -33,20 +34,20 @@ pub struct HistoryPager {
 }
 
 impl HistoryPager {
-    /// A pager with pages of `page_size` messages; out of 1..=50 it becomes 10 (the official
-    /// SDK's ACS-211 rule).
-    pub fn new(page_size: usize) -> Self {
-        let page_size = if (1..=MAX_PAGE_SIZE).contains(&page_size) {
-            page_size
-        } else {
-            DEFAULT_PAGE_SIZE
-        };
-        Self {
+    /// A pager with pages of `page_size` messages, 1 to 50 (ACS-322 otherwise: the official
+    /// SDK silently pages by 10 instead, which hides the caller's mistake).
+    pub fn new(page_size: usize) -> Result<Self, crate::ChatError> {
+        if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+            return Err(crate::ChatError::constraint(
+                "the history page size should be 1 to 50 messages",
+            ));
+        }
+        Ok(Self {
             page_size,
             loaded: Vec::new(),
             index: 0,
             next: None,
-        }
+        })
     }
 
     /// The page size in use.
@@ -133,7 +134,7 @@ mod tests {
 
     #[test]
     fn pages_locally_and_asks_for_more_when_short() {
-        let mut p = HistoryPager::new(4);
+        let mut p = HistoryPager::new(4).unwrap();
         p.add_page(page(55..=60, Some("https://h/p2")));
         assert_eq!(indexes(&p), [60, 59, 58, 57]);
         assert!(p.has_older());
@@ -157,8 +158,10 @@ mod tests {
 
     #[test]
     fn empty_first_page_with_a_next_link_still_works() {
-        let mut p = HistoryPager::new(0);
-        assert_eq!(p.page_size(), DEFAULT_PAGE_SIZE);
+        for bad in [0, 51] {
+            assert_eq!(HistoryPager::new(bad).unwrap_err().code(), "ACS-322");
+        }
+        let mut p = HistoryPager::new(DEFAULT_PAGE_SIZE).unwrap();
         p.add_page(HistoryPage {
             messages: Vec::new(),
             next: Some(PageLink("https://h/p2".into())),

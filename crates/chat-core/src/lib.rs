@@ -82,16 +82,16 @@ pub mod token;
 pub mod validate;
 pub mod wire;
 
-pub use config::{AppKey, Config, InitParams};
+pub use config::{AppKey, Config, InitParams, TokenRefresh};
 pub use error::{ChatError, TransportError};
 pub use event::{
-    EngagementInfo, EngagementRef, Event, HistoryPage, Message, Output, PageLink,
+    EndReason, EngagementInfo, EngagementRef, Event, HistoryPage, Message, Output, PageLink,
     ParticipantChange, Reply, ReplyValue, StreamFailure, StreamFailureReason, UserContext,
 };
 pub use ids::{
     DialogId, EngagementId, IntegrationId, MessageId, ParticipantId, RequestId, SessionId,
 };
-pub use request::{Method, Request, RequestKind};
+pub use request::{Method, PollOutcome, Request, RequestKind};
 pub use session::{PROBE_COUNT, Resumption, Session, TOKEN_WARNING};
 pub use stream::StreamState;
 pub use token::Token;

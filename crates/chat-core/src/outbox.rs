@@ -23,6 +23,8 @@ pub(crate) const MAX_HELD: usize = 256;
 const MAX_CONFIRMED: usize = 1024;
 /// The wait before attempt `n + 1` after attempt `n` failed: Fibonacci seconds, capped.
 const RETRY_SECS: [u64; 8] = [1, 2, 3, 5, 8, 13, 21, 30];
+/// The longest wait between attempts while the stream is down.
+const SCOUT_MAX_SECS: u64 = 3;
 
 /// One send held by the outbox.
 #[derive(Debug)]
@@ -70,11 +72,26 @@ impl Outgoing {
             && m.parent_message_id == self.parent
     }
 
-    /// Back to waiting after a failed attempt or check.
-    pub(crate) fn wait_after_failure(&mut self, now: Instant) {
+    /// Back to waiting after a failed attempt or check: the next step of the schedule,
+    /// plus up to half of it again at random, so that clients held by the same outage do
+    /// not all try again in the same instant.
+    ///
+    /// While the stream is down (`scouting`) the waits stop growing at 3 s: the one send
+    /// tried then is how the session learns that the server is back, and the sends held
+    /// should go out within seconds of that, not after a half-minute wait.
+    pub(crate) fn wait_after_failure(
+        &mut self,
+        now: Instant,
+        rng: &mut fastrand::Rng,
+        scouting: bool,
+    ) {
         let at = (self.failures.max(1) as usize - 1).min(RETRY_SECS.len() - 1);
+        let mut wait = Duration::from_secs(RETRY_SECS[at]);
+        if scouting {
+            wait = wait.min(Duration::from_secs(SCOUT_MAX_SECS));
+        }
         self.step = Step::Waiting {
-            retry_at: now + Duration::from_secs(RETRY_SECS[at]),
+            retry_at: now + wait + crate::backoff::jitter(rng, wait / 2),
         };
     }
 }
@@ -155,7 +172,7 @@ mod tests {
 
     #[test]
     #[allow(clippy::disallowed_methods)] // a base instant; nothing here waits on the clock
-    fn retries_back_off_in_fibonacci_seconds_up_to_30() {
+    fn retries_back_off_in_fibonacci_seconds_up_to_30_with_jitter() {
         let now = Instant::now();
         let mut o = Outgoing {
             reply: RequestId(1),
@@ -170,13 +187,20 @@ mod tests {
             step: Step::Sending(RequestId(1)),
         };
         let mut waits = Vec::new();
+        let mut rng = fastrand::Rng::with_seed(9);
         for failures in 1..=10 {
             o.failures = failures;
-            o.wait_after_failure(now);
+            o.wait_after_failure(now, &mut rng, false);
             let Step::Waiting { retry_at } = o.step else {
                 panic!("not waiting");
             };
-            waits.push((retry_at - now).as_secs());
+            let wait = retry_at - now;
+            let base = Duration::from_secs(RETRY_SECS[(failures as usize - 1).min(7)]);
+            assert!(
+                wait >= base && wait < base + base / 2,
+                "{wait:?} for {base:?}"
+            );
+            waits.push(base.as_secs());
         }
         assert_eq!(waits, [1, 2, 3, 5, 8, 13, 21, 30, 30, 30]);
     }

@@ -48,6 +48,47 @@ pub enum RequestKind {
     Probe,
 }
 
+/// How one turn of the event stream ended, as its transport saw it: see
+/// [`Session::handle_poll`](crate::Session::handle_poll).
+///
+/// A long poll is an HTTP exchange ([`from_http`](Self::from_http) sorts its status); a
+/// WebSocket reports its pushed message as [`Events`](Self::Events) and its close codes as
+/// the refusals they stand for, without dressing them up as HTTP answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PollOutcome {
+    /// A batch of events: the JSON array as received (a long poll's `200` body).
+    Events(Vec<u8>),
+    /// The token was refused (HTTP 401, WebSocket close 4401).
+    Unauthorized,
+    /// The token is not valid here (HTTP 403, WebSocket close 4403).
+    Forbidden,
+    /// The server no longer knows the session (HTTP 404 "Session not found", close 4404).
+    SessionGone,
+    /// Any other HTTP answer.
+    Status {
+        /// The status.
+        status: u16,
+        /// The body.
+        body: Vec<u8>,
+    },
+    /// No answer: the connection failed, broke, or the answer could not be read.
+    Failed(crate::TransportError),
+}
+
+impl PollOutcome {
+    /// A long poll's HTTP answer, sorted by status.
+    pub fn from_http(status: u16, body: Vec<u8>) -> Self {
+        match status {
+            200 => Self::Events(body),
+            401 => Self::Unauthorized,
+            403 => Self::Forbidden,
+            404 if crate::wire::is_session_not_found(&body) => Self::SessionGone,
+            _ => Self::Status { status, body },
+        }
+    }
+}
+
 /// An HTTP request to send, with everything needed to send it.
 ///
 /// `Debug` shows the method, URL and kind, never the `Authorization` or `appkey` values.
@@ -61,8 +102,8 @@ pub struct Request {
     pub url: String,
     /// JSON body of a `POST`.
     pub body: Option<String>,
-    /// Report [`TransportError::Timeout`](crate::TransportError::Timeout) if no response
-    /// arrives within this time.
+    /// How long the core waits for the outcome: past it, the core aborts the request and
+    /// counts it as timed out. A transport may use it to bound its own blocking calls.
     pub timeout: Duration,
     /// What the request is for.
     pub kind: RequestKind,

@@ -15,14 +15,21 @@ pub(crate) enum Timer {
     Backoff,
     /// A send held in the outbox is due for another attempt, or has run out of time.
     Outbox,
+    /// Time to ask the token provider for a new token (ahead of expiry, or again after a
+    /// failed call).
+    TokenRefresh,
+    /// The token provider has not answered in time.
+    TokenFetch,
 }
 
-const ALL: [Timer; 5] = [
+const ALL: [Timer; 7] = [
     Timer::Activity,
     Timer::TokenReminder,
     Timer::TokenExpiry,
     Timer::Backoff,
     Timer::Outbox,
+    Timer::TokenRefresh,
+    Timer::TokenFetch,
 ];
 
 #[derive(Debug, Default, Clone)]

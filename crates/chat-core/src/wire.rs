@@ -269,6 +269,14 @@ pub struct Violation {
 /// The `detail` with which the events resource reports an unknown session (HTTP 404).
 pub const SESSION_NOT_FOUND: &str = "Session not found";
 
+/// Whether a 404's body is the problem that says the session is gone.
+pub fn is_session_not_found(body: &[u8]) -> bool {
+    serde_json::from_slice::<Problem>(body)
+        .ok()
+        .and_then(|p| p.detail)
+        .is_some_and(|d| d == SESSION_NOT_FOUND)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Server events
 // ---------------------------------------------------------------------------------------------

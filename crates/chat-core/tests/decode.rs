@@ -88,12 +88,12 @@ fn answer_everything(status: u16, body: &[u8]) {
     let mut h = Harness::new(Config::default());
     h.init();
     let e = h.active_engagement();
-    let _ = h.session.send_message(&e, "x", None, h.now);
-    let _ = h.session.fetch_history(&e, None, h.now);
+    let _ = h.session.send_message(h.now, &e, "x", None);
+    let _ = h.session.fetch_history(h.now, &e, None);
     let _ = h.session.list_engagements(h.now);
-    let _ = h.session.join(&e, h.now);
-    let _ = h.session.create_engagement(Default::default(), h.now);
-    let _ = h.session.disconnect(&e, None, h.now);
+    let _ = h.session.join(h.now, &e);
+    let _ = h.session.create_engagement(h.now, Default::default());
+    let _ = h.session.disconnect(h.now, &e, None);
     // Bounded: a good answer to a poll brings the next poll.
     for _ in 0..2 {
         h.drain();
@@ -101,7 +101,7 @@ fn answer_everything(status: u16, body: &[u8]) {
             let Some(r) = h.sent.pop_front() else { break };
             h.respond_raw(&r, status, body);
         }
-        let _ = h.session.shutdown(None, h.now);
+        let _ = h.session.shutdown(h.now, None);
     }
 }
 

@@ -85,12 +85,12 @@ pub fn answer(kind: u8, status: u16, body: &[u8]) {
         h.init();
         let _ = h.active_engagement();
         match kind {
-            "create" => h.session.create_engagement(Default::default(), h.now).ok(),
-            "join" => h.session.join(&e, h.now).ok(),
-            "send" => h.session.send_message(&e, "x", None, h.now).ok(),
-            "history" => h.session.fetch_history(&e, None, h.now).ok(),
+            "create" => h.session.create_engagement(h.now, Default::default()).ok(),
+            "join" => h.session.join(h.now, &e).ok(),
+            "send" => h.session.send_message(h.now, &e, "x", None).ok(),
+            "history" => h.session.fetch_history(h.now, &e, None).ok(),
             "list" => h.session.list_engagements(h.now).ok(),
-            "disconnect" => h.session.disconnect(&e, None, h.now).ok(),
+            "disconnect" => h.session.disconnect(h.now, &e, None).ok(),
             _ => None,
         }
     };
@@ -117,7 +117,7 @@ pub fn answer(kind: u8, status: u16, body: &[u8]) {
                 return;
             }
             Output::Reply(r) => replies.push(r.id),
-            Output::Transmit(_) | Output::Abort(_) | Output::Event(_) => {}
+            Output::Transmit(_) | Output::Abort(_) | Output::Event(_) | Output::FetchToken(_) => {}
         }
     }
     panic!("poll_output never returned Wait");

@@ -252,6 +252,7 @@ impl Fuzzed {
                     self.in_flight.insert(r.id);
                     self.h.sent.push_back(r);
                 }
+                Output::FetchToken(id) => self.h.fetches.push(id),
                 Output::Abort(id) => {
                     assert!(self.in_flight.remove(&id), "abort of {id}, not in flight");
                     self.h.sent.retain(|r| r.id != id);
@@ -297,7 +298,7 @@ impl Fuzzed {
         let eng = |i: &u8| EngagementId::new(POOL[*i as usize % POOL.len()]);
         match step {
             Step::Create => {
-                let r = self.h.session.create_engagement(Default::default(), now);
+                let r = self.h.session.create_engagement(now, Default::default());
                 self.accept(r);
             }
             Step::List => {
@@ -305,7 +306,7 @@ impl Fuzzed {
                 self.accept(r);
             }
             Step::Join(i) => {
-                let r = self.h.session.join(&eng(i), now);
+                let r = self.h.session.join(now, &eng(i));
                 self.accept(r);
             }
             Step::Send(i, long) => {
@@ -314,15 +315,15 @@ impl Fuzzed {
                 } else {
                     "hello".into()
                 };
-                let r = self.h.session.send_message(&eng(i), &text, None, now);
+                let r = self.h.session.send_message(now, &eng(i), &text, None);
                 self.accept(r);
             }
             Step::History(i) => {
-                let r = self.h.session.fetch_history(&eng(i), None, now);
+                let r = self.h.session.fetch_history(now, &eng(i), None);
                 self.accept(r);
             }
             Step::Disconnect(i) => {
-                let r = self.h.session.disconnect(&eng(i), None, now);
+                let r = self.h.session.disconnect(now, &eng(i), None);
                 self.accept(r);
             }
             Step::SetToken(ttl) => {
@@ -331,12 +332,12 @@ impl Fuzzed {
                 let _ = self
                     .h
                     .session
-                    .set_token(token(wall_now + u64::from(*ttl)), now, wall);
+                    .set_token(now, wall, token(wall_now + u64::from(*ttl)));
             }
             Step::Retry => drop(self.h.session.retry_connection(now)),
             Step::ResetIdle => self.h.session.reset_idle_timeout(now),
             Step::Shutdown(0) => {
-                let r = self.h.session.shutdown(None, now);
+                let r = self.h.session.shutdown(now, None);
                 self.shutdowns.extend(r.as_ref().ok());
                 self.accept(r);
             }
@@ -402,7 +403,7 @@ impl Fuzzed {
     /// by then every accepted command has been answered exactly once.
     fn finish(&mut self) {
         let now = self.h.now;
-        let r = self.h.session.shutdown(None, now);
+        let r = self.h.session.shutdown(now, None);
         self.shutdowns.extend(r.as_ref().ok());
         self.accept(r);
         self.settle_outputs();

@@ -265,9 +265,9 @@ impl Model {
         let eng = |i: usize| EngagementId::new(POOL[i]);
         let mut timer_driven = false;
         match op {
-            Op::Create => drop(self.h.session.create_engagement(Default::default(), now)),
+            Op::Create => drop(self.h.session.create_engagement(now, Default::default())),
             Op::List => drop(self.h.session.list_engagements(now)),
-            Op::Join(i) => drop(self.h.session.join(&eng(*i), now)),
+            Op::Join(i) => drop(self.h.session.join(now, &eng(*i))),
             Op::Activate(i) => {
                 // Known (listed), joined, and the customer added on the stream: ACTIVE.
                 if self.h.session.engagement(&eng(*i)).is_none() {
@@ -275,7 +275,7 @@ impl Model {
                         self.answer_plausibly(id);
                     }
                 }
-                if let Ok(id) = self.h.session.join(&eng(*i), now) {
+                if let Ok(id) = self.h.session.join(now, &eng(*i)) {
                     self.answer_plausibly(id);
                 }
                 self.h.drain();
@@ -300,17 +300,17 @@ impl Model {
                     .map(|e| e.engagement_id.clone())
                     .collect();
                 let target = active.get(*i).cloned().unwrap_or_else(|| eng(*i));
-                if let Ok(id) = self.h.session.send_message(&target, "hello", None, now) {
+                if let Ok(id) = self.h.session.send_message(now, &target, "hello", None) {
                     self.sends.insert(id);
                 }
             }
-            Op::History(i) => drop(self.h.session.fetch_history(&eng(*i), None, now)),
-            Op::Disconnect(i) => drop(self.h.session.disconnect(&eng(*i), None, now)),
+            Op::History(i) => drop(self.h.session.fetch_history(now, &eng(*i), None)),
+            Op::Disconnect(i) => drop(self.h.session.disconnect(now, &eng(*i), None)),
             Op::SetToken(ttl) => {
                 let wall_now = WALL0_UNIX + (now - self.h.t0).as_secs();
                 let t = token(wall_now + ttl);
                 let wall = self.h.wall();
-                if self.h.session.set_token(t.clone(), now, wall).is_ok() {
+                if self.h.session.set_token(now, wall, t.clone()).is_ok() {
                     self.token_exp = now + t.remaining(wall);
                     self.token_set_at = now;
                     self.reminded = false;
@@ -322,7 +322,7 @@ impl Model {
                 }
             }
             Op::ResetIdle => self.h.session.reset_idle_timeout(now),
-            Op::Shutdown => drop(self.h.session.shutdown(None, now)),
+            Op::Shutdown => drop(self.h.session.shutdown(now, None)),
             Op::Respond(pick, answer) => {
                 self.h.drain();
                 if self.h.sent.is_empty() {
@@ -448,9 +448,12 @@ impl Model {
                 Event::EventStreamConnecting if timer_driven => {
                     let (at, base) = self.last_failed.take().expect("attempt without a failure");
                     let slept = now - at;
+                    // Jitter grows with the delay: [0, max(1 s, base / 2)).
+                    let base = Duration::from_secs(base);
+                    let spread = (base / 2).max(Duration::from_secs(1));
                     assert!(
-                        slept >= Duration::from_secs(base) && slept < Duration::from_secs(base + 1),
-                        "slept {slept:?} for base {base}"
+                        slept >= base && slept < base + spread,
+                        "slept {slept:?} for base {base:?}"
                     );
                 }
                 Event::EventStreamConnected | Event::EventStreamClosed => {
@@ -485,10 +488,10 @@ impl Model {
     /// Shuts down and answers everything plausibly until SHUTDOWN: by then every send has
     /// had its one reply, delivered or failed, whatever happened before.
     fn finish(&mut self) {
-        drop(self.h.session.shutdown(None, self.h.now));
+        drop(self.h.session.shutdown(self.h.now, None));
         for _ in 0..500 {
             self.check(false);
-            if self.shut_down {
+            if self.shut_down || self.h.session.is_ended() {
                 break;
             }
             if let Some(r) = self.h.sent.pop_front() {
@@ -498,7 +501,13 @@ impl Model {
                 break;
             }
         }
-        assert!(self.shut_down, "no SHUTDOWN: {:#?}", self.h.session);
+        // Over either way: shut down, or invalidated by the server (no SHUTDOWN then).
+        assert!(
+            self.shut_down
+                || self.h.session.end_reason() == Some(chat_core::EndReason::SessionInvalidated),
+            "no SHUTDOWN: {:#?}",
+            self.h.session
+        );
         let unanswered: Vec<_> = self.sends.difference(&self.replied).collect();
         assert!(
             unanswered.is_empty(),

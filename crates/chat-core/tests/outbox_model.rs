@@ -126,7 +126,7 @@ impl World {
         match op {
             Op::Send(t) => {
                 let e = EngagementId::new(ENGAGEMENT);
-                if let Ok(id) = self.h.session.send_message(&e, TEXTS[*t], None, self.h.now) {
+                if let Ok(id) = self.h.session.send_message(self.h.now, &e, TEXTS[*t], None) {
                     self.sends.insert(id, TEXTS[*t]);
                 }
             }
@@ -254,7 +254,7 @@ impl World {
 
     /// Shuts down, answering what is left as a healthy server would.
     fn finish(&mut self) {
-        drop(self.h.session.shutdown(None, self.h.now));
+        drop(self.h.session.shutdown(self.h.now, None));
         for _ in 0..200 {
             self.check();
             if self.h.session.is_ended() {

@@ -62,20 +62,20 @@ impl Call {
     ) -> Result<RequestId, ChatError> {
         match self {
             Self::Init(None) => session.init(now, wall),
-            Self::Init(Some(r)) => session.resume(r.clone(), now, wall),
-            Self::CreateEngagement(p) => session.create_engagement(p.clone(), now),
+            Self::Init(Some(r)) => session.resume(now, wall, r.clone()),
+            Self::CreateEngagement(p) => session.create_engagement(now, p.clone()),
             Self::ListEngagements => session.list_engagements(now),
-            Self::Join(e) => session.join(e, now),
+            Self::Join(e) => session.join(now, e),
             Self::Send {
                 engagement,
                 text,
                 parent,
-            } => session.send_message(engagement, text, parent.as_ref(), now),
+            } => session.send_message(now, engagement, text, parent.as_ref()),
             Self::FetchHistory { engagement, page } => {
-                session.fetch_history(engagement, page.as_ref(), now)
+                session.fetch_history(now, engagement, page.as_ref())
             }
-            Self::Disconnect { engagement, reason } => session.disconnect(engagement, *reason, now),
-            Self::Shutdown(reason) => session.shutdown(*reason, now),
+            Self::Disconnect { engagement, reason } => session.disconnect(now, engagement, *reason),
+            Self::Shutdown(reason) => session.shutdown(now, *reason),
         }
     }
 

@@ -4,6 +4,7 @@ use std::time::{Instant, SystemTime};
 
 use super::{Pending, Phase, Resumption, Session, ShutdownState, Slot, urls};
 use crate::engagement::MessageOrder;
+use crate::event::EndReason;
 use crate::event::PageLink;
 use crate::ids::{DialogId, EngagementId, MessageId, RequestId, SessionId};
 use crate::request::{Method, RequestKind};
@@ -13,14 +14,14 @@ use crate::wire::{
     DisconnectReason, EngagementStatus, JoinEngagementRequest, MappedData, MessageBody,
     SendMessageRequest, ShutdownReason,
 };
-use crate::{ChatError, Token, validate};
+use crate::{ChatError, validate};
 
 impl Session {
     /// Creates the session on the server (`POST …/sessions`). Completes with
     /// [`ReplyValue::Initialized`](crate::ReplyValue::Initialized), after the `INITIALIZED`
     /// event. May be called again after a failed attempt.
     pub fn init(&mut self, now: Instant, wall: SystemTime) -> Result<RequestId, ChatError> {
-        self.begin_init(None, now, wall)
+        self.begin_init(now, wall, None)
     }
 
     /// Resumes an existing session (`GET …/sessions/{id}`), as a page reload does. The
@@ -28,32 +29,57 @@ impl Session {
     /// stream restarts for them.
     pub fn resume(
         &mut self,
-        resumption: Resumption,
         now: Instant,
         wall: SystemTime,
+        resumption: Resumption,
     ) -> Result<RequestId, ChatError> {
-        self.begin_init(Some(resumption), now, wall)
+        self.begin_init(now, wall, Some(resumption))
     }
 
     fn begin_init(
         &mut self,
-        resume: Option<Resumption>,
         now: Instant,
         wall: SystemTime,
+        resume: Option<Resumption>,
     ) -> Result<RequestId, ChatError> {
         let now = self.tick(now);
         match self.phase {
             Phase::Created => {}
             Phase::Initializing | Phase::ShuttingDown => return Err(ChatError::InProgress),
-            Phase::Ready | Phase::Invalidated => return Err(ChatError::AlreadyInitialized),
-            Phase::Ended => return Err(ChatError::NotInitialized),
+            Phase::Ready => return Err(ChatError::AlreadyInitialized),
+            Phase::Ended => {
+                return Err(self
+                    .require_ready()
+                    .err()
+                    .unwrap_or(ChatError::NotInitialized));
+            }
         }
         self.anchor = Some((now, wall));
-        if self.token.remaining(wall).is_zero() {
+        if self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.remaining(wall).is_zero())
+        {
             return Err(ChatError::constraint("JWT Token should be live"));
         }
         self.phase = Phase::Initializing;
-        let id = match &resume {
+        if let Some(r) = &resume {
+            self.order = MessageOrder::with_last_indexes(r.last_message_indexes.iter().cloned());
+            self.cursor = Cursor::default();
+        }
+        let id = self.new_id();
+        if self.token.is_some() {
+            self.send_init(id, resume);
+        } else {
+            // The first token comes from the provider; the session request follows it.
+            self.init_after_token(now, id, resume);
+        }
+        Ok(id)
+    }
+
+    /// `POST …/sessions`, or `GET …/sessions/{id}` to resume, under the id `init` returned.
+    pub(super) fn send_init(&mut self, id: RequestId, resume: Option<Resumption>) {
+        match resume {
             None => {
                 let body = CreateSessionRequest {
                     display_name: self.display_name.clone(),
@@ -61,40 +87,35 @@ impl Session {
                     session_parameters: self.session_parameters.clone(),
                 };
                 let url = urls::sessions(&self.base);
-                self.transmit(
+                self.transmit_as(
+                    id,
                     Method::Post,
                     url,
                     Some(json(&body)),
                     RequestKind::Rest,
                     Pending::Init { resume: None },
-                )
+                );
             }
             Some(r) => {
                 let url = urls::session(&self.base, &r.session_id);
-                self.transmit(
+                self.transmit_as(
+                    id,
                     Method::Get,
                     url,
                     None,
                     RequestKind::Rest,
-                    Pending::Init {
-                        resume: Some(r.clone()),
-                    },
-                )
+                    Pending::Init { resume: Some(r) },
+                );
             }
-        };
-        if let Some(r) = resume {
-            self.order = MessageOrder::with_last_indexes(r.last_message_indexes);
-            self.cursor = Cursor::default();
         }
-        Ok(id)
     }
 
     /// Creates an engagement (a new chat). It starts PENDING and becomes ACTIVE when the
     /// server reports the customer in it (`ENGAGEMENT_ACTIVE`).
     pub fn create_engagement(
         &mut self,
-        parameters: MappedData,
         now: Instant,
+        parameters: MappedData,
     ) -> Result<RequestId, ChatError> {
         let now = self.tick(now);
         let sid = self.require_ready()?.clone();
@@ -133,8 +154,8 @@ impl Session {
     /// already active). It becomes ACTIVE when the server reports the customer in it.
     pub fn join(
         &mut self,
-        engagement: &EngagementId,
         now: Instant,
+        engagement: &EngagementId,
     ) -> Result<RequestId, ChatError> {
         let now = self.tick(now);
         let sid = self.require_ready()?.clone();
@@ -159,12 +180,16 @@ impl Session {
 
     /// Sends a text message (1–4096 UTF-16 units), optionally in answer to `parent`.
     /// Completes with the message as stored; it also comes back as `MESSAGE_DELIVERED`.
+    ///
+    /// With the outbox ([`Config::outbox`](crate::Config::outbox)) the sends of one
+    /// engagement go out one at a time, in the order they were made, so that they are stored
+    /// in that order whatever fails in between.
     pub fn send_message(
         &mut self,
+        now: Instant,
         engagement: &EngagementId,
         text: &str,
         parent: Option<&MessageId>,
-        now: Instant,
     ) -> Result<RequestId, ChatError> {
         let now = self.tick(now);
         let sid = self.require_ready()?.clone();
@@ -180,9 +205,10 @@ impl Session {
             })?;
         }
         self.activity(now);
-        let id = self.post_message(engagement, dialog_id, sid, text, parent);
-        self.hold_send(now, id, engagement, text, parent);
-        Ok(id)
+        if self.config.outbox.is_some() {
+            return Ok(self.queue_send(now, engagement, text, parent));
+        }
+        Ok(self.post_message(engagement, dialog_id, sid, text, parent))
     }
 
     /// `POST …/messages`: a send, or the outbox's next attempt at one.
@@ -215,9 +241,9 @@ impl Session {
     /// before joining). Not an activity.
     pub fn fetch_history(
         &mut self,
+        now: Instant,
         engagement: &EngagementId,
         page: Option<&PageLink>,
-        now: Instant,
     ) -> Result<RequestId, ChatError> {
         self.tick(now);
         let sid = self.require_ready()?.clone();
@@ -242,9 +268,9 @@ impl Session {
     /// reports the customer gone (`ENGAGEMENT_TERMINATED`).
     pub fn disconnect(
         &mut self,
+        now: Instant,
         engagement: &EngagementId,
         reason: Option<DisconnectReason>,
-        now: Instant,
     ) -> Result<RequestId, ChatError> {
         let now = self.tick(now);
         let sid = self.require_ready()?.clone();
@@ -266,36 +292,6 @@ impl Session {
             RequestKind::Rest,
             Pending::Disconnect(engagement.clone()),
         ))
-    }
-
-    /// Replaces the token (no network call): later requests carry it, the expiry timers are
-    /// re-armed, and a stream paused by a 401 or 403 resumes. Works before `init` too.
-    pub fn set_token(
-        &mut self,
-        token: Token,
-        now: Instant,
-        wall: SystemTime,
-    ) -> Result<(), ChatError> {
-        let now = self.tick(now);
-        if token.remaining(wall).is_zero() {
-            return Err(ChatError::constraint("JWT Token should be live"));
-        }
-        if matches!(self.phase, Phase::ShuttingDown | Phase::Ended) {
-            return Err(ChatError::NotInitialized);
-        }
-        self.anchor = Some((now, wall));
-        self.bearer = super::bearer(&token);
-        self.token = token;
-        // Before init the timers start with the session; during shutdown they never will.
-        if matches!(self.phase, Phase::Ready | Phase::Invalidated) {
-            self.arm_token_timers(now);
-        }
-        if self.phase == Phase::Ready && self.stream == StreamState::Paused {
-            // Resuming from Paused emits no EVENT_STREAM_CONNECTING, as in the official SDK.
-            self.stream = StreamState::Connecting;
-            self.send_poll();
-        }
-        Ok(())
     }
 
     /// Retries the event stream now: after `RECONNECTION_TIMEOUT` (Failed) one immediate
@@ -338,14 +334,18 @@ impl Session {
     /// from another session. The outcome of the delete is only logged.
     pub fn shutdown(
         &mut self,
-        reason: Option<ShutdownReason>,
         now: Instant,
+        reason: Option<ShutdownReason>,
     ) -> Result<RequestId, ChatError> {
         let now = self.tick(now);
         match self.phase {
             Phase::Initializing | Phase::ShuttingDown => Err(ChatError::InProgress),
-            Phase::Created | Phase::Ended => Err(ChatError::NotInitialized),
-            Phase::Ready | Phase::Invalidated => Ok(self.begin_shutdown(reason, false, now)),
+            Phase::Created => Err(ChatError::NotInitialized),
+            Phase::Ended => Err(self
+                .require_ready()
+                .err()
+                .unwrap_or(ChatError::NotInitialized)),
+            Phase::Ready => Ok(self.begin_shutdown(reason, false, now)),
         }
     }
 
@@ -360,16 +360,17 @@ impl Session {
         }
         // Catch-ups are internal: nobody waits for them.
         let catch_ups: Vec<RequestId> = self
-            .pending
+            .requests
             .iter()
-            .filter(|(_, p)| matches!(p, Pending::CatchUp(_)))
-            .map(|(id, _)| *id)
+            .filter(|r| matches!(r.pending, Pending::CatchUp(_)))
+            .map(|r| r.id)
             .collect();
         for id in catch_ups {
             self.abort(id);
         }
         self.catch_ups.clear();
         self.stop_outbox_checks(now);
+        self.drop_token_waiters(&ChatError::NotInitialized);
         self.timers.stop_all();
         self.slot = Slot::None;
         self.engagements.clear();
@@ -394,6 +395,35 @@ impl Session {
         // Held sends that wait fail now; those in flight when their answer comes.
         self.pump_outbox(now);
         id
+    }
+
+    /// Ends the session at once: every request is abandoned, and whatever waits for one
+    /// (commands, held sends, token refreshes) fails with `error`.
+    pub(super) fn end_session(&mut self, reason: EndReason, error: &ChatError) {
+        for sent in std::mem::take(&mut self.requests) {
+            self.out.push_back(crate::Output::Abort(sent.id));
+            let answered_by_outbox = self.outbox.sending(sent.id).is_some();
+            if (sent.pending.is_command() || matches!(sent.pending, Pending::Send(_)))
+                && !answered_by_outbox
+            {
+                self.reply(sent.id, Err(error.clone()));
+            }
+        }
+        self.in_flight = None;
+        self.probing = None;
+        self.catch_ups.clear();
+        self.drop_token_waiters(error);
+        self.fail_outbox(error);
+        if let Some(s) = self.shutdown.take() {
+            if !s.automatic {
+                self.reply(s.id, Err(error.clone()));
+            }
+        }
+        self.timers.stop_all();
+        self.slot = Slot::None;
+        self.engagements.clear();
+        self.phase = Phase::Ended;
+        self.end = Some(reason);
     }
 
     /// The engagement, if it exists and is neither TERMINATING nor TERMINATED (else ACS-314).

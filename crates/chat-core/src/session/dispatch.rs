@@ -44,6 +44,11 @@ impl Session {
     }
 
     fn on_message(&mut self, event: ServerEvent) {
+        if self.known(&event).is_none() {
+            // Its engagement may become known (a late create or join reply); if not, the
+            // event is dropped with the oldest orphans, and no state is kept for it.
+            return self.keep_orphan(event);
+        }
         let (Some(engagement_id), Some(dialog_id), Some(m), Some(sender)) = (
             event.engagement_id,
             event.dialog_id,

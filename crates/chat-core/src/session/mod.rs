@@ -7,6 +7,7 @@ mod outbox;
 mod replies;
 mod stream_loop;
 mod timers;
+mod tokens;
 mod urls;
 
 use std::collections::VecDeque;
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backoff::Backoff;
 use crate::engagement::{EngagementState, MessageOrder};
-use crate::event::{EngagementInfo, Event, Output, Reply, ReplyValue};
+use crate::event::{EndReason, EngagementInfo, Event, Output, Reply, ReplyValue};
 use crate::ids::{EngagementId, RequestId, SessionId};
 use crate::outbox::Outbox;
 use crate::request::{Method, Request, RequestKind};
@@ -26,10 +27,16 @@ use crate::timer::TimerTable;
 use crate::wire::{MappedData, ServerEvent, ShutdownReason};
 use crate::{ChatError, Config, InitParams, Token};
 
+use self::tokens::Tokens;
+
 /// How long before `exp` the `TOKEN_EXPIRY_REMINDER` fires.
 pub const TOKEN_WARNING: Duration = Duration::from_secs(180);
 /// Disconnection probes sent before a failed poll is reported.
 pub const PROBE_COUNT: u8 = 3;
+/// Rounds in a row of "the poll failed but a probe answered": past this, the stream is
+/// treated as failing (Retry, with backoff and events) instead of polling and probing on as
+/// fast as the server answers.
+const MAX_PROBE_PASSES: u8 = 3;
 /// Server events kept for engagements not yet known (their create or join reply is late).
 const MAX_ORPHANS: usize = 64;
 /// History pages fetched at most to fill one gap after a reconnection.
@@ -46,7 +53,7 @@ pub struct Resumption {
     #[serde(default)]
     pub active_engagements: Vec<EngagementId>,
     /// The last `messageIndex` delivered per engagement: missed messages after it are fetched
-    /// from history once the stream is back.
+    /// from history as soon as the session is resumed.
     #[serde(default)]
     pub last_message_indexes: Vec<(EngagementId, u64)>,
 }
@@ -56,9 +63,8 @@ enum Phase {
     Created,
     Initializing,
     Ready,
-    /// The server no longer knows the session.
-    Invalidated,
     ShuttingDown,
+    /// Over: shut down, or the server forgot the session ([`Session::end_reason`]).
     Ended,
 }
 
@@ -94,6 +100,42 @@ enum Pending {
     CatchUp(EngagementId),
 }
 
+impl Pending {
+    /// A command of the application's, answered by a [`Reply`] under the request's id.
+    fn is_command(&self) -> bool {
+        matches!(
+            self,
+            Self::Init { .. }
+                | Self::CreateEngagement
+                | Self::ListEngagements
+                | Self::Join(_)
+                | Self::History { .. }
+                | Self::Disconnect(_)
+        )
+    }
+}
+
+/// A request in flight: what it is for, when the core stops waiting for it, and what it
+/// takes to send it again after a token refresh (a REST call refused with 401).
+#[derive(Debug)]
+struct Sent {
+    id: RequestId,
+    pending: Pending,
+    /// `None` only if no input has carried a time yet, which cannot happen: every command
+    /// and input takes `now` before it can send anything.
+    deadline: Option<Instant>,
+    resend: Option<Box<Resend>>,
+}
+
+#[derive(Debug)]
+struct Resend {
+    method: Method,
+    url: String,
+    body: Option<String>,
+    /// Sent once more already: a second 401 is the answer.
+    replayed: bool,
+}
+
 #[derive(Debug)]
 struct CatchUp {
     engagement: EngagementId,
@@ -112,11 +154,30 @@ struct ShutdownState {
 
 /// One AXP chat session: its engagements, event stream, token and timers. No I/O.
 ///
-/// Drive it like this: call a command or feed an input, then call
-/// [`poll_output`](Self::poll_output) until it returns [`Output::Wait`], carrying out each
-/// output; call [`handle_timeout`](Self::handle_timeout) at the deadline of the `Wait`.
-/// Every input carries `now`, a monotonic instant; inputs that concern the token also carry
-/// the wall-clock time. Many sessions may live in one process: there is no global state.
+/// # Driving it
+///
+/// The methods come in four groups, as in `quinn-proto`:
+///
+/// - **reads** on `&self` ([`session_id`](Self::session_id), [`engagement`](Self::engagement),
+///   [`stream_state`](Self::stream_state), [`resumption`](Self::resumption), …);
+/// - **inputs** from the network and the clock, each with `now` first:
+///   [`handle_response`](Self::handle_response) and [`handle_failure`](Self::handle_failure) for
+///   REST calls and probes, [`handle_poll`](Self::handle_poll) for the event stream,
+///   [`handle_token`](Self::handle_token) for the token provider, and
+///   [`handle_timeout`](Self::handle_timeout) at the deadline;
+/// - **commands** of the application ([`init`](Self::init),
+///   [`create_engagement`](Self::create_engagement), [`send_message`](Self::send_message), …),
+///   checked at once (a typed `ACS-3xx` error) and completed later by a [`Reply`] under the
+///   [`RequestId`] they return;
+/// - **outputs**: after every input or command, call [`poll_output`](Self::poll_output) until
+///   it returns [`Output::Wait`], carrying out each output.
+///
+/// `now` is a monotonic instant and never goes backwards (an earlier one is taken as the
+/// latest seen); inputs that concern the token also carry the wall-clock time. Every rule of
+/// the protocol lives here: request timeouts (the core aborts a request that ran past its
+/// timeout and fails it itself), the token's refresh through a provider and the replay of a
+/// call refused with 401 ([`Config::token_refresh`]), the stream's states, probes and backoff,
+/// the outbox. Many sessions may live in one process: there is no global state.
 ///
 /// ```
 /// use std::time::{Instant, SystemTime};
@@ -145,13 +206,14 @@ struct ShutdownState {
 pub struct Session {
     config: Config,
     base: String,
-    token: Token,
+    token: Option<Token>,
     bearer: Arc<str>,
     appkey: Arc<str>,
     display_name: Option<String>,
     session_parameters: Option<MappedData>,
 
     phase: Phase,
+    end: Option<EndReason>,
     session_id: Option<SessionId>,
     /// `…/sessions/{id}/events`, built once.
     events_url: Option<String>,
@@ -161,12 +223,17 @@ pub struct Session {
     catch_ups: Vec<CatchUp>,
     shutdown: Option<ShutdownState>,
     outbox: Outbox,
+    tokens: Tokens,
 
     stream: StreamState,
     in_flight: Option<InFlight>,
     probing: Option<Probing>,
+    /// Polls in a row that failed although a probe then answered (see `MAX_PROBE_PASSES`).
+    probe_passes: u8,
     cursor: Cursor,
     backoff: Backoff,
+    /// The jitter of the backoff and of the outbox's retries.
+    rng: fastrand::Rng,
     /// The stream was interrupted since it last delivered: catch up from history on connect.
     interrupted: bool,
 
@@ -178,7 +245,7 @@ pub struct Session {
     /// The latest `now` seen: time never runs backwards inside the core.
     last_now: Option<Instant>,
 
-    pending: Vec<(RequestId, Pending)>,
+    requests: Vec<Sent>,
     next_id: u64,
     out: VecDeque<Output>,
 }
@@ -189,10 +256,15 @@ impl Session {
     pub fn new(params: InitParams, config: Config) -> Result<Self, ChatError> {
         config.validate()?;
         let host = params.validate()?;
+        if params.token.is_none() && config.token_refresh.is_none() {
+            return Err(ChatError::init_param(
+                "a token, or a token provider (Config::token_refresh), is required",
+            ));
+        }
         let base = urls::base(&host, &params.integration_id);
-        let backoff = Backoff::new(config.jitter_seed);
+        let seed = config.jitter_seed.unwrap_or_else(crate::backoff::os_seed);
         Ok(Self {
-            bearer: bearer(&params.token),
+            bearer: params.token.as_ref().map_or_else(|| Arc::from(""), bearer),
             appkey: params.appkey.shared_text(),
             token: params.token,
             display_name: params.display_name,
@@ -200,6 +272,7 @@ impl Session {
             config,
             base,
             phase: Phase::Created,
+            end: None,
             session_id: None,
             events_url: None,
             engagements: Vec::new(),
@@ -208,17 +281,20 @@ impl Session {
             catch_ups: Vec::new(),
             shutdown: None,
             outbox: Outbox::default(),
+            tokens: Tokens::default(),
             stream: StreamState::Closed,
             in_flight: None,
             probing: None,
+            probe_passes: 0,
             cursor: Cursor::default(),
-            backoff,
+            backoff: Backoff::default(),
+            rng: fastrand::Rng::with_seed(seed),
             interrupted: false,
             slot: Slot::None,
             timers: TimerTable::default(),
             anchor: None,
             last_now: None,
-            pending: Vec::new(),
+            requests: Vec::new(),
             next_id: 0,
             out: VecDeque::new(),
         })
@@ -230,15 +306,21 @@ impl Session {
 
     /// The next thing to do. Call it until it returns [`Output::Wait`] after every command and
     /// input: outputs are queued, never dropped.
+    #[must_use]
     pub fn poll_output(&mut self) -> Output {
         self.out
             .pop_front()
             .unwrap_or_else(|| Output::Wait(self.poll_timeout()))
     }
 
-    /// The next deadline, if any timer runs.
+    /// The next deadline: the earliest timer, or the timeout of a request in flight.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next()
+        let requests = self.requests.iter().filter_map(|r| r.deadline).min();
+        match (self.timers.next(), requests) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // -----------------------------------------------------------------------------------------
@@ -250,14 +332,20 @@ impl Session {
         self.session_id.as_ref()
     }
 
-    /// Whether the session is initialized and not shut down.
+    /// Whether the session is initialized and not over.
     pub fn is_ready(&self) -> bool {
         self.phase == Phase::Ready
     }
 
-    /// Whether the session has shut down (`SHUTDOWN` was emitted).
+    /// Whether the session is over: shut down (`SHUTDOWN` was emitted), or invalidated by the
+    /// server. [`end_reason`](Self::end_reason) says which; nothing follows.
     pub fn is_ended(&self) -> bool {
         self.phase == Phase::Ended
+    }
+
+    /// Why the session ended, once it has.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.end
     }
 
     /// The event stream's state.
@@ -265,9 +353,9 @@ impl Session {
         self.stream
     }
 
-    /// The token in use.
-    pub fn token(&self) -> &Token {
-        &self.token
+    /// The token in use (`None` before the provider gave the first one).
+    pub fn token(&self) -> Option<&Token> {
+        self.token.as_ref()
     }
 
     /// An engagement known to this session (the official `getEngagementById`).
@@ -280,8 +368,13 @@ impl Session {
         self.engagements.iter().map(|e| &e.info)
     }
 
-    /// What to keep to [`resume`](Self::resume) this session later, once it exists.
+    /// What to keep to [`resume`](Self::resume) this session later, once it exists and while
+    /// it is not over. The positions are those of the messages this session has emitted
+    /// (an adapter that queues events for the application lowers them to what it has taken).
     pub fn resumption(&self) -> Option<Resumption> {
+        if self.phase == Phase::Ended {
+            return None;
+        }
         let session_id = self.session_id.clone()?;
         Some(Resumption {
             session_id,
@@ -303,11 +396,13 @@ impl Session {
     // Plumbing shared by the submodules
     // -----------------------------------------------------------------------------------------
 
-    /// Takes `now` (never earlier than an earlier input's) and fires the timers due by then.
+    /// Takes `now` (never earlier than an earlier input's), fires the timers due by then and
+    /// times out the requests past their deadline.
     fn tick(&mut self, now: Instant) -> Instant {
         let now = self.last_now.map_or(now, |last| now.max(last));
         self.last_now = Some(now);
         self.fire_due(now);
+        self.expire_requests(now);
         now
     }
 
@@ -317,6 +412,13 @@ impl Session {
             Some((at, wall)) => wall + now.saturating_duration_since(at),
             None => SystemTime::UNIX_EPOCH,
         }
+    }
+
+    /// How long the token has left at `now` (zero without one).
+    fn token_remaining(&self, now: Instant) -> Duration {
+        self.token
+            .as_ref()
+            .map_or(Duration::ZERO, |t| t.remaining(self.wall_at(now)))
     }
 
     fn find(&self, id: &EngagementId) -> Option<usize> {
@@ -333,6 +435,11 @@ impl Session {
         self.out.push_back(Output::Reply(Reply { id, result }));
     }
 
+    fn new_id(&mut self) -> RequestId {
+        self.next_id += 1;
+        RequestId(self.next_id)
+    }
+
     fn transmit(
         &mut self,
         method: Method,
@@ -341,8 +448,21 @@ impl Session {
         kind: RequestKind,
         pending: Pending,
     ) -> RequestId {
-        self.next_id += 1;
-        let id = RequestId(self.next_id);
+        let id = self.new_id();
+        self.transmit_as(id, method, url, body, kind, pending);
+        id
+    }
+
+    /// Sends a request under `id` (a new one, or one sent again after a token refresh).
+    fn transmit_as(
+        &mut self,
+        id: RequestId,
+        method: Method,
+        url: String,
+        body: Option<String>,
+        kind: RequestKind,
+        pending: Pending,
+    ) {
         let timeout = match kind {
             RequestKind::Poll { .. } | RequestKind::Probe => self.config.poll_timeout,
             RequestKind::Rest => self.config.request_timeout,
@@ -351,7 +471,25 @@ impl Session {
             RequestKind::Probe => self.session_id.clone(),
             _ => None,
         };
-        self.pending.push((id, pending));
+        // What it takes to send a REST call once more after a token refresh: only a
+        // session with a token provider needs it; a refused delete ends the session anyway.
+        let resend = (self.config.token_refresh.is_some()
+            && kind == RequestKind::Rest
+            && !matches!(pending, Pending::Shutdown))
+        .then(|| {
+            Box::new(Resend {
+                method,
+                url: url.clone(),
+                body: body.clone(),
+                replayed: false,
+            })
+        });
+        self.requests.push(Sent {
+            id,
+            pending,
+            deadline: self.last_now.map(|now| now + timeout),
+            resend,
+        });
         self.out.push_back(Output::Transmit(Request {
             id,
             method,
@@ -363,25 +501,26 @@ impl Session {
             appkey: Arc::clone(&self.appkey),
             route,
         }));
-        id
     }
 
     fn abort(&mut self, id: RequestId) {
-        if let Some(at) = self.pending.iter().position(|(p, _)| *p == id) {
-            self.pending.swap_remove(at);
+        if let Some(at) = self.requests.iter().position(|r| r.id == id) {
+            self.requests.swap_remove(at);
             self.out.push_back(Output::Abort(id));
         }
     }
 
-    fn take_pending(&mut self, id: RequestId) -> Option<Pending> {
-        let at = self.pending.iter().position(|(p, _)| *p == id)?;
-        Some(self.pending.swap_remove(at).1)
+    fn take_sent(&mut self, id: RequestId) -> Option<Sent> {
+        let at = self.requests.iter().position(|r| r.id == id)?;
+        Some(self.requests.swap_remove(at))
     }
 
     fn require_ready(&self) -> Result<&SessionId, ChatError> {
         match (self.phase, &self.session_id) {
             (Phase::Ready, Some(sid)) => Ok(sid),
-            (Phase::Invalidated, _) => Err(ChatError::SessionNotFound),
+            (Phase::Ended, _) if self.end == Some(EndReason::SessionInvalidated) => {
+                Err(ChatError::SessionNotFound)
+            }
             _ => Err(ChatError::NotInitialized),
         }
     }
@@ -393,12 +532,13 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("base", &self.base)
             .field("phase", &self.phase)
+            .field("end", &self.end)
             .field("session_id", &self.session_id)
             .field("token", &self.token)
             .field("stream", &self.stream)
             .field("engagements", &self.engagements)
-            .field("pending", &self.pending)
-            .field("next_deadline", &self.timers.next())
+            .field("requests", &self.requests.len())
+            .field("next_deadline", &self.poll_timeout())
             .finish_non_exhaustive()
     }
 }

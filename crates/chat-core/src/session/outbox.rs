@@ -7,8 +7,8 @@
 
 use std::time::Instant;
 
-use super::{MAX_CATCH_UP_PAGES, Pending, Phase, Session, urls};
-use crate::event::{Message, ReplyValue};
+use super::{Pending, Phase, Session, urls};
+use crate::event::{EndReason, Message, ReplyValue};
 use crate::ids::{EngagementId, MessageId, RequestId};
 use crate::outbox::{Outgoing, Step};
 use crate::request::{Method, RequestKind};
@@ -16,6 +16,10 @@ use crate::stream::StreamState;
 use crate::timer::Timer;
 use crate::wire::{self, EngagementStatus};
 use crate::{ChatError, TransportError};
+
+/// History pages read at most to find whether an earlier attempt of a send arrived: 10,000
+/// messages. Past it the send fails with `MaybeDelivered` rather than risk a duplicate.
+const MAX_CHECK_PAGES: u32 = 200;
 
 /// What one attempt's outcome means for a held send.
 enum Verdict {
@@ -29,29 +33,34 @@ enum Verdict {
 }
 
 impl Session {
-    /// Holds a send just made as attempt `id`, if the outbox is on and has room.
-    pub(super) fn hold_send(
+    /// Queues a send in the outbox and returns the id its reply will carry. It goes out at
+    /// once unless an earlier send of the engagement is still on its way.
+    pub(super) fn queue_send(
         &mut self,
         now: Instant,
-        id: RequestId,
         engagement: &EngagementId,
         text: &str,
         parent: Option<&MessageId>,
-    ) {
+    ) -> RequestId {
         let Some(limit) = self.config.outbox else {
-            return;
+            return self.new_id();
         };
         if self.outbox.is_full() {
             tracing::warn!("outbox full: this send fails at its first error");
-            return;
+            let (Some(sid), Some(e)) = (self.session_id.clone(), self.find(engagement)) else {
+                return self.new_id();
+            };
+            let dialog = self.engagements[e].info.dialog_id.clone();
+            return self.post_message(engagement, dialog, sid, text, parent);
         }
         let baseline = self
             .order
             .last_index(engagement)
             .max(self.outbox.highest_sent(engagement))
             .unwrap_or(0);
+        let reply = self.new_id();
         self.outbox.held.push(Outgoing {
-            reply: id,
+            reply,
             engagement: engagement.clone(),
             text: text.to_owned(),
             parent: parent.cloned(),
@@ -60,8 +69,10 @@ impl Session {
             uncertain: false,
             failures: 0,
             last_error: None,
-            step: Step::Sending(id),
+            step: Step::Waiting { retry_at: now },
         });
+        self.pump_outbox(now);
+        reply
     }
 
     /// The answer to a send: true if it was a held send's attempt (then fully handled here).
@@ -74,8 +85,13 @@ impl Session {
         let Some(at) = self.outbox.sending(id) else {
             return false;
         };
+        let scouting = self.stream != StreamState::Connected;
         match verdict(outcome) {
-            Verdict::Delivered(m) => self.settle_held(at, Ok(*m)),
+            Verdict::Delivered(m) => {
+                self.settle_held(at, Ok(*m));
+                // The server is there: the sends waiting behind this one go now.
+                self.outbox_recovered(now);
+            }
             Verdict::Failed(e) => {
                 if e == ChatError::EngagementNotFound {
                     let engagement = self.outbox.held[at].engagement.clone();
@@ -92,7 +108,7 @@ impl Session {
                 held.uncertain |= maybe_arrived;
                 held.failures += 1;
                 held.last_error = Some(error);
-                held.wait_after_failure(now);
+                held.wait_after_failure(now, &mut self.rng, scouting);
             }
         }
         true
@@ -108,6 +124,7 @@ impl Session {
         let Some(at) = self.outbox.checking(id) else {
             return;
         };
+        let scouting = self.stream != StreamState::Connected;
         let page =
             super::replies::rest(outcome).and_then(super::replies::decode::<wire::MessagePage>);
         let page = match page {
@@ -116,7 +133,7 @@ impl Session {
                 tracing::debug!(error = %e, "reading history for a held send failed");
                 let held = &mut self.outbox.held[at];
                 held.failures += 1;
-                held.wait_after_failure(now);
+                held.wait_after_failure(now, &mut self.rng, scouting);
                 return;
             }
         };
@@ -143,7 +160,7 @@ impl Session {
         candidates.extend(found);
         let pages = *pages;
         match link {
-            Some(link) if !reached_baseline && pages < MAX_CATCH_UP_PAGES => {
+            Some(link) if !reached_baseline && pages < MAX_CHECK_PAGES => {
                 let next = self.transmit(
                     Method::Get,
                     link.0,
@@ -157,8 +174,9 @@ impl Session {
                 }
             }
             Some(_) if !reached_baseline => {
-                // Too much history to be sure: failing is better than sending twice.
-                let error = self.give_up_error(at);
+                // Too much history to be sure: failing is better than sending twice, and the
+                // error says the message may well be there.
+                let error = ChatError::MaybeDelivered(self.last_transport_error(at));
                 self.settle_held(at, Err(error));
             }
             _ => {
@@ -185,39 +203,81 @@ impl Session {
 
     /// Moves every waiting send on: gives up on those past help, tries those due, and arms
     /// the outbox timer for the next of either. Called after every input that can matter.
+    ///
+    /// The sends of one engagement go one at a time, oldest first, so that they are stored
+    /// in order. While the stream is not connected only one send of the whole session is
+    /// tried at a time: it finds out whether the server is back, and the others follow
+    /// the moment it gets through.
     pub(super) fn pump_outbox(&mut self, now: Instant) {
         let mut at = 0;
         while at < self.outbox.held.len() {
-            let Step::Waiting { retry_at } = self.outbox.held[at].step else {
-                at += 1;
-                continue;
-            };
-            if let Some(error) = self.hopeless(at, now) {
-                self.settle_held(at, Err(error));
-                continue;
-            }
-            if retry_at <= now && self.can_send(&self.outbox.held[at].engagement) {
-                self.next_attempt(at);
+            if matches!(self.outbox.held[at].step, Step::Waiting { .. }) {
+                if let Some(error) = self.hopeless(at, now) {
+                    self.settle_held(at, Err(error));
+                    continue;
+                }
             }
             at += 1;
         }
-        self.outbox.prune();
-        let next = self
+        let scouting = self.stream != StreamState::Connected;
+        let mut busy: Vec<EngagementId> = self
             .outbox
             .held
             .iter()
-            .filter_map(|o| match o.step {
-                Step::Waiting { retry_at } if self.can_send(&o.engagement) => {
-                    Some(retry_at.min(o.deadline))
-                }
-                Step::Waiting { .. } => Some(o.deadline),
-                _ => None,
-            })
-            .min();
+            .filter(|o| !matches!(o.step, Step::Waiting { .. }))
+            .map(|o| o.engagement.clone())
+            .collect();
+        // The earliest moment a waiting send at the head of its engagement may go; sends
+        // behind a busy one are moved on when it settles, not by the timer.
+        let mut next: Option<Instant> = None;
+        for at in 0..self.outbox.held.len() {
+            let held = &self.outbox.held[at];
+            let Step::Waiting { retry_at } = held.step else {
+                continue;
+            };
+            let deadline = held.deadline;
+            if busy.contains(&held.engagement) || (scouting && !busy.is_empty()) {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+                continue;
+            }
+            // Whether it goes now or not, the sends behind it in its engagement wait.
+            let engagement = held.engagement.clone();
+            let ready = self.can_send(&engagement);
+            busy.push(engagement);
+            if retry_at <= now && ready {
+                self.next_attempt(at);
+            } else {
+                let due = if ready {
+                    retry_at.min(deadline)
+                } else {
+                    deadline
+                };
+                next = Some(next.map_or(due, |n| n.min(due)));
+            }
+        }
+        self.outbox.prune();
         match next {
             Some(at) => self.timers.set(Timer::Outbox, at.max(now)),
             None => self.timers.stop(Timer::Outbox),
         }
+    }
+
+    /// The server is back (the stream connected, or a held send got through): every
+    /// waiting send may go now rather than at the end of its backoff.
+    pub(super) fn outbox_recovered(&mut self, now: Instant) {
+        for held in &mut self.outbox.held {
+            if let Step::Waiting { retry_at } = &mut held.step {
+                *retry_at = (*retry_at).min(now);
+            }
+        }
+    }
+
+    /// At the end of the session: every held send fails with `error`.
+    pub(super) fn fail_outbox(&mut self, error: &ChatError) {
+        while !self.outbox.held.is_empty() {
+            self.settle_held(0, Err(error.clone()));
+        }
+        self.timers.stop(Timer::Outbox);
     }
 
     /// At shutdown: history checks are dropped; their sends wait, and then fail.
@@ -249,7 +309,9 @@ impl Session {
         let held = &self.outbox.held[at];
         match self.phase {
             Phase::Ready => {}
-            Phase::Invalidated => return Some(ChatError::SessionNotFound),
+            Phase::Ended if self.end == Some(EndReason::SessionInvalidated) => {
+                return Some(ChatError::SessionNotFound);
+            }
             _ => return Some(self.give_up_error(at)),
         }
         let alive = self.find(&held.engagement).is_some_and(|e| {
@@ -262,18 +324,32 @@ impl Session {
         (now >= held.deadline).then(|| self.give_up_error(at))
     }
 
+    /// The reply of a send the outbox gives up on: if an attempt may have arrived, it says
+    /// the message may have been stored.
     fn give_up_error(&self, at: usize) -> ChatError {
-        self.outbox.held[at]
-            .last_error
+        let held = &self.outbox.held[at];
+        if held.uncertain {
+            return ChatError::MaybeDelivered(self.last_transport_error(at));
+        }
+        held.last_error
             .clone()
             .unwrap_or(ChatError::Unreachable(TransportError::Timeout))
     }
 
-    /// Whether a held send of `engagement` may be tried now: the session is up, the stream
-    /// connected (so the server is there) and the engagement active.
+    fn last_transport_error(&self, at: usize) -> TransportError {
+        match &self.outbox.held[at].last_error {
+            Some(ChatError::Unreachable(e) | ChatError::MaybeDelivered(e)) => *e,
+            _ => TransportError::Timeout,
+        }
+    }
+
+    /// Whether a held send of `engagement` may be tried now: the session is up, its token
+    /// not refused (a paused stream waits for a new one) and the engagement active. The
+    /// stream need not be connected: on a quiet chat the first poll after an outage is
+    /// answered only after the server's hold time, and the sends should not wait for it.
     fn can_send(&self, engagement: &EngagementId) -> bool {
         self.phase == Phase::Ready
-            && self.stream == StreamState::Connected
+            && self.stream != StreamState::Paused
             && self
                 .find(engagement)
                 .is_some_and(|e| self.engagements[e].info.status == EngagementStatus::Active)
@@ -313,7 +389,8 @@ impl Session {
 
     /// Ends a held send with its one reply.
     pub(super) fn settle_held(&mut self, at: usize, result: Result<Message, ChatError>) {
-        let held = self.outbox.held.swap_remove(at);
+        // `remove`, not `swap_remove`: the order of the held sends is the order they go in.
+        let held = self.outbox.held.remove(at);
         if let Ok(m) = &result {
             self.outbox.delivered(m);
         }

@@ -4,39 +4,106 @@ use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 
-use super::{CatchUp, MAX_CATCH_UP_PAGES, Pending, Phase, Resumption, Session, urls};
+use super::stream_loop::StreamAnswer;
+use super::{CatchUp, MAX_CATCH_UP_PAGES, Pending, Phase, Resumption, Sent, Session, urls};
 use crate::engagement::EngagementState;
-use crate::event::{Event, HistoryPage, Message, PageLink, ReplyValue, UserContext};
+use crate::event::{
+    EndReason, Event, HistoryPage, Message, Output, PageLink, ReplyValue, UserContext,
+};
 use crate::ids::{EngagementId, RequestId};
-use crate::request::{Method, RequestKind};
+use crate::request::{Method, PollOutcome, RequestKind};
 use crate::wire::{self, EngagementStatus, Problem};
 use crate::{ChatError, TransportError};
 
-type Outcome<'a> = Result<(u16, &'a [u8]), TransportError>;
+pub(super) type Outcome<'a> = Result<(u16, &'a [u8]), TransportError>;
 
 impl Session {
-    /// Feeds the response to a request: its status and whole body.
+    /// Feeds the response to a request: its status and whole body. A long poll's answer may
+    /// come this way too (it is sorted as [`PollOutcome::from_http`] does).
     ///
     /// Responses to requests that were aborted, already answered or never made are ignored.
     pub fn handle_response(&mut self, now: Instant, id: RequestId, status: u16, body: &[u8]) {
-        self.settle(now, id, Ok((status, body)));
+        let now = self.tick(now);
+        if let Some(sent) = self.take_sent(id) {
+            self.settle(now, sent, Ok((status, body)));
+        }
     }
 
     /// Feeds the failure of a request that got no response.
     pub fn handle_failure(&mut self, now: Instant, id: RequestId, error: TransportError) {
-        self.settle(now, id, Err(error));
+        let now = self.tick(now);
+        if let Some(sent) = self.take_sent(id) {
+            self.settle(now, sent, Err(error));
+        }
     }
 
-    fn settle(&mut self, now: Instant, id: RequestId, outcome: Outcome<'_>) {
+    /// Feeds how a turn of the event stream ended (a poll, [`RequestKind::Poll`]). An outcome
+    /// for any other request is taken as the HTTP answer it stands for.
+    pub fn handle_poll(&mut self, now: Instant, id: RequestId, outcome: &PollOutcome) {
         let now = self.tick(now);
-        let Some(pending) = self.take_pending(id) else {
+        let Some(sent) = self.take_sent(id) else {
             return;
+        };
+        if matches!(sent.pending, Pending::Poll) {
+            self.on_poll(now, StreamAnswer::of(outcome));
+            self.after_input(now);
+            return;
+        }
+        let unauthorized = br#"{"title":"Unauthorized"}"#;
+        let forbidden = br#"{"title":"Forbidden"}"#;
+        let gone = br#"{"detail":"Session not found"}"#;
+        let outcome: Outcome<'_> = match outcome {
+            PollOutcome::Events(body) => Ok((200, body)),
+            PollOutcome::Unauthorized => Ok((401, unauthorized)),
+            PollOutcome::Forbidden => Ok((403, forbidden)),
+            PollOutcome::SessionGone => Ok((404, gone)),
+            PollOutcome::Status { status, body } => Ok((*status, body)),
+            PollOutcome::Failed(e) => Err(*e),
+        };
+        self.settle(now, sent, outcome);
+    }
+
+    /// Times out every request past its deadline: aborted, then failed as `Timeout`.
+    pub(super) fn expire_requests(&mut self, now: Instant) {
+        while let Some(at) = self
+            .requests
+            .iter()
+            .position(|r| r.deadline.is_some_and(|d| d <= now))
+        {
+            let sent = self.requests.swap_remove(at);
+            tracing::debug!(id = %sent.id, "request timed out");
+            self.out.push_back(Output::Abort(sent.id));
+            self.settle(now, sent, Err(TransportError::Timeout));
+        }
+    }
+
+    /// A call held for a new token that will not come: its 401 is the answer.
+    pub(super) fn settle_refused(&mut self, now: Instant, mut sent: Sent) {
+        if let Some(r) = sent.resend.as_mut() {
+            r.replayed = true;
+        }
+        self.settle(now, sent, Ok((401, b"")));
+    }
+
+    /// Routes the outcome of a request to what it was for.
+    fn settle(&mut self, now: Instant, sent: Sent, outcome: Outcome<'_>) {
+        let id = sent.id;
+        if matches!(outcome, Ok((200..=299, _))) && !matches!(sent.pending, Pending::Probe) {
+            self.token_accepted();
+        }
+        let sent = if matches!(outcome, Ok((401, _))) {
+            match self.park_for_token(now, sent) {
+                Ok(()) => return,
+                Err(sent) => sent,
+            }
+        } else {
+            sent
         };
         // A command answered "Session not found" learns what a poll would: the session is
         // gone (ACS-320), not the engagement, and the stream says so.
         let session_gone =
-            matches!(outcome, Ok((404, body)) if super::stream_loop::is_session_not_found(body));
-        match pending {
+            matches!(outcome, Ok((404, body)) if crate::wire::is_session_not_found(body));
+        match sent.pending {
             Pending::CreateEngagement
             | Pending::ListEngagements
             | Pending::Join(_)
@@ -50,7 +117,7 @@ impl Session {
                     None => self.reply(id, Err(ChatError::SessionNotFound)),
                 }
             }
-            Pending::Poll => self.on_poll(now, outcome),
+            Pending::Poll => self.on_poll(now, StreamAnswer::of_http(outcome)),
             Pending::Probe => self.on_probe(now, outcome),
             Pending::CatchUp(engagement) => self.on_catch_up(engagement, outcome),
             Pending::Shutdown => {
@@ -78,9 +145,7 @@ impl Session {
             }
             Pending::Send(_) if self.on_held_send(now, id, outcome) => {}
             Pending::Send(engagement) => {
-                let result = rest_engagement_call(outcome)
-                    .and_then(decode::<wire::RestMessage>)
-                    .map(Message::from_rest);
+                let result = send_result(outcome);
                 match &result {
                     Ok(m) => self.note_delivered(m),
                     Err(ChatError::EngagementNotFound) => self.forget(&engagement),
@@ -119,6 +184,12 @@ impl Session {
         if session_gone && self.phase == Phase::Ready {
             self.session_gone(now);
         }
+        self.after_input(now);
+    }
+
+    /// What may follow any answer: the stream started or stopped, the outbox moved on, the
+    /// shutdown completed.
+    fn after_input(&mut self, now: Instant) {
         self.update_stream(now);
         self.pump_outbox(now);
         self.finish_shutdown_if_settled();
@@ -169,10 +240,16 @@ impl Session {
                 Some(state)
             })
             .collect();
-        // After a resume, messages may have been missed while nobody listened.
-        self.interrupted = resume.is_some();
+        // Positions are kept only for engagements that are still there.
+        let known: Vec<EngagementId> = self
+            .engagements
+            .iter()
+            .map(|e| e.info.engagement_id.clone())
+            .collect();
+        self.order.retain(|id| known.contains(id));
         self.start_idle(now);
         self.arm_token_timers(now);
+        self.schedule_refresh(now);
         let context = UserContext {
             session_id: session.session_id,
             display_name: session.display_name,
@@ -181,6 +258,12 @@ impl Session {
         };
         self.emit(Event::Initialized(context.clone()));
         self.reply(id, Ok(ReplyValue::Initialized(context)));
+        // After a resume, messages may have been missed while nobody listened: fetch them
+        // now, not when the first poll is answered (a quiet stream answers after the
+        // server's hold time).
+        if resume.is_some() {
+            self.start_catch_ups();
+        }
     }
 
     /// Takes an engagement this session created or joined: it now drives the stream.
@@ -385,10 +468,11 @@ impl Session {
         let Some(s) = self.shutdown else {
             return;
         };
-        if self.phase != Phase::ShuttingDown || !s.deleted || !self.pending.is_empty() {
+        if self.phase != Phase::ShuttingDown || !s.deleted || !self.requests.is_empty() {
             return;
         }
         self.phase = Phase::Ended;
+        self.end = Some(EndReason::Shutdown(s.reason));
         self.timers.stop_all();
         self.emit(Event::Shutdown { reason: s.reason });
         if !s.automatic {
@@ -403,11 +487,18 @@ pub(super) fn rest(outcome: Outcome<'_>) -> Result<&[u8], ChatError> {
     match outcome {
         Err(e) => Err(ChatError::Unreachable(e)),
         Ok((200..=299, body)) => Ok(body),
-        Ok((401, _)) => Err(ChatError::InvalidToken),
-        Ok((status, body)) => Err(ChatError::ServerUnexpected {
+        Ok((status, body)) => Err(status_error(status, body)),
+    }
+}
+
+/// The error of a status that is not a success: 401 is ACS-305, anything else ACS-304.
+fn status_error(status: u16, body: &[u8]) -> ChatError {
+    match status {
+        401 => ChatError::InvalidToken,
+        _ => ChatError::ServerUnexpected {
             status: Some(status),
             detail: problem_detail(body),
-        }),
+        },
     }
 }
 
@@ -416,6 +507,23 @@ fn rest_engagement_call(outcome: Outcome<'_>) -> Result<&[u8], ChatError> {
     match outcome {
         Ok((404, _)) => Err(ChatError::EngagementNotFound),
         other => rest(other),
+    }
+}
+
+/// A send without the outbox: a lost answer says that the message may have been stored.
+fn send_result(outcome: Outcome<'_>) -> Result<Message, ChatError> {
+    let maybe_delivered = |e: TransportError| match e {
+        // The connection was never made: nothing arrived.
+        TransportError::Connect | TransportError::Certificate => ChatError::Unreachable(e),
+        e => ChatError::MaybeDelivered(e),
+    };
+    match outcome {
+        Err(e) => Err(maybe_delivered(e)),
+        Ok((200..=299, body)) => decode::<wire::RestMessage>(body)
+            .map(Message::from_rest)
+            .map_err(|_| maybe_delivered(TransportError::Protocol)),
+        Ok((404, _)) => Err(ChatError::EngagementNotFound),
+        Ok((status, body)) => Err(status_error(status, body)),
     }
 }
 

@@ -2,16 +2,16 @@
 
 use std::time::Instant;
 
-use super::{Pending, Phase, Session, Slot, urls};
-use crate::TransportError;
-use crate::event::{Event, StreamFailure, StreamFailureReason};
-use crate::request::{Method, RequestKind};
+use super::replies::Outcome;
+use super::{MAX_PROBE_PASSES, Pending, Phase, Session, Slot, urls};
+use crate::ChatError;
+use crate::event::{EndReason, Event, StreamFailure, StreamFailureReason};
+use crate::request::{Method, PollOutcome, RequestKind};
 use crate::stream::{InFlight, Probing, StreamState};
 use crate::timer::Timer;
-use crate::wire::{Problem, SESSION_NOT_FOUND};
 
-/// What a stream response means, whatever the state.
-enum Answer {
+/// What a turn of the stream means, whatever the state and however it was carried.
+pub(super) enum StreamAnswer {
     Events(Vec<crate::wire::ServerEvent>),
     Refused(StreamFailureReason),
     SessionGone,
@@ -20,6 +20,28 @@ enum Answer {
         reason: StreamFailureReason,
         probe: bool,
     },
+}
+
+impl StreamAnswer {
+    /// A transport's typed outcome.
+    pub(super) fn of(outcome: &PollOutcome) -> Self {
+        match outcome {
+            PollOutcome::Events(body) => batch(body),
+            PollOutcome::Unauthorized => Self::Refused(StreamFailureReason::Unauthorized),
+            PollOutcome::Forbidden => Self::Refused(StreamFailureReason::Forbidden),
+            PollOutcome::SessionGone => Self::SessionGone,
+            PollOutcome::Status { status, body } => status_answer(*status, body),
+            PollOutcome::Failed(_) => network_failure(),
+        }
+    }
+
+    /// A long poll's HTTP answer.
+    pub(super) fn of_http(outcome: Outcome<'_>) -> Self {
+        match outcome {
+            Ok((status, body)) => status_answer(status, body),
+            Err(_) => network_failure(),
+        }
+    }
 }
 
 impl Session {
@@ -98,51 +120,56 @@ impl Session {
         self.send_poll();
     }
 
-    pub(super) fn on_poll(&mut self, now: Instant, result: Result<(u16, &[u8]), TransportError>) {
+    pub(super) fn on_poll(&mut self, now: Instant, answer: StreamAnswer) {
         self.in_flight = None;
-        let answer = classify(result);
         match (self.stream, answer) {
-            (_, Answer::SessionGone) => self.session_gone(now),
-            (StreamState::Connecting | StreamState::Connected, Answer::Events(batch)) => {
+            (_, StreamAnswer::SessionGone) => self.session_gone(now),
+            (StreamState::Connecting | StreamState::Connected, StreamAnswer::Events(batch)) => {
                 let first = self.stream == StreamState::Connecting;
                 self.stream = StreamState::Connected;
                 if first {
                     self.emit(Event::EventStreamConnected);
+                    self.outbox_recovered(now);
                 }
                 self.connected(now, batch);
             }
-            (StreamState::Retry | StreamState::Failed, Answer::Events(batch)) => {
+            (StreamState::Retry | StreamState::Failed, StreamAnswer::Events(batch)) => {
                 self.stream = StreamState::Connected;
                 self.timers.stop(Timer::Backoff);
                 self.backoff.reset();
                 self.start_idle(now);
                 self.emit(Event::EventStreamConnected);
+                self.outbox_recovered(now);
                 self.connected(now, batch);
             }
-            (StreamState::Connecting | StreamState::Connected, Answer::Refused(reason)) => {
-                self.pause(reason);
+            (StreamState::Connecting | StreamState::Connected, StreamAnswer::Refused(reason)) => {
+                self.pause(now, reason);
             }
-            (StreamState::Retry | StreamState::Failed, Answer::Refused(reason)) => {
+            (StreamState::Retry | StreamState::Failed, StreamAnswer::Refused(reason)) => {
                 self.backoff.reset();
                 self.start_idle(now);
-                self.pause(reason);
+                self.pause(now, reason);
             }
             (
                 StreamState::Connecting | StreamState::Connected,
-                Answer::Failed { reason, probe },
+                StreamAnswer::Failed { reason, probe },
             ) => {
-                if probe {
+                if probe && self.probe_passes < MAX_PROBE_PASSES {
                     self.probing = Some(Probing { failed: 0, reason });
                     self.send_probe();
                 } else {
+                    // A network failure; or a poll that keeps failing while the probes
+                    // answer (a bad node behind a good one): back off rather than poll and
+                    // probe as fast as the server answers.
+                    self.probe_passes = 0;
                     self.enter_retry(now, reason);
                 }
             }
-            (StreamState::Retry, Answer::Failed { .. }) => {
+            (StreamState::Retry, StreamAnswer::Failed { .. }) => {
                 self.emit_retrying(StreamFailureReason::ServerUnreachable);
                 self.schedule_attempt(now);
             }
-            (StreamState::Failed, Answer::Failed { .. }) => {
+            (StreamState::Failed, StreamAnswer::Failed { .. }) => {
                 self.emit(Event::EventStreamFailed(StreamFailure {
                     reason: StreamFailureReason::ServerUnreachable,
                     retry_after: None,
@@ -153,7 +180,7 @@ impl Session {
         }
     }
 
-    pub(super) fn on_probe(&mut self, now: Instant, result: Result<(u16, &[u8]), TransportError>) {
+    pub(super) fn on_probe(&mut self, now: Instant, result: Outcome<'_>) {
         self.in_flight = None;
         let Some(mut probing) = self.probing.take() else {
             return;
@@ -167,6 +194,7 @@ impl Session {
         // 200, 401 or 403 means the service is there: carry on polling; the next poll will
         // tell what is what. The probe's body is not read, as in the official SDK.
         if matches!(result, Ok((200 | 401 | 403, _))) {
+            self.probe_passes += 1;
             self.send_poll();
             return;
         }
@@ -180,6 +208,7 @@ impl Session {
     }
 
     fn connected(&mut self, now: Instant, batch: Vec<crate::wire::ServerEvent>) {
+        self.probe_passes = 0;
         if std::mem::take(&mut self.interrupted) {
             self.start_catch_ups();
         }
@@ -193,7 +222,7 @@ impl Session {
         }
     }
 
-    fn pause(&mut self, reason: StreamFailureReason) {
+    fn pause(&mut self, now: Instant, reason: StreamFailureReason) {
         self.stream = StreamState::Paused;
         self.interrupted = true;
         self.timers.stop(Timer::Backoff);
@@ -201,6 +230,10 @@ impl Session {
             reason,
             retry_after: None,
         }));
+        // With a token provider, a refused token is replaced: the new one resumes polling.
+        if reason == StreamFailureReason::Unauthorized {
+            self.refresh_after_refusal(now);
+        }
     }
 
     fn enter_retry(&mut self, now: Instant, reason: StreamFailureReason) {
@@ -219,11 +252,13 @@ impl Session {
     }
 
     fn schedule_attempt(&mut self, now: Instant) {
-        let sleep = self.backoff.next_sleep();
+        let sleep = self.backoff.next_sleep(&mut self.rng);
         self.timers.set(Timer::Backoff, now + sleep);
     }
 
-    /// "Session not found": the stream closes for good and the session is invalid.
+    /// "Session not found": the stream closes for good, and the session is over. Everything
+    /// still waiting fails with ACS-320 at once, and [`Session::end_reason`] says why: an
+    /// application cannot do anything more with this session, so it must not look alive.
     pub(super) fn session_gone(&mut self, now: Instant) {
         if self.stream != StreamState::Closed {
             self.stop_stream(now);
@@ -232,49 +267,40 @@ impl Session {
             reason: StreamFailureReason::ClientSessionInvalidated,
             retry_after: None,
         }));
-        self.phase = Phase::Invalidated;
-        self.slot = Slot::None;
-        self.timers.stop(Timer::Activity);
+        self.end_session(EndReason::SessionInvalidated, &ChatError::SessionNotFound);
     }
 }
 
-fn classify(result: Result<(u16, &[u8]), TransportError>) -> Answer {
-    let (status, body) = match result {
-        Ok(r) => r,
-        Err(_) => return network_failure(),
-    };
+fn status_answer(status: u16, body: &[u8]) -> StreamAnswer {
     match status {
-        200 => match super::dispatch::decode_batch(body) {
-            Some(batch) => Answer::Events(batch),
-            // An unreadable answer counts as a network failure, as in the official SDK.
-            None => network_failure(),
-        },
-        401 => Answer::Refused(StreamFailureReason::Unauthorized),
-        403 => Answer::Refused(StreamFailureReason::Forbidden),
-        404 if is_session_not_found(body) => Answer::SessionGone,
+        200 => batch(body),
+        401 => StreamAnswer::Refused(StreamFailureReason::Unauthorized),
+        403 => StreamAnswer::Refused(StreamFailureReason::Forbidden),
+        404 if crate::wire::is_session_not_found(body) => StreamAnswer::SessionGone,
         500 => bad_status(StreamFailureReason::ServerError),
         501 => bad_status(StreamFailureReason::ServerUnreachable),
         _ => bad_status(StreamFailureReason::UnexpectedError),
     }
 }
 
-fn network_failure() -> Answer {
-    Answer::Failed {
+fn batch(body: &[u8]) -> StreamAnswer {
+    match super::dispatch::decode_batch(body) {
+        Some(batch) => StreamAnswer::Events(batch),
+        // An unreadable answer counts as a network failure, as in the official SDK.
+        None => network_failure(),
+    }
+}
+
+fn network_failure() -> StreamAnswer {
+    StreamAnswer::Failed {
         reason: StreamFailureReason::ServerUnreachable,
         probe: false,
     }
 }
 
-fn bad_status(reason: StreamFailureReason) -> Answer {
-    Answer::Failed {
+fn bad_status(reason: StreamFailureReason) -> StreamAnswer {
+    StreamAnswer::Failed {
         reason,
         probe: true,
     }
-}
-
-pub(super) fn is_session_not_found(body: &[u8]) -> bool {
-    serde_json::from_slice::<Problem>(body)
-        .ok()
-        .and_then(|p| p.detail)
-        .is_some_and(|d| d == SESSION_NOT_FOUND)
 }

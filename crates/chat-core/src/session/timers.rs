@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::{Phase, Session, Slot, TOKEN_WARNING};
+use crate::Token;
 use crate::event::{Event, StreamFailure, StreamFailureReason};
 use crate::stream::StreamState;
 use crate::timer::Timer;
@@ -27,7 +28,7 @@ impl Session {
                 }
                 Slot::Grace => {
                     self.slot = Slot::None;
-                    if self.phase == Phase::Ready || self.phase == Phase::Invalidated {
+                    if self.phase == Phase::Ready {
                         self.begin_shutdown(Some(ShutdownReason::UserInactive), true, now);
                     }
                 }
@@ -40,16 +41,26 @@ impl Session {
                 Slot::None => {}
             },
             Timer::TokenReminder => {
+                let Some(expires_at) = self.token.as_ref().map(Token::expires_at) else {
+                    return;
+                };
                 let exp_at = self.token_expiry_instant(now);
                 self.timers.set(Timer::TokenExpiry, exp_at);
                 self.emit(Event::TokenExpiryReminder {
-                    expires_at: self.token.expires_at(),
+                    expires_at,
                     expires_in: exp_at.saturating_duration_since(now),
                 });
             }
-            Timer::TokenExpiry => self.emit(Event::TokenExpired {
-                expired_at: self.token.expires_at(),
-            }),
+            Timer::TokenExpiry => {
+                if let Some(expired_at) = self.token.as_ref().map(Token::expires_at) {
+                    self.emit(Event::TokenExpired { expired_at });
+                }
+            }
+            Timer::TokenRefresh => self.request_token(now),
+            Timer::TokenFetch => {
+                tracing::warn!("the token provider did not answer in time");
+                self.fetch_failed(now);
+            }
             Timer::Backoff => {
                 if self.stream == StreamState::Retry && self.in_flight.is_none() {
                     self.attempt_reconnection();
@@ -100,7 +111,7 @@ impl Session {
 
     /// `exp` as a monotonic instant, by the wall clock of the last anchor.
     fn token_expiry_instant(&self, now: Instant) -> Instant {
-        now + self.token.remaining(self.wall_at(now))
+        now + self.token_remaining(now)
     }
 
     /// Reminder at `exp − 180 s` (at once if less is left), then expiry at `exp`.

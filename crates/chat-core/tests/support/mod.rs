@@ -48,6 +48,8 @@ pub struct Harness {
     pub events: Vec<Event>,
     pub replies: Vec<Reply>,
     pub aborted: Vec<RequestId>,
+    /// Token provider calls asked for and not yet answered.
+    pub fetches: Vec<RequestId>,
 }
 
 impl Harness {
@@ -56,9 +58,16 @@ impl Harness {
         Self::with_token(config, token(WALL0_UNIX + 900))
     }
 
-    pub fn with_token(config: Config, token: Token) -> Self {
+    pub fn with_token(mut config: Config, token: Token) -> Self {
+        // Reproducible schedules: the harness fixes the jitter's seed unless a test does.
+        config.jitter_seed.get_or_insert(0x5eed);
         let params =
             InitParams::new(HOST, INTEGRATION, token, AppKey::new(APPKEY)).expect("params");
+        Self::with_params(params, config)
+    }
+
+    /// A session as `Session::new` makes it from these, the jitter seed left as given.
+    pub fn with_params(params: InitParams, config: Config) -> Self {
         let session = Session::new(params, config).expect("session");
         let t0 = Instant::now();
         Self {
@@ -69,6 +78,7 @@ impl Harness {
             events: Vec::new(),
             replies: Vec::new(),
             aborted: Vec::new(),
+            fetches: Vec::new(),
         }
     }
 
@@ -91,6 +101,7 @@ impl Harness {
                 }
                 Output::Reply(r) => self.replies.push(r),
                 Output::Event(e) => self.events.push(e),
+                Output::FetchToken(id) => self.fetches.push(id),
                 Output::Wait(deadline) => {
                     if let Some(d) = deadline {
                         assert!(d >= self.now, "deadline in the past");
@@ -190,6 +201,33 @@ impl Harness {
         self.drain();
     }
 
+    /// Answers the oldest token provider call with `token`.
+    pub fn give_token(&mut self, token: &Token) -> Result<(), chat_core::ChatError> {
+        self.drain();
+        assert!(!self.fetches.is_empty(), "nobody asked for a token");
+        let id = self.fetches.remove(0);
+        let wall = self.wall();
+        let r = self
+            .session
+            .handle_token(self.now, wall, id, token.expose());
+        self.drain();
+        r
+    }
+
+    /// The oldest token provider call fails.
+    pub fn fail_token(&mut self) {
+        self.drain();
+        assert!(!self.fetches.is_empty(), "nobody asked for a token");
+        let id = self.fetches.remove(0);
+        self.session.handle_token_failure(self.now, id);
+        self.drain();
+    }
+
+    pub fn poll_outcome(&mut self, request: &Request, outcome: chat_core::PollOutcome) {
+        self.session.handle_poll(self.now, request.id, &outcome);
+        self.drain();
+    }
+
     pub fn fail(&mut self, request: &Request, error: TransportError) {
         self.session.handle_failure(self.now, request.id, error);
         self.drain();
@@ -219,7 +257,7 @@ impl Harness {
     pub fn active_engagement(&mut self) -> EngagementId {
         let id = self
             .session
-            .create_engagement(Default::default(), self.now)
+            .create_engagement(self.now, Default::default())
             .expect("create");
         let req = self.take_rest("POST", "/engagements");
         self.respond(&req, 201, engagement_json(ENGAGEMENT, "PENDING", json!([])));
