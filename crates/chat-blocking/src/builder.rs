@@ -1,40 +1,18 @@
 //! [`ClientBuilder`]: configuration and connection.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
-use chat_core::wire::MappedData;
-use chat_core::{AppKey, ChatError, Config, InitParams, ReplyValue, Resumption, Session, Token};
+use chat_core::{ChatError, UserContext};
+use chat_driver::{Call, Driver, Options, StreamTransport};
 
 use crate::client::Client;
-use crate::connection::Connection;
-use chat_net::Call;
-
-use crate::driver::{Answer, Command, Parts, Shared, fetch_token_off_thread};
+use crate::driver::{Parts, Shared, wall};
+use crate::events::EventStream;
 use crate::http1::Http1LongPollTransport;
 use crate::transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport};
 use crate::ws::{AutoTransport, WebSocketTransport};
 use crate::{Error, TlsClientConfig, TokenProvider};
-
-/// Default size of the event queue.
-pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
-
-/// How the event stream is carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum StreamTransport {
-    /// HTTP long polling, what AXP serves (the default): over a dedicated HTTP/1.1
-    /// connection per client ([`Http1LongPollTransport`]), or over the
-    /// [`http_client`](ClientBuilder::http_client) or
-    /// [`http_transport`](ClientBuilder::http_transport) when one is given.
-    #[default]
-    LongPoll,
-    /// A WebSocket on the events resource (the emulator's extension).
-    WebSocket,
-    /// Try the WebSocket upgrade with a short deadline; fall back to long polling for good if
-    /// the server does not upgrade.
-    Auto,
-}
 
 /// Configures and connects a [`Client`].
 ///
@@ -51,33 +29,19 @@ pub enum StreamTransport {
 /// # Ok(()) }
 /// ```
 pub struct ClientBuilder {
-    host: String,
-    integration_id: String,
-    appkey: AppKey,
-    token: Option<String>,
+    options: Options,
     provider: Option<Arc<dyn TokenProvider>>,
-    config: Config,
-    display_name: Option<String>,
-    session_parameters: Option<MappedData>,
-    allow_plain_http: bool,
-    transport: StreamTransport,
     http: Option<Arc<dyn HttpTransport>>,
     http_client: Option<ReqwestTransport>,
     events: Option<Box<dyn EventTransport>>,
-    capacity: usize,
-    refresh_lead: Duration,
-    resume: Option<Resumption>,
-    ws_upgrade_timeout: Duration,
     tls: Option<Arc<TlsClientConfig>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("host", &self.host)
-            .field("integration_id", &self.integration_id)
-            .field("config", &self.config)
-            .field("transport", &self.transport)
+            .field("options", &self.options)
+            .field("provider", &self.provider.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -92,81 +56,22 @@ impl ClientBuilder {
         appkey: impl AsRef<str>,
     ) -> Self {
         Self {
-            host: host.into(),
-            integration_id: integration_id.into(),
-            appkey: AppKey::new(appkey),
-            token: None,
+            options: Options::new(host, integration_id, appkey),
             provider: None,
-            config: Config::default(),
-            display_name: None,
-            session_parameters: None,
-            allow_plain_http: false,
-            transport: StreamTransport::LongPoll,
             http: None,
             http_client: None,
             events: None,
-            capacity: DEFAULT_EVENT_CAPACITY,
-            refresh_lead: chat_core::TOKEN_WARNING,
-            resume: None,
-            ws_upgrade_timeout: Duration::from_secs(3),
             tls: None,
         }
     }
 
-    /// The chat JWT to start with (`jwt.` prefix included).
-    pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
-        self
-    }
+    chat_driver::client_builder_setters!();
 
     /// Where to get tokens: called at connect when no [`token`](Self::token) is given, ahead
     /// of expiry, and after a 401. Any `Fn() -> Result<String, BoxError>` closure is one.
+    #[must_use]
     pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
         self.provider = Some(Arc::new(provider));
-        self
-    }
-
-    /// How long before `exp` the provider is asked for a new token; default 180 s, the
-    /// `TOKEN_EXPIRY_REMINDER` time. Never sooner than half the token's remaining life.
-    pub fn refresh_lead(mut self, lead: Duration) -> Self {
-        self.refresh_lead = lead;
-        self
-    }
-
-    /// chat-core's configuration (timeouts, ranges as in the official SDK).
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The customer's display name, used if the token names none.
-    pub fn display_name(mut self, name: impl Into<String>) -> Self {
-        self.display_name = Some(name.into());
-        self
-    }
-
-    /// Session parameters (at most 20 × 64-character keys → 256-character values).
-    pub fn session_parameters(mut self, parameters: MappedData) -> Self {
-        self.session_parameters = Some(parameters);
-        self
-    }
-
-    /// Allow `http://` to a host that is not loopback (never in production). Loopback hosts
-    /// may always use plain HTTP.
-    pub fn allow_plain_http(mut self, allow: bool) -> Self {
-        self.allow_plain_http = allow;
-        self
-    }
-
-    /// How to carry the event stream; default [`StreamTransport::LongPoll`].
-    pub fn stream_transport(mut self, transport: StreamTransport) -> Self {
-        self.transport = transport;
-        self
-    }
-
-    /// How long [`StreamTransport::Auto`] waits for the WebSocket upgrade; default 3 s.
-    pub fn ws_upgrade_timeout(mut self, timeout: Duration) -> Self {
-        self.ws_upgrade_timeout = timeout;
         self
     }
 
@@ -174,6 +79,7 @@ impl ClientBuilder {
     /// and probes then go through it too (they can no longer be interrupted, so an aborted
     /// poll ends at its timeout); to keep the lean, interruptible polls, also pass
     /// [`event_transport`](Self::event_transport)`(Box::new(Http1LongPollTransport::new()))`.
+    #[must_use]
     pub fn http_client(mut self, client: reqwest::blocking::Client) -> Self {
         self.http_client = Some(ReqwestTransport::with_client(client));
         self
@@ -185,6 +91,7 @@ impl ClientBuilder {
     /// [`http_transport`](Self::http_transport) is given. Use it to trust extra roots; give
     /// it no ALPN protocols. Default: rustls with the webpki roots, one configuration per
     /// process.
+    #[must_use]
     pub fn tls_config(mut self, config: Arc<TlsClientConfig>) -> Self {
         self.tls = Some(config);
         self
@@ -192,55 +99,17 @@ impl ClientBuilder {
 
     /// Your own HTTP exchange for REST calls (and for long polling and probes unless an
     /// [`event_transport`](Self::event_transport) is given).
+    #[must_use]
     pub fn http_transport(mut self, http: Arc<dyn HttpTransport>) -> Self {
         self.http = Some(http);
         self
     }
 
     /// Your own event stream transport; overrides [`stream_transport`](Self::stream_transport).
+    #[must_use]
     pub fn event_transport(mut self, events: Box<dyn EventTransport>) -> Self {
         self.events = Some(events);
         self
-    }
-
-    /// Size of the event queue; default 1024. See [`Connection`] for the policy when the
-    /// application falls behind.
-    pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity.max(1);
-        self
-    }
-
-    /// Resume this session (a "page reload") instead of creating one.
-    pub fn resume(mut self, resumption: Resumption) -> Self {
-        self.resume = Some(resumption);
-        self
-    }
-
-    fn session(&self) -> Result<Session, Error> {
-        let text = match (&self.token, &self.provider) {
-            (Some(t), _) => Token::parse(t)?,
-            (None, Some(p)) => fetch_token_off_thread(p.as_ref())?,
-            (None, None) => {
-                return Err(ChatError::InvalidInitParams(
-                    "a token or a token provider is required".into(),
-                )
-                .into());
-            }
-        };
-        let mut params = InitParams::new(
-            self.host.clone(),
-            &self.integration_id,
-            text,
-            self.appkey.clone(),
-        )?
-        .allow_plain_http(self.allow_plain_http);
-        if let Some(name) = &self.display_name {
-            params = params.display_name(name.clone());
-        }
-        if let Some(p) = &self.session_parameters {
-            params = params.session_parameters(p.clone());
-        }
-        Ok(Session::new(params, self.config.clone())?)
     }
 
     fn lean_poll(&self) -> Box<dyn EventTransport> {
@@ -248,7 +117,7 @@ impl ClientBuilder {
             Some(c) => Http1LongPollTransport::with_tls_config(Arc::clone(c)),
             None => Http1LongPollTransport::new(),
         };
-        Box::new(t.allow_plain_http(self.allow_plain_http))
+        Box::new(t.allow_plain_http(self.options.allow_plain_http))
     }
 
     /// Creates (or resumes) the session, blocking until the server has answered, and starts
@@ -256,8 +125,8 @@ impl ClientBuilder {
     /// event is `INITIALIZED`. The token provider, if it is asked, is called on a thread of
     /// the client's (this one waits for it). Safe to call inside a tokio runtime's context
     /// (it blocks the calling thread).
-    pub fn connect(mut self) -> Result<(Client, Connection), Error> {
-        let session = self.session()?;
+    pub fn connect(mut self) -> Result<(Client, EventStream), Error> {
+        let session = self.options.session(self.provider.is_some())?;
         let over_http = self.http.is_some() || self.http_client.is_some();
         let http: Arc<dyn HttpTransport> = match (self.http.take(), self.http_client.take()) {
             (Some(h), _) => h,
@@ -282,48 +151,36 @@ impl ClientBuilder {
         };
         let events: Box<dyn EventTransport> = match self.events.take() {
             Some(e) => e,
-            None => match self.transport {
-                StreamTransport::LongPoll => long_poll(&self),
+            None => match self.options.transport {
                 StreamTransport::WebSocket => Box::new(ws()),
                 StreamTransport::Auto => Box::new(AutoTransport::new(
                     ws(),
                     long_poll(&self),
-                    self.ws_upgrade_timeout,
+                    self.options.ws_upgrade_timeout,
                 )),
+                _ => long_poll(&self),
             },
         };
         // Probes are plain HTTP GETs of the events resource, on the stream thread.
         let probes = long_poll(&self);
+        let driver = Driver::new(session, self.options.capacity, Instant::now(), wall());
         let shared = Shared::start(Parts {
-            session,
-            capacity: self.capacity,
+            driver,
             http,
             events,
             probes,
             provider: self.provider.clone(),
-            refresh_lead: self.refresh_lead,
         })
-        .map_err(|_| Error::Closed)?;
-        let connection = Connection {
+        .map_err(|_| Error::Closed(None))?;
+        let stream = EventStream {
             shared: Arc::clone(&shared),
         };
-        match shared.call(Command::Call(Call::Init(self.resume.take()))) {
-            Ok(Answer::Reply(reply)) if matches!(*reply, ReplyValue::Initialized(_)) => {
-                let ReplyValue::Initialized(context) = *reply else {
-                    return Err(Error::Closed);
-                };
-                let client = Client {
-                    shared,
-                    context: Arc::new(context),
-                };
-                Ok((client, connection))
-            }
-            other => {
+        let init = shared.call(Call::Init(self.options.resume.take()));
+        match chat_driver::from_reply::<UserContext>(init) {
+            Ok(context) => Ok((Client::new(shared, context), stream)),
+            Err(e) => {
                 shared.lock().stop();
-                Err(match other {
-                    Err(e) => e,
-                    Ok(_) => Error::Closed,
-                })
+                Err(e)
             }
         }
     }

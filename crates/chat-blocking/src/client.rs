@@ -1,36 +1,36 @@
 //! The handles: [`Client`], [`Engagement`], [`HistoryPager`] and [`HistoryPages`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chat_core::wire::{
     DisconnectReason, EngagementStatus, MappedData, Participant, ShutdownReason,
 };
 use chat_core::{
-    DialogId, EngagementId, EngagementInfo, HistoryPage, Message, MessageId, PageLink, ReplyValue,
-    Resumption, SessionId, StreamState, Token, UserContext,
+    DialogId, EndReason, EngagementId, EngagementInfo, HistoryPage, Message, MessageId, PageLink,
+    Resumption, SessionId, StreamState, UserContext,
 };
+use chat_driver::{Call, Error, Reply, Transcript, from_reply};
 
-use crate::Error;
-use chat_net::Call;
-
-use crate::driver::{Answer, Command, Shared};
+use crate::driver::{Shared, State};
 
 /// A connected chat session: a cheap [`Clone`] handle, [`Send`] and [`Sync`].
 ///
-/// Every command blocks until chat-core has its answer (a REST call's reply, or at once for
-/// local state), and drives the client while it waits, so it may be called from any thread,
-/// including the one reading the [`Connection`](crate::Connection).
+/// Every command blocks until it has its result, and drives the client while it waits, so
+/// it may be called from any thread, including the one reading the
+/// [`EventStream`](crate::EventStream). Reads of local state
+/// ([`engagement`](Self::engagement), [`stream_state`](Self::stream_state),
+/// [`resumption`](Self::resumption)…) never wait.
 ///
 /// The client stops when [`shutdown`](Self::shutdown) completes, when the session ends by
-/// itself (idle grace period), or when every handle and the connection are dropped; in every
-/// case the requests in flight are cancelled and every thread it started is joined. Dropping
-/// everything does not delete the session on the server: it can be resumed later from
+/// itself (the idle grace period, or the server forgetting it: see [`closed`](Self::closed)),
+/// or when every handle and the event stream are dropped; in every case the requests in
+/// flight are cancelled and every thread it started is joined. Dropping everything does not
+/// delete the session on the server: it can be resumed later from
 /// [`resumption`](Self::resumption).
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) context: Arc<UserContext>,
+    shared: Arc<Shared>,
+    context: Arc<UserContext>,
 }
 
 impl std::fmt::Debug for Client {
@@ -42,6 +42,13 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
+    pub(crate) fn new(shared: Arc<Shared>, context: UserContext) -> Self {
+        Self {
+            shared,
+            context: Arc::new(context),
+        }
+    }
+
     /// A builder; see [`ClientBuilder`](crate::ClientBuilder).
     pub fn builder(
         host: impl Into<String>,
@@ -51,15 +58,12 @@ impl Client {
         crate::ClientBuilder::new(host, integration_id, appkey)
     }
 
-    fn reply(&self, call: Call) -> Result<ReplyValue, Error> {
-        match self.shared.call(Command::Call(call))? {
-            Answer::Reply(v) => Ok(*v),
-            Answer::Done => Err(Error::Closed),
-        }
+    fn call<T: Reply>(&self, call: Call) -> Result<T, Error> {
+        from_reply(self.shared.call(call))
     }
 
-    fn done(&self, command: Command) -> Result<(), Error> {
-        self.shared.call(command).map(|_| ())
+    fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.shared.lock())
     }
 
     /// What `init` returned (also delivered as the `INITIALIZED` event).
@@ -72,49 +76,41 @@ impl Client {
         &self.context.session_id
     }
 
-    /// Starts a new chat (`createEngagement`). It is PENDING until `ENGAGEMENT_ACTIVE`.
-    pub fn create_engagement(&self, parameters: MappedData) -> Result<Engagement, Error> {
-        match self.reply(Call::CreateEngagement(parameters))? {
-            ReplyValue::Engagement(info) => Ok(self.engagement_handle(info)),
-            _ => Err(Error::Closed),
-        }
+    /// Starts a new chat (`createEngagement`). It is PENDING until `ENGAGEMENT_ACTIVE`; see
+    /// [`Engagement::wait_active`].
+    pub fn create_engagement(&self) -> Result<Engagement, Error> {
+        self.create_engagement_with(MappedData::new())
+    }
+
+    /// Starts a new chat with engagement parameters (at most 20 × 64-character keys →
+    /// 256-character values), the context the contact center routes by.
+    pub fn create_engagement_with(&self, parameters: MappedData) -> Result<Engagement, Error> {
+        let info = self.call(Call::CreateEngagement(parameters))?;
+        Ok(self.engagement_handle(info))
     }
 
     /// The customer's ongoing engagements across all their sessions (`getEngagements`),
     /// after bringing the local state up to date from the server.
     pub fn list_engagements(&self) -> Result<Vec<Engagement>, Error> {
-        match self.reply(Call::ListEngagements)? {
-            ReplyValue::Engagements(list) => Ok(list
-                .into_iter()
-                .map(|info| self.engagement_handle(info))
-                .collect()),
-            _ => Err(Error::Closed),
-        }
-    }
-
-    /// An engagement this session knows (`getEngagementById`), without a network call.
-    pub fn engagement(&self, id: &EngagementId) -> Result<Option<Engagement>, Error> {
-        let info = self.local(|st| st.engagement(id))?;
-        Ok(info.map(|i| self.engagement_handle(i)))
-    }
-
-    /// Every engagement this session knows, without a network call.
-    pub fn engagements(&self) -> Result<Vec<Engagement>, Error> {
-        let list = self.local(|st| st.session.engagements().cloned().collect::<Vec<_>>())?;
+        let list: Vec<EngagementInfo> = self.call(Call::ListEngagements)?;
         Ok(list
             .into_iter()
-            .map(|info| self.engagement_handle(info))
+            .map(|i| self.engagement_handle(i))
             .collect())
     }
 
-    fn local<R>(&self, f: impl FnOnce(&mut crate::driver::State) -> R) -> Result<R, Error> {
-        self.shared.with(|st| {
-            if st.stopped {
-                Err(Error::Closed)
-            } else {
-                Ok(f(st))
-            }
-        })
+    /// An engagement this session knows (`getEngagementById`), without a network call.
+    pub fn engagement(&self, id: &EngagementId) -> Option<Engagement> {
+        let info = self.read(|st| st.driver.engagement(id))?;
+        Some(self.engagement_handle(info))
+    }
+
+    /// Every engagement this session knows, without a network call.
+    pub fn engagements(&self) -> Vec<Engagement> {
+        let list = self.read(|st| st.driver.engagements());
+        list.into_iter()
+            .map(|i| self.engagement_handle(i))
+            .collect()
     }
 
     /// A handle on an engagement from its snapshot (for instance from the `INITIALIZED`
@@ -129,69 +125,98 @@ impl Client {
     /// Replaces the chat token (`setJwtToken`, the push style): no network call; later
     /// requests carry it, the expiry timers restart, and a stream paused by a 401 resumes.
     pub fn set_token(&self, token: &str) -> Result<(), Error> {
-        let token = Token::parse(token)?;
-        self.done(Command::SetToken(token))
+        self.shared.with(|st| {
+            let now = st.now();
+            st.driver.set_token(now, token)
+        })
     }
 
     /// Asks the [`TokenProvider`](crate::TokenProvider) for a new token now and sets it
     /// (single-flight with the automatic refreshes).
     pub fn refresh_token(&self) -> Result<(), Error> {
-        self.done(Command::RefreshToken)
+        self.call(Call::RefreshToken)
     }
 
     /// Retries the event stream now (`retryConnection`): after `RECONNECTION_TIMEOUT`, or to
     /// cut a backoff short. ACS-318 otherwise.
     pub fn retry_connection(&self) -> Result<(), Error> {
-        self.done(Command::RetryConnection)
+        self.shared.with(|st| {
+            let now = st.now();
+            st.driver.retry_connection(now)
+        })
     }
 
     /// Customer activity: restarts the idle timer and cancels a grace period
     /// (`resetIdleTimeout`).
     pub fn reset_idle_timeout(&self) -> Result<(), Error> {
-        self.done(Command::ResetIdleTimeout)
+        self.shared.with(|st| {
+            let now = st.now();
+            st.driver.reset_idle_timeout(now)
+        })
     }
 
     /// The event stream's state.
-    pub fn stream_state(&self) -> Result<StreamState, Error> {
-        self.local(|st| st.stream_state())
+    pub fn stream_state(&self) -> StreamState {
+        self.read(|st| st.driver.stream_state())
     }
 
     /// What to keep to resume this session later (the official SDK's `sessionStorage`), see
-    /// [`ClientBuilder::resume`](crate::ClientBuilder::resume). Free of secrets.
+    /// [`ClientBuilder::resume`](crate::ClientBuilder::resume). Free of secrets. Its
+    /// positions are those of the events the application has taken: a message still queued
+    /// comes again after the resume. Save it after taking events, not before.
     pub fn resumption(&self) -> Result<Resumption, Error> {
-        self.local(|st| st.session.resumption())?
-            .ok_or(Error::Closed)
+        self.read(|st| {
+            st.driver
+                .resumption()
+                .ok_or(Error::Closed(st.driver.end_reason()))
+        })
     }
 
     /// Ends the session (`shutdown`): deletes it on the server, emits `SHUTDOWN`, and
     /// returns once every thread the client started has been joined. Engagements are not
     /// disconnected.
     pub fn shutdown(&self, reason: Option<ShutdownReason>) -> Result<(), Error> {
-        self.done(Command::Call(Call::Shutdown(reason)))?;
-        // SHUTDOWN comes once the requests in flight have settled; the loop then stops and
-        // joins its threads.
-        let _ = self.shared.wait_for(None, |st| st.stopped.then_some(()));
+        let () = self.call(Call::Shutdown(reason))?;
+        self.closed();
         Ok(())
     }
 
-    /// Moves this client's protocol clock forward by `by`, for test rigs: chat-core's timers
-    /// (reconnection timeout, idle and grace periods, backoff, the token reminder and
-    /// expiry) and the token refresh see that much more time pass at once. Request timeouts
-    /// stay on the real clock, as the server's answers do. The next call that drives the
-    /// client fires what is due.
-    pub fn advance_clock(&self, by: Duration) {
-        self.shared.with(|st| st.skew += by);
+    /// Blocks until the client has stopped, driving it meanwhile, and says why: shut down
+    /// (by the application or after the idle grace period), or the session invalidated by
+    /// the server (ACS-320): start a new session then.
+    pub fn closed(&self) -> EndReason {
+        let _ = self.shared.wait_for(None, |st| st.stopped.then_some(()));
+        self.end_reason().unwrap_or(EndReason::Shutdown(None))
+    }
+
+    /// Why the session ended, once it has.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.read(|st| st.driver.end_reason())
     }
 
     /// Whether the client has stopped.
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().stopped
+        self.read(|st| st.stopped)
+    }
+
+    /// Moves this client's protocol clock forward by `by`, for test rigs: chat-core's timers
+    /// (reconnection, idle and grace periods, backoff, the token reminder, expiry and
+    /// refresh) see that much more time pass at once. The requests in flight keep their
+    /// timeouts, as the server answers them in real time. The next call that drives the
+    /// client fires what is due.
+    #[cfg(feature = "test-util")]
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        self.shared.with(|st| {
+            st.skew += by;
+            st.driver.defer_request_timeouts(by);
+        });
     }
 
     /// Threads the client has started and not joined yet: the stream thread, REST calls and
-    /// a token refresh in flight; 0 once it has stopped.
+    /// a token provider call in flight; 0 once it has stopped. For tests.
+    #[cfg(feature = "test-util")]
     pub fn thread_count(&self) -> usize {
-        self.shared.lock().threads()
+        self.read(State::threads)
     }
 
     fn fetch_history(
@@ -199,14 +224,8 @@ impl Client {
         engagement: &EngagementId,
         page: Option<PageLink>,
     ) -> Result<HistoryPage, Error> {
-        let call = Call::FetchHistory {
-            engagement: engagement.clone(),
-            page,
-        };
-        match self.reply(call)? {
-            ReplyValue::History(page) => Ok(page),
-            _ => Err(Error::Closed),
-        }
+        let engagement = engagement.clone();
+        self.call(Call::FetchHistory { engagement, page })
     }
 }
 
@@ -238,71 +257,81 @@ impl Engagement {
     }
 
     /// The current state as this session knows it; `None` once it is over and forgotten.
-    pub fn current(&self) -> Result<Option<EngagementInfo>, Error> {
-        self.client.local(|st| st.engagement(self.id()))
+    pub fn current(&self) -> Option<EngagementInfo> {
+        self.client.read(|st| st.driver.engagement(self.id()))
     }
 
     /// The SDK status (`engagementStatus`): TERMINATED once the engagement is over.
-    pub fn status(&self) -> Result<EngagementStatus, Error> {
-        Ok(self
-            .current()?
-            .map_or(EngagementStatus::Terminated, |i| i.status))
+    pub fn status(&self) -> EngagementStatus {
+        self.current()
+            .map_or(EngagementStatus::Terminated, |i| i.status)
     }
 
     /// Who is in it now (`participants`); ACS-314 once it is over.
     pub fn participants(&self) -> Result<Vec<Participant>, Error> {
-        match self.current()? {
-            Some(i)
-                if !matches!(
-                    i.status,
-                    EngagementStatus::Terminated | EngagementStatus::Terminating
-                ) =>
-            {
-                Ok(i.participants)
+        match self.current() {
+            Some(i) if !is_over(i.status) => Ok(i.participants),
+            _ => Err(chat_core::ChatError::EngagementNotFound.into()),
+        }
+    }
+
+    /// Waits until the engagement is ACTIVE (the server has reported the customer in it),
+    /// when messages can be sent: right after [`Client::create_engagement`] or
+    /// [`join`](Self::join) it is still PENDING, and a send fails with ACS-313. ACS-314 if
+    /// it ends first. Takes no event from the event stream.
+    pub fn wait_active(&self) -> Result<(), Error> {
+        let status = self.client.shared.wait_for(None, |st| {
+            let status = st.driver.engagement(self.id()).map(|i| i.status);
+            match status {
+                Some(EngagementStatus::Pending) if !st.stopped => None,
+                other => Some(other),
             }
+        });
+        match status.flatten() {
+            Some(EngagementStatus::Active) => Ok(()),
             _ => Err(chat_core::ChatError::EngagementNotFound.into()),
         }
     }
 
     /// Joins an engagement started elsewhere (`join`); it becomes ACTIVE with
-    /// `ENGAGEMENT_ACTIVE`.
-    pub fn join(&self) -> Result<EngagementInfo, Error> {
-        match self.client.reply(Call::Join(self.id().clone()))? {
-            ReplyValue::Engagement(info) => Ok(info),
-            _ => Err(Error::Closed),
-        }
+    /// `ENGAGEMENT_ACTIVE` (see [`wait_active`](Self::wait_active)).
+    pub fn join(&self) -> Result<Engagement, Error> {
+        let info = self.client.call(Call::Join(self.id().clone()))?;
+        Ok(self.client.engagement_handle(info))
     }
 
-    /// Sends a text message (`sendMessage`), optionally in answer to `parent`. Returns the
-    /// message as stored; it also comes back as `MESSAGE_DELIVERED`.
-    pub fn send_message(&self, text: &str, parent: Option<&MessageId>) -> Result<Message, Error> {
+    /// Sends a text message (`sendMessage`, 1–4096 UTF-16 code units). Returns the message
+    /// as stored; it also comes back as `MESSAGE_DELIVERED`.
+    pub fn send_message(&self, text: &str) -> Result<Message, Error> {
+        self.send(text, None)
+    }
+
+    /// Sends a text message in answer to `parent`.
+    pub fn send_reply(&self, parent: &MessageId, text: &str) -> Result<Message, Error> {
+        self.send(text, Some(parent.clone()))
+    }
+
+    fn send(&self, text: &str, parent: Option<MessageId>) -> Result<Message, Error> {
         let call = Call::Send {
             engagement: self.id().clone(),
             text: text.to_owned(),
-            parent: parent.cloned(),
+            parent,
         };
-        match self.client.reply(call)? {
-            ReplyValue::MessageSent(m) => Ok(m),
-            _ => Err(Error::Closed),
-        }
+        self.client.call(call)
     }
 
     /// Leaves the engagement (`disconnect`): TERMINATING now, TERMINATED with
     /// `ENGAGEMENT_TERMINATED`.
     pub fn disconnect(&self, reason: Option<DisconnectReason>) -> Result<(), Error> {
-        let call = Call::Disconnect {
-            engagement: self.id().clone(),
-            reason,
-        };
-        self.client.reply(call).map(|_| ())
+        let engagement = self.id().clone();
+        self.client.call(Call::Disconnect { engagement, reason })
     }
 
-    /// The message history as a pager over pages of `page_size` messages, newest first
-    /// (`getMessages`). Allowed before joining.
+    /// The message history as a pager over pages of `page_size` messages (1 to 50), newest
+    /// first (`getMessages`). Allowed before joining.
     pub fn history(&self, page_size: usize) -> Result<HistoryPager, Error> {
-        let first = self.client.fetch_history(self.id(), None)?;
-        let mut pager = chat_core::history::HistoryPager::new(page_size);
-        pager.add_page(first);
+        let mut pager = chat_core::history::HistoryPager::new(page_size)?;
+        pager.add_page(self.client.fetch_history(self.id(), None)?);
         Ok(HistoryPager {
             engagement: self.clone(),
             pager,
@@ -319,59 +348,27 @@ impl Engagement {
             done: false,
         }
     }
-}
 
-/// Message history of one engagement, paged locally like the official `PageIterator`.
-#[derive(Debug, Clone)]
-pub struct HistoryPager {
-    engagement: Engagement,
-    pager: chat_core::history::HistoryPager,
-}
-
-/// Server pages fetched at most for one move.
-const MAX_FETCHES: usize = 100;
-
-impl HistoryPager {
-    /// The messages of the current page, newest first.
-    pub fn items(&self) -> &[Message] {
-        self.pager.items()
-    }
-
-    /// The page size.
-    pub fn page_size(&self) -> usize {
-        self.pager.page_size()
-    }
-
-    /// Moves to the next older page, fetching from the server as needed (`previous()`).
-    /// Returns whether it moved. Errors are ACS-317.
-    pub fn older(&mut self) -> Result<bool, Error> {
-        for _ in 0..MAX_FETCHES {
-            let Some(link) = self.pager.wants_fetch().cloned() else {
-                break;
-            };
-            let page = self
-                .engagement
-                .client
-                .fetch_history(self.engagement.id(), Some(link))?;
-            self.pager.add_page(page);
+    /// The whole transcript, oldest first, each message once (the history as the server
+    /// has it now; live messages come as events).
+    pub fn transcript(&self) -> Result<Vec<Message>, Error> {
+        let mut transcript = Transcript::default();
+        let mut link = None;
+        loop {
+            let page = self.client.fetch_history(self.id(), link)?;
+            match transcript.add(page) {
+                Some(next) => link = Some(next),
+                None => return Ok(transcript.into_messages()),
+            }
         }
-        Ok(self.pager.older())
     }
+}
 
-    /// Moves to the next newer page (`next()`); never fetches. Returns whether it moved.
-    pub fn newer(&mut self) -> bool {
-        self.pager.newer()
-    }
-
-    /// Whether older messages exist, loaded or on the server (`hasPrevious()`).
-    pub fn has_older(&self) -> bool {
-        self.pager.has_older()
-    }
-
-    /// Whether newer messages are loaded (`hasNext()`).
-    pub fn has_newer(&self) -> bool {
-        self.pager.has_newer()
-    }
+fn is_over(status: EngagementStatus) -> bool {
+    matches!(
+        status,
+        EngagementStatus::Terminated | EngagementStatus::Terminating
+    )
 }
 
 /// The pages of an engagement's history, newest first: from
@@ -398,24 +395,61 @@ impl Iterator for HistoryPages {
             }),
             Some(p) => p.older(),
         };
-        match moved {
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-            Ok(false) => {
-                self.done = true;
-                None
-            }
-            Ok(true) => {
-                let pager = self.pager.as_ref()?;
-                let items = pager.items().to_vec();
-                if items.is_empty() && !pager.has_older() {
-                    self.done = true;
-                    return None;
-                }
-                Some(Ok(items))
-            }
+        let page = match moved {
+            Err(e) => Some(Err(e)),
+            Ok(false) => None,
+            Ok(true) => self
+                .pager
+                .as_ref()
+                .filter(|p| !p.items().is_empty() || p.has_older())
+                .map(|p| Ok(p.items().to_vec())),
+        };
+        self.done = !matches!(page, Some(Ok(_)));
+        page
+    }
+}
+
+/// Message history of one engagement, paged locally like the official `PageIterator`.
+#[derive(Debug, Clone)]
+pub struct HistoryPager {
+    engagement: Engagement,
+    pager: chat_core::history::HistoryPager,
+}
+
+impl HistoryPager {
+    /// The messages of the current page, newest first.
+    pub fn items(&self) -> &[Message] {
+        self.pager.items()
+    }
+
+    /// The page size.
+    pub fn page_size(&self) -> usize {
+        self.pager.page_size()
+    }
+
+    /// Moves to the next older page, fetching from the server as needed (`previous()`).
+    /// Returns whether it moved. Errors are ACS-317.
+    pub fn older(&mut self) -> Result<bool, Error> {
+        while let Some(link) = self.pager.wants_fetch().cloned() {
+            let id = self.engagement.id().clone();
+            let page = self.engagement.client.fetch_history(&id, Some(link))?;
+            self.pager.add_page(page);
         }
+        Ok(self.pager.older())
+    }
+
+    /// Moves to the next newer page (`next()`); never fetches. Returns whether it moved.
+    pub fn newer(&mut self) -> bool {
+        self.pager.newer()
+    }
+
+    /// Whether older messages exist, loaded or on the server (`hasPrevious()`).
+    pub fn has_older(&self) -> bool {
+        self.pager.has_older()
+    }
+
+    /// Whether newer messages are loaded (`hasNext()`).
+    pub fn has_newer(&self) -> bool {
+        self.pager.has_newer()
     }
 }

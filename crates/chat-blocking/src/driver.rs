@@ -1,55 +1,36 @@
-//! The loop that drives chat-core, run by whichever caller thread is blocked.
+//! The blocking glue around [`chat_driver::Driver`], run by whichever caller thread is
+//! blocked.
 //!
-//! The [`Session`] lives in [`State`] behind one mutex. The I/O threads (the stream thread,
-//! short-lived REST workers, the token refresh) never touch it: they post their results into
-//! one input channel. A caller that waits for something (an event, a command's reply) takes
-//! the channel's receiver if nobody holds it and becomes the *leader* for one step: it waits
-//! for an input or the next deadline without the lock, feeds it to the session, carries out
-//! the outputs, and hands the receiver back. Callers that find the receiver taken wait on
+//! The driver lives in [`State`] behind one mutex. The I/O threads (the stream thread,
+//! short-lived REST workers, the token provider's) never touch it: they post their results
+//! into one input channel. A caller that waits for something (an event, a command's result)
+//! takes the channel's receiver if nobody holds it and becomes the *leader* for one step: it
+//! waits for an input or the next deadline without the lock, feeds it to the driver, carries
+//! out the actions, and hands the receiver back. Callers that find the receiver taken wait on
 //! the condition variable, which every step notifies. So any thread may call anything, and
 //! nothing is left running when nobody calls.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use chat_core::{
-    ChatError, EngagementId, EngagementInfo, Event, Output, Reply, ReplyValue, Request, RequestId,
-    RequestKind, Session, StreamFailureReason, StreamState, Token, TransportError,
-};
+use chat_core::{PollOutcome, ReplyValue, Request, RequestId, RequestKind, TransportError};
+use chat_driver::{Action, BoxError, Call, Driver, Error};
 
-use chat_net::{Call, MAX_AUTH_REFRESHES, PROVIDER_RETRY, PROVIDER_TIMEOUT};
-
+use crate::TokenProvider;
 use crate::threads;
 use crate::transport::{Cancel, EventTransport, HttpTransport, Response};
-use crate::{ChatEvent, Error, TokenProvider};
 
-/// A command from a handle.
-#[derive(Debug, Clone)]
-pub(crate) enum Command {
-    /// Completed by the session's reply.
-    Call(Call),
-    SetToken(Token),
-    RetryConnection,
-    ResetIdleTimeout,
-    RefreshToken,
-}
-
-/// What a command produced.
-#[derive(Debug)]
-pub(crate) enum Answer {
-    Reply(Box<ReplyValue>),
-    Done,
-}
+type Ticket = u64;
 
 /// What the I/O threads post.
 pub(crate) enum Input {
-    Io(RequestId, Result<Response, TransportError>),
-    /// A token refresh ended (its generation, its outcome).
-    Token(u64, Result<Token, Error>),
-    /// A command changed the session: recompute the deadline.
+    Rest(RequestId, Result<Response, TransportError>),
+    Poll(RequestId, Result<Response, TransportError>),
+    Token(RequestId, Result<String, BoxError>),
+    /// A command changed the driver: recompute the deadline.
     Wake,
 }
 
@@ -61,57 +42,24 @@ pub(crate) struct Job {
     pub(crate) reset: bool,
 }
 
-type Ticket = u64;
-
-struct Waiting {
-    ticket: Ticket,
-    /// The command, kept to send it again once after a token refresh (401).
-    replay: Option<Call>,
-}
-
-struct InFlight {
-    deadline: Instant,
-    /// Polls and probes can be interrupted; REST calls run to their timeout.
-    cancel: Option<Cancel>,
-}
-
 /// Everything the loop owns, behind [`Shared::state`].
 pub(crate) struct State {
-    pub(crate) session: Session,
+    pub(crate) driver: Driver<Ticket>,
     /// The input channel's receiver; `None` while a leader waits on it.
     rx: Option<Receiver<Input>>,
     tx: Sender<Input>,
-    pub(crate) events: VecDeque<ChatEvent>,
-    capacity: usize,
-    /// The [`Connection`](crate::Connection) is alive: keep events for it.
-    pub(crate) events_open: bool,
-    /// A stream response kept back while the application is behind (backpressure).
-    held: Option<(RequestId, Result<Response, TransportError>)>,
-    in_flight: HashMap<RequestId, InFlight>,
+    /// Requests in flight; polls and probes can be interrupted.
+    in_flight: HashMap<RequestId, Option<Cancel>>,
     reset_stream: bool,
-    core_deadline: Option<Instant>,
-    waiting: HashMap<RequestId, Waiting>,
-    answers: HashMap<Ticket, Result<Answer, Error>>,
+    deadline: Option<Instant>,
+    answers: HashMap<Ticket, Result<ReplyValue, Error>>,
     next_ticket: Ticket,
-
     provider: Option<Arc<dyn TokenProvider>>,
-    refresh_lead: Duration,
-    refresh_at: Option<Instant>,
-    /// The refresh running: its generation and when it counts as failed.
-    refreshing: Option<(u64, Instant)>,
-    refresh_generation: u64,
-    refresh_waiters: Vec<Ticket>,
-    replays: Vec<(Call, Ticket)>,
-    auth_refreshes: u32,
-
     http: Option<Arc<dyn HttpTransport>>,
     stream_jobs: Option<Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
     pub(crate) stopped: bool,
-    start: (Instant, SystemTime),
-    /// How far this client's clock is ahead of the real one ([`Client::advance_clock`]).
-    ///
-    /// [`Client::advance_clock`]: crate::Client::advance_clock
+    /// How far this client's clock is ahead of the real one (`Client::advance_clock`).
     pub(crate) skew: Duration,
 }
 
@@ -123,13 +71,11 @@ pub(crate) struct Shared {
 }
 
 pub(crate) struct Parts {
-    pub(crate) session: Session,
-    pub(crate) capacity: usize,
+    pub(crate) driver: Driver<Ticket>,
     pub(crate) http: Arc<dyn HttpTransport>,
     pub(crate) events: Box<dyn EventTransport>,
     pub(crate) probes: Box<dyn EventTransport>,
     pub(crate) provider: Option<Arc<dyn TokenProvider>>,
-    pub(crate) refresh_lead: Duration,
 }
 
 impl Shared {
@@ -143,32 +89,19 @@ impl Shared {
             stream_thread(&jobs, &mut *events, &mut *probes, &stream_tx);
         })?;
         let state = State {
-            session: parts.session,
+            driver: parts.driver,
             rx: Some(rx),
             tx: tx.clone(),
-            events: VecDeque::new(),
-            capacity: parts.capacity,
-            events_open: true,
-            held: None,
             in_flight: HashMap::new(),
             reset_stream: false,
-            core_deadline: None,
-            waiting: HashMap::new(),
+            deadline: None,
             answers: HashMap::new(),
             next_ticket: 0,
             provider: parts.provider,
-            refresh_lead: parts.refresh_lead,
-            refresh_at: None,
-            refreshing: None,
-            refresh_generation: 0,
-            refresh_waiters: Vec::new(),
-            replays: Vec::new(),
-            auth_refreshes: 0,
             http: Some(parts.http),
             stream_jobs: Some(jobs_tx),
             threads: vec![stream],
             stopped: false,
-            start: (Instant::now(), SystemTime::now()),
             skew: Duration::ZERO,
         };
         Ok(Arc::new(Self {
@@ -182,25 +115,30 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs a command and blocks until its answer, driving the loop meanwhile.
-    pub(crate) fn call(&self, command: Command) -> Result<Answer, Error> {
+    /// Starts a call and blocks until its result, driving the loop meanwhile.
+    pub(crate) fn call(&self, call: Call) -> Result<ReplyValue, Error> {
         let ticket = {
             let mut st = self.lock();
             if st.stopped {
-                return Err(Error::Closed);
+                return Err(Error::Closed(st.driver.end_reason()));
             }
-            let ticket = st.new_ticket();
-            st.command(command, ticket, true);
+            st.next_ticket += 1;
+            let ticket = st.next_ticket;
+            let now = st.now();
+            if let Err((_, e)) = st.driver.call(now, call, ticket) {
+                return Err(e);
+            }
             st.drain();
             ticket
         };
         self.wake_leader();
         self.wait_for(None, |st| {
-            st.answers
-                .remove(&ticket)
-                .or_else(|| st.stopped.then_some(Err(Error::Closed)))
+            st.answers.remove(&ticket).or_else(|| {
+                st.stopped
+                    .then(|| Err(Error::Closed(st.driver.end_reason())))
+            })
         })
-        .unwrap_or(Err(Error::Closed))
+        .unwrap_or_else(|| Err(Error::Closed(None)))
     }
 
     /// Reads or changes local state, without waiting.
@@ -211,6 +149,7 @@ impl Shared {
             st.drain();
             r
         };
+        self.changed.notify_all();
         self.wake_leader();
         r
     }
@@ -232,25 +171,21 @@ impl Shared {
         let mut stepped = false;
         loop {
             if let Some(r) = ready(&mut st) {
-                // Taking an event may have made room for the stream answer held back.
-                if st.release_held() {
-                    self.changed.notify_all();
-                }
+                // Taking an event may have let the stream go on: carry out what follows.
+                st.drain();
+                self.changed.notify_all();
                 return Some(r);
             }
             let expired = deadline.is_some_and(|d| Instant::now() >= d);
-            if expired && stepped {
-                return None;
-            }
-            if st.stopped {
-                // Nothing will change any more.
+            if (expired && stepped) || st.stopped {
                 return None;
             }
             match st.rx.take() {
                 Some(rx) => {
-                    // The session's deadlines are by the client's clock, the caller's by the
+                    // The driver's deadline is by the client's clock, the caller's by the
                     // real one.
-                    let core = st.next_wait();
+                    let now = st.now();
+                    let core = st.deadline.map(|d| d.saturating_duration_since(now));
                     let caller = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                     let wait = match (core, caller) {
                         (Some(a), Some(b)) => Some(a.min(b)),
@@ -287,17 +222,10 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // The last handle and the connection are gone: stop every thread, without deleting
-        // the session (it can be resumed).
+        // The last handle and the event stream are gone: stop every thread, without
+        // deleting the session (it can be resumed).
         let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         st.stop();
-    }
-}
-
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
@@ -319,18 +247,18 @@ fn stream_thread(
     // Ends when the loop drops its sender (at stop).
     while let Ok(job) = jobs.recv() {
         let id = job.request.id;
-        let result = if job.cancel.is_cancelled() {
-            Err(TransportError::Disconnected)
+        let input = if job.cancel.is_cancelled() {
+            Input::Rest(id, Err(TransportError::Disconnected))
         } else if job.request.kind == RequestKind::Probe {
-            probes.poll(job.request, &job.cancel)
+            Input::Rest(id, probes.poll(job.request, &job.cancel))
         } else {
             if job.reset {
                 events.reset();
             }
             tracing::trace!(transport = events.name(), "poll");
-            events.poll(job.request, &job.cancel)
+            Input::Poll(id, events.poll(job.request, &job.cancel))
         };
-        if tx.send(Input::Io(id, result)).is_err() {
+        if tx.send(input).is_err() {
             break;
         }
     }
@@ -344,34 +272,8 @@ impl State {
         Instant::now() + self.skew
     }
 
-    fn new_ticket(&mut self) -> Ticket {
-        self.next_ticket += 1;
-        self.next_ticket
-    }
-
-    fn answer(&mut self, ticket: Ticket, result: Result<Answer, Error>) {
-        self.answers.insert(ticket, result);
-    }
-
-    /// How long the leader may wait at most: until the core's deadline or the token
-    /// refresh (by the client's clock), or a request's timeout (by the real clock, as the
-    /// transports' own timeouts are).
-    fn next_wait(&self) -> Option<Duration> {
-        let now = self.now();
-        let mut at = self.core_deadline;
-        at = earliest(at, self.refresh_at.filter(|_| self.refreshing.is_none()));
-        at = earliest(at, self.refreshing.map(|(_, d)| d));
-        let mut wait = at.map(|t| t.saturating_duration_since(now));
-        let real = Instant::now();
-        for f in self.in_flight.values() {
-            let left = f.deadline.saturating_duration_since(real);
-            wait = Some(wait.map_or(left, |w| w.min(left)));
-        }
-        wait
-    }
-
     /// Feeds `first` and every input already waiting, fires what is due, and carries out
-    /// the outputs.
+    /// the actions.
     fn step(&mut self, first: Option<Input>, rx: &Receiver<Input>) {
         let mut next = first;
         while let Some(input) = next {
@@ -379,167 +281,137 @@ impl State {
             self.drain();
             next = rx.try_recv().ok();
         }
-        self.fire_due();
+        let now = self.now();
+        if self.deadline.is_some_and(|d| d <= now) {
+            self.driver.handle_timeout(now);
+        }
         self.drain();
     }
 
     fn input(&mut self, input: Input) {
+        let now = self.now();
         match input {
-            Input::Io(id, result) => self.completed(id, result),
-            Input::Token(generation, result) => {
-                if self.refreshing.is_some_and(|(g, _)| g == generation) {
-                    self.refreshing = None;
-                    self.refreshed(result);
+            Input::Rest(id, result) => {
+                if self.in_flight.remove(&id).is_some() {
+                    match result {
+                        Ok(r) => self.driver.handle_response(now, id, r.status, &r.body),
+                        Err(e) => self.driver.handle_failure(now, id, e),
+                    }
                 }
+            }
+            Input::Poll(id, result) => {
+                if self.in_flight.remove(&id).is_some() {
+                    self.reset_stream |= result.is_err();
+                    let outcome = match result {
+                        Ok(r) => PollOutcome::from_http(r.status, r.body),
+                        Err(e) => PollOutcome::Failed(e),
+                    };
+                    self.driver.handle_poll(now, id, outcome);
+                }
+            }
+            Input::Token(id, token) => {
+                self.in_flight.remove(&id);
+                self.driver.handle_token(now, id, token);
             }
             Input::Wake => {}
         }
     }
 
-    fn fire_due(&mut self) {
-        let now = self.now();
-        let real = Instant::now();
-        let expired: Vec<RequestId> = self
-            .in_flight
-            .iter()
-            .filter(|(_, f)| f.deadline <= real)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(f) = self.in_flight.remove(&id) {
-                if let Some(c) = f.cancel {
-                    c.cancel();
-                    self.reset_stream = true;
-                }
-                self.session
-                    .handle_failure(now, id, TransportError::Timeout);
-                self.drain();
-            }
-        }
-        if self.core_deadline.is_some_and(|d| d <= now) {
-            self.core_deadline = None;
-            self.session.handle_timeout(now);
-            self.drain();
-        }
-        if self.refreshing.is_some_and(|(_, d)| d <= now) {
-            self.refreshing = None;
-            self.refreshed(Err(Error::TokenProvider("timed out".to_owned())));
-        } else if self.refreshing.is_none() && self.refresh_at.is_some_and(|d| d <= now) {
-            self.refresh_at = None;
-            self.start_refresh();
-        }
-    }
-
-    fn wall(&self) -> SystemTime {
-        self.start.1 + self.now().saturating_duration_since(self.start.0)
-    }
-
-    /// Feeds the stream answer held back by backpressure once the queue has room again.
-    pub(crate) fn release_held(&mut self) -> bool {
-        if self.held.is_some() && self.events.len() < self.capacity {
-            self.drain();
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Carries out the core's outputs until it waits; stops everything once it has ended.
+    /// Carries out the driver's actions until it waits; stops everything once it has ended.
     pub(crate) fn drain(&mut self) {
         loop {
-            if self.held.is_some() && self.events.len() < self.capacity {
-                if let Some((id, result)) = self.held.take() {
-                    self.feed(id, result);
-                }
-            }
-            match self.session.poll_output() {
-                Output::Transmit(request) => self.transmit(request),
-                Output::Abort(id) => {
-                    if let Some(f) = self.in_flight.remove(&id) {
-                        if let Some(c) = f.cancel {
-                            c.cancel();
-                            self.reset_stream = true;
-                        }
-                    }
-                    if self.held.as_ref().is_some_and(|(h, _)| *h == id) {
-                        self.held = None;
+            match self.driver.poll_action() {
+                Action::Transmit(request) => self.transmit(request),
+                Action::Abort(id) => {
+                    if let Some(Some(cancel)) = self.in_flight.remove(&id) {
+                        cancel.cancel();
+                        self.reset_stream = true;
                     }
                 }
-                Output::Reply(reply) => self.reply(reply),
-                Output::Event(event) => self.event(event),
-                Output::Wait(deadline) => {
-                    self.core_deadline = deadline;
-                    if self.held.is_some() && self.events.len() < self.capacity {
-                        continue;
-                    }
+                Action::FetchToken(id) => self.fetch_token(id),
+                Action::Complete(ticket, result) => {
+                    self.answers.insert(ticket, result);
+                }
+                Action::Wait(deadline) => {
+                    self.deadline = deadline;
                     break;
                 }
             }
         }
-        if self.session.is_ended() && !self.stopped {
+        if self.driver.session().is_ended() && !self.stopped {
             self.stop();
         }
     }
 
     fn transmit(&mut self, request: Request) {
         let id = request.id;
-        let now = self.now();
-        // Requests time out by the real clock: the server and the transports know no other.
-        let deadline = Instant::now() + request.timeout;
         tracing::trace!(?request, "transmit");
         if self.stopped {
             return;
         }
         if matches!(request.kind, RequestKind::Poll { .. } | RequestKind::Probe) {
             let cancel = Cancel::new();
+            let reset = std::mem::take(&mut self.reset_stream)
+                && matches!(request.kind, RequestKind::Poll { .. });
             let job = Job {
                 request,
                 cancel: cancel.clone(),
-                reset: std::mem::take(&mut self.reset_stream),
+                reset,
             };
-            let sent = self
+            if self
                 .stream_jobs
                 .as_ref()
-                .is_some_and(|j| j.send(job).is_ok());
-            if sent {
-                self.in_flight.insert(
-                    id,
-                    InFlight {
-                        deadline,
-                        cancel: Some(cancel),
-                    },
-                );
+                .is_some_and(|j| j.send(job).is_ok())
+            {
+                self.in_flight.insert(id, Some(cancel));
             } else {
-                self.session
+                let now = self.now();
+                self.driver
                     .handle_failure(now, id, TransportError::Disconnected);
             }
             return;
         }
         let Some(http) = self.http.clone() else {
-            self.session
+            let now = self.now();
+            self.driver
                 .handle_failure(now, id, TransportError::Disconnected);
             return;
         };
         let tx = self.tx.clone();
-        self.reap();
-        let spawned = threads::spawn("chat-blocking-rest", move || {
+        self.spawn("chat-blocking-rest", id, move || {
             let result = http.send(request);
-            let _ = tx.send(Input::Io(id, result));
+            let _ = tx.send(Input::Rest(id, result));
         });
-        match spawned {
+    }
+
+    /// The token provider, on a thread of its own: a slow backend never holds up events.
+    fn fetch_token(&mut self, id: RequestId) {
+        let Some(provider) = self.provider.clone() else {
+            let now = self.now();
+            self.driver
+                .handle_token(now, id, Err("no token provider".into()));
+            return;
+        };
+        let tx = self.tx.clone();
+        tracing::debug!("asking the token provider for a new chat token");
+        self.spawn("chat-blocking-token", id, move || {
+            let token = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| provider.token()))
+                .unwrap_or_else(|_| Err("the token provider panicked".into()));
+            let _ = tx.send(Input::Token(id, token));
+        });
+    }
+
+    fn spawn(&mut self, name: &str, id: RequestId, f: impl FnOnce() + Send + 'static) {
+        self.reap();
+        match threads::spawn(name, f) {
             Ok(handle) => {
                 self.threads.push(handle);
-                self.in_flight.insert(
-                    id,
-                    InFlight {
-                        deadline,
-                        cancel: None,
-                    },
-                );
+                self.in_flight.insert(id, None);
             }
-            Err(_) => self
-                .session
-                .handle_failure(now, id, TransportError::Connect),
+            Err(_) => {
+                let now = self.now();
+                self.driver.handle_failure(now, id, TransportError::Connect);
+            }
         }
     }
 
@@ -553,199 +425,6 @@ impl State {
         }
     }
 
-    fn completed(&mut self, id: RequestId, result: Result<Response, TransportError>) {
-        let Some(f) = self.in_flight.remove(&id) else {
-            return;
-        };
-        let stream = f.cancel.is_some();
-        if stream && result.is_err() {
-            self.reset_stream = true;
-        }
-        if stream && self.events_open && self.events.len() >= self.capacity {
-            // Backpressure: the server keeps these events until a later poll acknowledges
-            // them.
-            self.held = Some((id, result));
-            return;
-        }
-        self.feed(id, result);
-    }
-
-    fn feed(&mut self, id: RequestId, result: Result<Response, TransportError>) {
-        let now = self.now();
-        match result {
-            Ok(r) => self.session.handle_response(now, id, r.status, &r.body),
-            Err(e) => self.session.handle_failure(now, id, e),
-        }
-    }
-
-    fn event(&mut self, event: Event) {
-        match &event {
-            Event::EventStreamFailed(f)
-                if f.reason == StreamFailureReason::Unauthorized
-                    && self.provider.is_some()
-                    && self.auth_refreshes < MAX_AUTH_REFRESHES =>
-            {
-                self.auth_refreshes += 1;
-                self.start_refresh();
-            }
-            Event::EventStreamConnected => self.auth_refreshes = 0,
-            _ => {}
-        }
-        if self.events_open {
-            let at = self.wall();
-            self.events.push_back(ChatEvent { event, at });
-        }
-    }
-
-    fn reply(&mut self, reply: Reply) {
-        let Some(waiting) = self.waiting.remove(&reply.id) else {
-            return;
-        };
-        let is_init = waiting.replay.as_ref().is_some_and(Call::is_init);
-        match reply.result {
-            Err(ChatError::InvalidToken) if self.provider.is_some() && waiting.replay.is_some() => {
-                if let Some(command) = waiting.replay {
-                    self.replays.push((command, waiting.ticket));
-                }
-                self.start_refresh();
-            }
-            result => {
-                if result.is_ok() {
-                    self.auth_refreshes = 0;
-                }
-                if is_init && result.is_ok() {
-                    self.schedule_refresh();
-                }
-                self.answer(
-                    waiting.ticket,
-                    result
-                        .map(|v| Answer::Reply(Box::new(v)))
-                        .map_err(Error::from),
-                );
-            }
-        }
-    }
-
-    /// Gives the command to the session; its answer is filed under `ticket`, at once or
-    /// when the reply comes.
-    fn command(&mut self, command: Command, ticket: Ticket, replayable: bool) {
-        let now = self.now();
-        let s = &mut self.session;
-        match command {
-            Command::Call(call) => self.call(call, ticket, replayable),
-            Command::SetToken(token) => {
-                let result = s.set_token(token, now, SystemTime::now());
-                if result.is_ok() {
-                    self.schedule_refresh();
-                }
-                self.answer(ticket, result.map(|()| Answer::Done).map_err(Error::from));
-            }
-            Command::RetryConnection => {
-                let result = s.retry_connection(now);
-                self.answer(ticket, result.map(|()| Answer::Done).map_err(Error::from));
-            }
-            Command::ResetIdleTimeout => {
-                s.reset_idle_timeout(now);
-                self.answer(ticket, Ok(Answer::Done));
-            }
-            Command::RefreshToken => {
-                if self.provider.is_none() {
-                    let e = Error::TokenProvider("no token provider configured".to_owned());
-                    self.answer(ticket, Err(e));
-                } else {
-                    self.refresh_waiters.push(ticket);
-                    self.start_refresh();
-                }
-            }
-        }
-    }
-
-    /// Starts a call; its answer is filed under `ticket` when the reply comes (and, if
-    /// `replayable`, the call is kept to be made once more after a refresh should the reply
-    /// be a 401).
-    fn call(&mut self, call: Call, ticket: Ticket, replayable: bool) {
-        let now = self.now();
-        match call.start(&mut self.session, now, SystemTime::now()) {
-            Ok(id) => {
-                let replay = replayable.then_some(call);
-                self.waiting.insert(id, Waiting { ticket, replay });
-            }
-            Err(e) => self.answer(ticket, Err(Error::from(e))),
-        }
-    }
-
-    /// Arms the proactive refresh: `refresh_lead` before `exp`, but never sooner than half
-    /// the token's remaining life (so that short-lived tokens do not refresh in a loop).
-    fn schedule_refresh(&mut self) {
-        if self.provider.is_none() {
-            return;
-        }
-        let remaining = self.session.token().remaining(SystemTime::now());
-        let wait = remaining
-            .saturating_sub(self.refresh_lead)
-            .max(remaining / 2);
-        self.refresh_at = Some(self.now() + wait);
-    }
-
-    fn start_refresh(&mut self) {
-        if self.refreshing.is_some() || self.stopped {
-            return;
-        }
-        let Some(provider) = self.provider.clone() else {
-            return;
-        };
-        self.refresh_at = None;
-        self.refresh_generation += 1;
-        let generation = self.refresh_generation;
-        let tx = self.tx.clone();
-        tracing::debug!("refreshing the chat token");
-        self.reap();
-        let spawned = threads::spawn("chat-blocking-token", move || {
-            let token = fetch_token(provider.as_ref());
-            let _ = tx.send(Input::Token(generation, token));
-        });
-        match spawned {
-            Ok(handle) => {
-                self.threads.push(handle);
-                self.refreshing = Some((generation, self.now() + PROVIDER_TIMEOUT));
-            }
-            Err(_) => self.refreshed(Err(Error::TokenProvider("no thread".to_owned()))),
-        }
-    }
-
-    fn refreshed(&mut self, token: Result<Token, Error>) {
-        let result = token.and_then(|t| {
-            if self.session.is_ended() {
-                return Err(Error::Closed);
-            }
-            self.session
-                .set_token(t, self.now(), SystemTime::now())
-                .map_err(Error::from)
-        });
-        match &result {
-            Ok(()) => {
-                tracing::debug!("chat token refreshed");
-                self.schedule_refresh();
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "token refresh failed");
-                if !self.session.token().remaining(SystemTime::now()).is_zero() {
-                    self.refresh_at = Some(self.now() + PROVIDER_RETRY);
-                }
-            }
-        }
-        for ticket in std::mem::take(&mut self.refresh_waiters) {
-            self.answer(ticket, result.clone().map(|()| Answer::Done));
-        }
-        for (call, ticket) in std::mem::take(&mut self.replays) {
-            if result.is_ok() {
-                self.call(call, ticket, false);
-            } else {
-                self.answer(ticket, Err(Error::Chat(ChatError::InvalidToken)));
-            }
-        }
-    }
-
     /// Stops every thread this client started and waits for them. Threads never take the
     /// state lock, so joining under it cannot deadlock; a REST call in flight is waited for
     /// (at most its timeout), a poll is interrupted.
@@ -754,8 +433,8 @@ impl State {
             return;
         }
         self.stopped = true;
-        for (_, f) in self.in_flight.drain() {
-            if let Some(c) = f.cancel {
+        for (_, cancel) in self.in_flight.drain() {
+            if let Some(c) = cancel {
                 c.cancel();
             }
         }
@@ -766,52 +445,19 @@ impl State {
         // The last user of reqwest's blocking client: dropping it joins reqwest's thread (on a
         // thread of the client's own, see `ReqwestTransport`).
         self.http = None;
-        for (_, w) in self.waiting.drain() {
-            self.answers.insert(w.ticket, Err(Error::Closed));
+        for (ticket, e) in self.driver.stop() {
+            self.answers.insert(ticket, Err(e));
         }
-        for ticket in std::mem::take(&mut self.refresh_waiters) {
-            self.answers.insert(ticket, Err(Error::Closed));
-        }
-        for (_, ticket) in std::mem::take(&mut self.replays) {
-            self.answers.insert(ticket, Err(Error::Closed));
-        }
-        self.held = None;
-        self.refreshing = None;
-        self.refresh_at = None;
-    }
-
-    pub(crate) fn engagement(&self, id: &EngagementId) -> Option<EngagementInfo> {
-        self.session.engagement(id).cloned()
-    }
-
-    pub(crate) fn stream_state(&self) -> StreamState {
-        self.session.stream_state()
     }
 
     /// Threads this client has started and not yet joined (for tests).
+    #[cfg(feature = "test-util")]
     pub(crate) fn threads(&self) -> usize {
         self.threads.len()
     }
 }
 
-/// [`fetch_token`] on a thread of the client's own (a provider may well use reqwest's
-/// blocking client, which must not run on a caller's thread inside a tokio runtime).
-pub(crate) fn fetch_token_off_thread(provider: &dyn TokenProvider) -> Result<Token, Error> {
-    threads::on_own_thread(|| fetch_token(provider)).unwrap_or_else(|| {
-        Err(Error::TokenProvider(
-            "the token provider panicked".to_owned(),
-        ))
-    })
-}
-
-/// Asks the provider and checks that what it gave is a live token.
-fn fetch_token(provider: &dyn TokenProvider) -> Result<Token, Error> {
-    let text = provider
-        .token()
-        .map_err(|e| Error::TokenProvider(e.to_string()))?;
-    let token = Token::parse(&text)?;
-    if token.remaining(SystemTime::now()).is_zero() {
-        return Err(Error::TokenProvider("the token has expired".to_owned()));
-    }
-    Ok(token)
+/// The wall clock, once, at the client's start.
+pub(crate) fn wall() -> SystemTime {
+    SystemTime::now()
 }

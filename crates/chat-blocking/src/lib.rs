@@ -47,12 +47,12 @@
 //! let (client, events) = Client::builder(emulator.base_url(), &c.integration_id, &c.appkey)
 //!     .token(jwt)
 //!     .connect()?;
-//! let chat = client.create_engagement(Default::default())?;
+//! let chat = client.create_engagement()?;
 //! let mut sent = false;
 //! for e in &events {
 //!     match e.event {
 //!         Event::EngagementActive(_) if !sent => {
-//!             chat.send_message("Hello!", None)?;
+//!             chat.send_message("Hello!")?;
 //!             sent = true;
 //!         }
 //!         Event::MessageArrived(m) if m.text().is_some_and(|t| t.contains("Hello!")) => break,
@@ -71,8 +71,8 @@
 
 mod builder;
 mod client;
-mod connection;
 mod driver;
+mod events;
 mod http1;
 mod threads;
 mod token;
@@ -82,14 +82,17 @@ mod ws;
 /// This crate's version (the official SDK's `version()`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-pub use builder::{ClientBuilder, DEFAULT_EVENT_CAPACITY, StreamTransport};
-pub use chat_net::Error;
+pub use builder::ClientBuilder;
+pub use chat_driver::{
+    ChatEvent, DEFAULT_EVENT_CAPACITY, Error, ProviderError, RecvTimeoutError, StreamTransport,
+    TryRecvError,
+};
 /// rustls's client configuration, for [`ClientBuilder::tls_config`] (see
 /// [`tls_config_with_roots`]).
 pub use chat_net::TlsClientConfig;
 pub use chat_net::{TlsRootsError, tls_config_with_roots};
 pub use client::{Client, Engagement, HistoryPager, HistoryPages};
-pub use connection::{ChatEvent, Connection};
+pub use events::EventStream;
 pub use http1::Http1LongPollTransport;
 pub use token::{BoxError, TokenProvider};
 pub use transport::{
@@ -102,7 +105,7 @@ pub use chat_core::wire::{
     ShutdownReason,
 };
 pub use chat_core::{
-    ChatError, Config, EngagementId, EngagementInfo, Event, HistoryPage, Message, MessageId,
-    Request, Resumption, SessionId, StreamFailure, StreamFailureReason, StreamState,
-    TransportError, UserContext,
+    ChatError, Config, EndReason, EngagementId, EngagementInfo, Event, HistoryPage, Message,
+    MessageId, PollOutcome, Request, Resumption, SessionId, StreamFailure, StreamFailureReason,
+    StreamState, TokenRefresh, TransportError, UserContext,
 };

@@ -21,7 +21,7 @@ fn new_chat(transport: StreamTransport) {
     let first = events.recv().expect("first event");
     assert!(matches!(first.event, Event::Initialized(ref ctx) if ctx.engagements.is_empty()));
 
-    let chat = client.create_engagement(Default::default()).unwrap();
+    let chat = client.create_engagement().unwrap();
     assert_eq!(chat.info().status, EngagementStatus::Pending);
     let (_, before) = expect_event_seen(&events, is_active);
     assert_eq!(
@@ -33,7 +33,7 @@ fn new_chat(transport: StreamTransport) {
         unreachable!()
     };
     assert_eq!(p.participant.participant_type, ParticipantType::Customer);
-    assert_eq!(chat.status().unwrap(), EngagementStatus::Active);
+    assert_eq!(chat.status(), EngagementStatus::Active);
     // The agent joins and greets.
     expect_event(&events, |e| matches!(e, Event::MessageArrived(_)));
     let participants = chat.participants().unwrap();
@@ -43,7 +43,7 @@ fn new_chat(transport: StreamTransport) {
             .any(|p| p.participant_type == ParticipantType::Agent)
     );
 
-    let sent = chat.send_message("Where is my parcel?", None).unwrap();
+    let sent = chat.send_message("Where is my parcel?").unwrap();
     assert_eq!(sent.text(), Some("Where is my parcel?"));
     let echo = expect_event(&events, |e| matches!(e, Event::MessageDelivered(_)));
     let Event::MessageDelivered(echo) = echo.event else {
@@ -52,10 +52,10 @@ fn new_chat(transport: StreamTransport) {
     assert_eq!(echo.message_id, sent.message_id);
     expect_event(&events, arrived_with("Where is my parcel?"));
 
-    let reply = chat.send_message("Thanks", Some(&sent.message_id)).unwrap();
+    let reply = chat.send_reply(&sent.message_id, "Thanks").unwrap();
     assert_eq!(reply.parent_message_id.as_ref(), Some(&sent.message_id));
-    assert_eq!(chat.send_message("", None).unwrap_err().code(), "ACS-322");
-    let long = chat.send_message(&"x".repeat(4097), None).unwrap_err();
+    assert_eq!(chat.send_message("").unwrap_err().code(), "ACS-322");
+    let long = chat.send_message(&"x".repeat(4097)).unwrap_err();
     assert_eq!(long.code(), "ACS-322");
     assert_eq!(chat.join().unwrap_err().code(), "ACS-315");
     client.shutdown(None).unwrap();
@@ -71,9 +71,9 @@ fn send_before_activation_is_acs_313() {
     emu.control()
         .delay_responses(Route::Events, Some(Duration::from_millis(500)));
     let (client, _events) = connect(&emu, StreamTransport::LongPoll, "bob");
-    let chat = client.create_engagement(Default::default()).unwrap();
-    assert_eq!(chat.status().unwrap(), EngagementStatus::Pending);
-    let e = chat.send_message("too early", None).unwrap_err();
+    let chat = client.create_engagement().unwrap();
+    assert_eq!(chat.status(), EngagementStatus::Pending);
+    let e = chat.send_message("too early").unwrap_err();
     assert_eq!(e.code(), "ACS-313");
     assert_eq!(chat.disconnect(None).unwrap_err().code(), "ACS-313");
     // An engagement this session does not know.
@@ -81,10 +81,7 @@ fn send_before_activation_is_acs_313() {
         engagement_id: chat_blocking::EngagementId::new("e0000000-0000-4000-8000-00000000ffff"),
         ..chat.info().clone()
     });
-    assert_eq!(
-        unknown.send_message("x", None).unwrap_err().code(),
-        "ACS-314"
-    );
+    assert_eq!(unknown.send_message("x").unwrap_err().code(), "ACS-314");
     assert_eq!(unknown.join().unwrap_err().code(), "ACS-314");
     client.shutdown(None).unwrap();
 }
@@ -92,7 +89,7 @@ fn send_before_activation_is_acs_313() {
 fn engagement_error(transport: StreamTransport) {
     let emu = emulator(AgentMode::Off);
     let (client, events) = connect(&emu, transport, "zoe");
-    let chat = client.create_engagement(Default::default()).unwrap();
+    let chat = client.create_engagement().unwrap();
     expect_event(&events, is_active);
     emu.control()
         .raise_engagement_error(chat.id(), "Routing failed", "No agent available")
@@ -107,8 +104,8 @@ fn engagement_error(transport: StreamTransport) {
     assert_eq!(&engagement.engagement_id, chat.id());
     assert_eq!(error.title.as_deref(), Some("Routing failed"));
     assert_eq!(error.detail.as_deref(), Some("No agent available"));
-    assert_eq!(chat.status().unwrap(), EngagementStatus::Terminated);
-    assert_eq!(chat.send_message("x", None).unwrap_err().code(), "ACS-314");
+    assert_eq!(chat.status(), EngagementStatus::Terminated);
+    assert_eq!(chat.send_message("x").unwrap_err().code(), "ACS-314");
     client.shutdown(None).unwrap();
 }
 
@@ -118,7 +115,7 @@ fn several_chats(transport: StreamTransport) {
     let emu = emulator(AgentMode::Off);
     let (client, events) = connect(&emu, transport, "leo");
     let chats: Vec<_> = (0..3)
-        .map(|_| client.create_engagement(Default::default()).unwrap())
+        .map(|_| client.create_engagement().unwrap())
         .collect();
     for _ in 0..3 {
         expect_event(&events, is_active);
@@ -151,13 +148,13 @@ fn several_chats(transport: StreamTransport) {
     // Leaving one leaves the others (and the stream) running.
     chats[0].disconnect(None).unwrap();
     expect_event(&events, |e| matches!(e, Event::EngagementTerminated(_)));
-    chats[1].send_message("still on", None).unwrap();
+    chats[1].send_message("still on").unwrap();
     let (_, seen) = expect_event_seen(
         &events,
         |e| matches!(e, Event::MessageDelivered(m) if m.text() == Some("still on")),
     );
     assert!(!names(&seen).contains(&"EVENT_STREAM_CLOSED"));
-    assert_eq!(client.engagements().unwrap().len(), 2);
+    assert_eq!(client.engagements().len(), 2);
     client.shutdown(None).unwrap();
 }
 
@@ -169,14 +166,13 @@ both!(several, super::several_chats);
 fn commands_from_another_thread_while_iterating() {
     let emu = emulator(AgentMode::Agent);
     let (client, events) = connect(&emu, StreamTransport::LongPoll, "amy");
-    let chat = client.create_engagement(Default::default()).unwrap();
+    let chat = client.create_engagement().unwrap();
     expect_event(&events, arrived_with("Hello"));
     let sender = std::thread::spawn({
         let chat = chat.clone();
         move || {
             for i in 0..3 {
-                chat.send_message(&format!("from a thread {i}"), None)
-                    .unwrap();
+                chat.send_message(&format!("from a thread {i}")).unwrap();
             }
         }
     });
@@ -198,9 +194,9 @@ fn commands_from_another_thread_while_iterating() {
 fn join_from_second_session(transport: StreamTransport) {
     let emu = emulator(AgentMode::Agent);
     let (first, first_events) = connect(&emu, transport, "kate");
-    let chat = first.create_engagement(Default::default()).unwrap();
+    let chat = first.create_engagement().unwrap();
     expect_event(&first_events, arrived_with("Hello"));
-    chat.send_message("from the laptop", None).unwrap();
+    chat.send_message("from the laptop").unwrap();
 
     let (second, second_events) = connect(&emu, transport, "kate");
     let init = second_events.recv().unwrap();
@@ -220,11 +216,11 @@ fn join_from_second_session(transport: StreamTransport) {
             .iter()
             .any(|m| m.text() == Some("from the laptop"))
     );
-    assert_eq!(there.send_message("x", None).unwrap_err().code(), "ACS-313");
+    assert_eq!(there.send_message("x").unwrap_err().code(), "ACS-313");
 
     there.join().unwrap();
     expect_event(&second_events, is_active);
-    chat.send_message("typed on the laptop", None).unwrap();
+    chat.send_message("typed on the laptop").unwrap();
     expect_event(
         &second_events,
         |e| matches!(e, Event::MessageDelivered(m) if m.text() == Some("typed on the laptop")),
@@ -240,7 +236,7 @@ both!(join, super::join_from_second_session);
 fn leave_then_shutdown(transport: StreamTransport) {
     let emu = emulator(AgentMode::Agent);
     let (client, events) = connect(&emu, transport, "carol");
-    let chat = client.create_engagement(Default::default()).unwrap();
+    let chat = client.create_engagement().unwrap();
     expect_event(&events, is_active);
     expect_event(&events, |e| matches!(e, Event::MessageArrived(_)));
 
@@ -250,11 +246,8 @@ fn leave_then_shutdown(transport: StreamTransport) {
         names(&seen).contains(&"PARTICIPANT_DISCONNECTED"),
         "{seen:?}"
     );
-    assert_eq!(chat.status().unwrap(), EngagementStatus::Terminated);
-    assert_eq!(
-        chat.send_message("hello?", None).unwrap_err().code(),
-        "ACS-314"
-    );
+    assert_eq!(chat.status(), EngagementStatus::Terminated);
+    assert_eq!(chat.send_message("hello?").unwrap_err().code(), "ACS-314");
     assert_eq!(chat.participants().unwrap_err().code(), "ACS-314");
 
     client.shutdown(Some(ShutdownReason::UserClosed)).unwrap();
@@ -269,7 +262,7 @@ fn leave_then_shutdown(transport: StreamTransport) {
         })
     );
     assert!(client.is_closed());
-    let e = client.create_engagement(Default::default()).unwrap_err();
+    let e = client.create_engagement().unwrap_err();
     assert_eq!(e.code(), "ACS-310");
     assert_eq!(client.shutdown(None).unwrap_err().code(), "ACS-310");
     assert_eq!(emu.control().stats().sessions, 0);
@@ -282,7 +275,7 @@ both!(leave_sequence, super::leave_then_shutdown);
 fn shutdown_keeps_engagements_going() {
     let emu = emulator(AgentMode::Agent);
     let (client, events) = connect(&emu, StreamTransport::LongPoll, "dave");
-    client.create_engagement(Default::default()).unwrap();
+    client.create_engagement().unwrap();
     expect_event(&events, is_active);
     client.shutdown(None).unwrap();
     assert_eq!(emu.control().stats().ongoing_engagements, 1);
@@ -293,7 +286,7 @@ fn shutdown_keeps_engagements_going() {
 fn history_pager_and_page_iterator_cover_everything_once() {
     let emu = emulator(AgentMode::Off);
     let (client, events) = connect(&emu, StreamTransport::LongPoll, "mia");
-    let chat = client.create_engagement(Default::default()).unwrap();
+    let chat = client.create_engagement().unwrap();
     expect_event(&events, is_active);
     // More than one server page (50).
     for i in 1..=73 {
@@ -327,16 +320,21 @@ fn history_pager_and_page_iterator_cover_everything_once() {
     assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [30, 30, 13]);
     let all: Vec<u64> = pages.iter().flatten().map(|m| m.message_index).collect();
     assert_eq!(all, want);
-    assert_eq!(chat.history(0).unwrap().page_size(), 10);
+    let transcript = chat.transcript().unwrap();
+    let indexes: Vec<u64> = transcript.iter().map(|m| m.message_index).collect();
+    assert_eq!(indexes, (1..=73).collect::<Vec<_>>());
+    for bad in [0, 51] {
+        assert_eq!(chat.history(bad).unwrap_err().code(), "ACS-322");
+    }
     client.shutdown(None).unwrap();
 }
 
 fn resume_session(transport: StreamTransport) {
     let emu = emulator(AgentMode::Agent);
     let (client, events) = connect(&emu, transport, "judy");
-    let chat = client.create_engagement(Default::default()).unwrap();
+    let chat = client.create_engagement().unwrap();
     expect_event(&events, |e| matches!(e, Event::MessageArrived(_)));
-    chat.send_message("before the reload", None).unwrap();
+    chat.send_message("before the reload").unwrap();
     expect_event(&events, arrived_with("before the reload"));
     let resumption = client.resumption().unwrap();
     assert_eq!(resumption.active_engagements, [chat.id().clone()]);
@@ -357,10 +355,14 @@ fn resume_session(transport: StreamTransport) {
         panic!("{init:?}")
     };
     assert_eq!(ctx.engagements[0].status, EngagementStatus::Active);
+    // What came while away arrives (from history, or the stream: whichever is first), and
+    // the stream connects.
     let (_, seen) = expect_event_seen(&events, arrived_with("while you were away"));
-    assert!(names(&seen).contains(&"EVENT_STREAM_CONNECTED"));
-    let chat = client.engagement(&eid).unwrap().unwrap();
-    chat.send_message("back again", None).unwrap();
+    if !names(&seen).contains(&"EVENT_STREAM_CONNECTED") {
+        expect_event(&events, |e| matches!(e, Event::EventStreamConnected));
+    }
+    let chat = client.engagement(&eid).unwrap();
+    chat.send_message("back again").unwrap();
     expect_event(&events, arrived_with("back again"));
     client.shutdown(None).unwrap();
 
@@ -385,18 +387,18 @@ fn each_send_is_stored_once(transport: StreamTransport) {
         })
         .connect()
         .unwrap();
-    let chat = client.create_engagement(Default::default()).unwrap();
+    let chat = client.create_engagement().unwrap();
     expect_event(&events, is_active);
 
     // Stored, but the answer is lost: found in history, not sent again.
     control.lose_next_answers(Route::Messages, 1);
-    let first = chat.send_message("first", None).unwrap();
+    let first = chat.send_message("first").unwrap();
     // Refused twice, then sent.
     control.fail_next(Route::Messages, 503, 2);
-    let second = chat.send_message("second", None).unwrap();
+    let second = chat.send_message("second").unwrap();
     // Lost before the server saw it: sent again.
     control.drop_next(Route::Messages, 1);
-    let third = chat.send_message("third", None).unwrap();
+    let third = chat.send_message("third").unwrap();
     assert!(first.message_index < second.message_index);
     assert!(second.message_index < third.message_index);
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chat_blocking::{
-    BoxError, Cancel, Client, ClientBuilder, Config, Connection, Event, EventTransport,
+    BoxError, Cancel, Client, ClientBuilder, Config, Event, EventStream, EventTransport,
     HttpTransport, Request, Response, StreamFailureReason, TransportError,
 };
 use chat_core::Method;
@@ -93,7 +93,7 @@ fn builder(log: Log, events: Box<dyn EventTransport>) -> ClientBuilder {
         })
 }
 
-fn next_named(events: &Connection, name: &str) -> Event {
+fn next_named(events: &EventStream, name: &str) -> Event {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let e = events.recv_deadline(deadline).expect("an event in time");
@@ -142,7 +142,8 @@ fn connect_sends_init_with_the_headers_and_shutdown_ends_everything() {
     ));
     assert!(events.recv().is_none());
     assert_eq!(log.lock().unwrap().last().unwrap().0, Method::Delete);
-    assert_eq!(client.stream_state().unwrap_err().code(), "ACS-310");
+    assert!(client.is_closed());
+    assert_eq!(client.retry_connection().unwrap_err().code(), "ACS-310");
 }
 
 #[test]
@@ -168,7 +169,7 @@ fn a_slow_app_gets_backpressure_not_loss() {
         .event_capacity(2)
         .connect()
         .unwrap();
-    client.create_engagement(Default::default()).unwrap();
+    client.create_engagement().unwrap();
     // The client is driven for a while, but nobody takes events: it stops taking batches.
     events.run_until(Instant::now() + Duration::from_millis(300));
     let stalled = polls_made.load(Ordering::SeqCst);
@@ -235,7 +236,7 @@ fn retry_connection_cuts_the_backoff_short() {
         }
     });
     let (client, events) = builder(Log::default(), Box::new(polls)).connect().unwrap();
-    client.create_engagement(Default::default()).unwrap();
+    client.create_engagement().unwrap();
     next_named(&events, "ENGAGEMENT_ACTIVE");
     let failed = next_named(&events, "EVENT_STREAM_FAILED");
     assert!(

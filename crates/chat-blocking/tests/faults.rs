@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use chat_blocking::{
-    Client, Config, Connection, Event, ParticipantType, ShutdownReason, StreamFailureReason,
+    Client, Config, Event, EventStream, ParticipantType, ShutdownReason, StreamFailureReason,
     StreamState, StreamTransport,
 };
 use chat_emulator::{AgentMode, Route};
@@ -35,7 +35,7 @@ fn faults_lose_nothing(transport: StreamTransport) {
     let control = emu.control();
     let (builder, cut) = cuttable(&emu, transport, "ivan");
     let (client, events) = builder.connect().unwrap();
-    let chat = client.create_engagement(Default::default()).unwrap();
+    let chat = client.create_engagement().unwrap();
     expect_event(&events, is_active);
     let mut next = 1;
     let mut post = |n: usize| {
@@ -101,7 +101,7 @@ both!(faults, super::faults_lose_nothing);
 /// Advances the client's clock by `step` until an event matches, collecting the others.
 fn advance_until(
     client: &Client,
-    events: &Connection,
+    events: &EventStream,
     step: Duration,
     pred: impl Fn(&Event) -> bool,
 ) -> (Event, Vec<Event>) {
@@ -129,7 +129,7 @@ fn reconnection_timeout_then_retry(transport: StreamTransport) {
         })
         .connect()
         .unwrap();
-    let chat = client.create_engagement(Default::default()).unwrap();
+    let chat = client.create_engagement().unwrap();
     expect_event(&events, is_active);
     assert_eq!(client.retry_connection().unwrap_err().code(), "ACS-318");
 
@@ -147,7 +147,7 @@ fn reconnection_timeout_then_retry(transport: StreamTransport) {
         .filter(|e| matches!(e, Event::EventStreamConnecting))
         .count();
     assert!(retries >= 3, "{:?}", names(&seen));
-    assert_eq!(client.stream_state().unwrap(), StreamState::Failed);
+    assert_eq!(client.stream_state(), StreamState::Failed);
 
     // Back: nothing happens by itself; the app's retry reconnects, and nothing is lost.
     emu.control().clear_faults();
@@ -172,7 +172,7 @@ fn inactivity_shutdown(transport: StreamTransport) {
         })
         .connect()
         .unwrap();
-    client.create_engagement(Default::default()).unwrap();
+    client.create_engagement().unwrap();
     expect_event(&events, |e| matches!(e, Event::MessageArrived(_)));
 
     let idle = |e: &Event| matches!(e, Event::IdleTimeoutExpired { .. });
@@ -209,7 +209,7 @@ both!(inactivity, super::inactivity_shutdown);
 fn session_not_found(transport: StreamTransport) {
     let emu = emulator(AgentMode::Agent);
     let (client, events) = connect(&emu, transport, "pia");
-    let chat = client.create_engagement(Default::default()).unwrap();
+    let chat = client.create_engagement().unwrap();
     expect_event(&events, is_active);
     assert!(emu.control().invalidate_session(client.session_id()));
     let (_, seen) = expect_event_seen(
@@ -217,10 +217,21 @@ fn session_not_found(transport: StreamTransport) {
         failed(StreamFailureReason::ClientSessionInvalidated),
     );
     assert!(names(&seen).contains(&"EVENT_STREAM_CLOSED"), "{seen:?}");
-    let e = client.create_engagement(Default::default()).unwrap_err();
+    let e = client.create_engagement().unwrap_err();
     assert_eq!(e.code(), "ACS-320");
-    assert_eq!(chat.send_message("x", None).unwrap_err().code(), "ACS-320");
-    client.shutdown(None).unwrap();
+    assert_eq!(chat.send_message("x").unwrap_err().code(), "ACS-320");
+    // The client ends, and says why (issue #12 item 8: it looked alive).
+    assert_eq!(
+        client.closed(),
+        chat_blocking::EndReason::SessionInvalidated
+    );
+    assert!(client.is_closed());
+    assert!(client.resumption().is_err());
+    for e in &events {
+        assert!(!matches!(e.event, Event::EventStreamConnecting), "{e:?}");
+    }
+    assert_eq!(client.thread_count(), 0);
+    assert_eq!(client.shutdown(None).unwrap_err().code(), "ACS-320");
 }
 
 both!(invalidated, super::session_not_found);
@@ -236,13 +247,13 @@ fn a_hung_command_does_not_stall_events() {
         })
         .connect()
         .unwrap();
-    let chat = client.create_engagement(Default::default()).unwrap();
+    let chat = client.create_engagement().unwrap();
     expect_event(&events, is_active);
     emu.control()
         .hang_next(Route::Messages, 1, Duration::from_secs(3));
     let sender = std::thread::spawn({
         let chat = chat.clone();
-        move || chat.send_message("stuck", None)
+        move || chat.send_message("stuck")
     });
     emu.control()
         .post_message(chat.id(), ParticipantType::Agent, "meanwhile")

@@ -58,10 +58,10 @@ fn whole_chat(transport: StreamTransport, texts: &mut Vec<String>) -> Vec<String
         .unwrap();
     texts.push(format!("{client:?}"));
     texts.push(format!("{events:?}"));
-    let chat = client.create_engagement(Default::default()).unwrap();
+    let chat = client.create_engagement().unwrap();
     texts.push(format!("{chat:?}"));
     let (_, before) = expect_event_seen(&events, |e| matches!(e, Event::MessageArrived(_)));
-    chat.send_message("first", None).unwrap();
+    chat.send_message("first").unwrap();
     expect_event(&events, arrived_with("first"));
 
     // A 401 on the stream and a refresh through the provider; a 401 on a command, replayed.
@@ -72,20 +72,20 @@ fn whole_chat(transport: StreamTransport, texts: &mut Vec<String>) -> Vec<String
     );
     expect_event(&events, |e| matches!(e, Event::EventStreamConnected));
     emu.control().expire_tokens();
-    chat.send_message("after a refresh", None).unwrap();
+    chat.send_message("after a refresh").unwrap();
     expect_event(&events, arrived_with("after a refresh"));
 
     // Faults: the stream fails; a command fails with a server error.
     emu.control().fail_next(Route::Events, 503, 1);
     emu.control().fail_next(Route::Messages, 500, 1);
-    if let Err(e) = chat.send_message("through a fault", None) {
+    if let Err(e) = chat.send_message("through a fault") {
         texts.push(format!("{e} {e:?}"));
     }
-    chat.send_message("after the faults", None).unwrap();
+    chat.send_message("after the faults").unwrap();
     expect_event(&events, arrived_with("after the faults"));
 
     // Refused calls: a bad argument, a forged token, a token that is not one.
-    let e = chat.send_message("", None).unwrap_err();
+    let e = chat.send_message("").unwrap_err();
     texts.push(format!("{e} {e:?}"));
     let forged = format!("{}x", minted.lock().unwrap()[0]);
     if let Err(e) = client.set_token(&forged) {

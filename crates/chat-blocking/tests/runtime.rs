@@ -26,9 +26,9 @@ async fn chat_inside_the_runtime(transport: StreamTransport) {
         .config(config())
         .connect()
         .unwrap();
-    let chat = client.create_engagement(Default::default()).unwrap();
+    let chat = client.create_engagement().unwrap();
     expect_event(&events, arrived_with("Hello"));
-    chat.send_message("from inside a runtime", None).unwrap();
+    chat.send_message("from inside a runtime").unwrap();
     expect_event(&events, arrived_with("from inside a runtime"));
     assert_eq!(chat.participants().unwrap().len(), 2);
     client.shutdown(None).unwrap();
@@ -42,7 +42,7 @@ async fn chat_inside_the_runtime(transport: StreamTransport) {
 
     // Dropped without a shutdown, inside the runtime: the last handle stops the client.
     let (client, events) = support::connect(&emu, transport, "rhea");
-    client.create_engagement(Default::default()).unwrap();
+    client.create_engagement().unwrap();
     drop((client, events));
     emu.shutdown().await;
 }

@@ -20,7 +20,7 @@ fn no_thread_is_left_behind() {
     // Warm up the emulator's runtime (its threads are not the client's).
     for transport in [StreamTransport::LongPoll, StreamTransport::WebSocket] {
         let (client, events) = connect(&emu, transport, "warm");
-        client.create_engagement(Default::default()).unwrap();
+        client.create_engagement().unwrap();
         expect_event(&events, arrived_with("Hello"));
         client.shutdown(None).unwrap();
     }
@@ -32,12 +32,12 @@ fn no_thread_is_left_behind() {
     ] {
         // Shut down with a poll held by the server, a command issued from another thread.
         let (client, events) = connect(&emu, transport, "tess");
-        let chat = client.create_engagement(Default::default()).unwrap();
+        let chat = client.create_engagement().unwrap();
         expect_event(&events, arrived_with("Hello"));
         assert!(threads() > before, "the client runs threads of its own");
         let other = std::thread::spawn({
             let chat = chat.clone();
-            move || chat.send_message("bye", None).unwrap()
+            move || chat.send_message("bye").unwrap()
         });
         other.join().unwrap();
         client.shutdown(None).unwrap();
@@ -48,7 +48,7 @@ fn no_thread_is_left_behind() {
         // Dropped without a shutdown: the last handle joins every thread, and the session
         // stays on the server (it can be resumed).
         let (client, events) = connect(&emu, transport, "ugo");
-        client.create_engagement(Default::default()).unwrap();
+        client.create_engagement().unwrap();
         expect_event(&events, |e| matches!(e, Event::MessageArrived(_)));
         let clone = client.clone();
         drop(client);

@@ -11,16 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_blocking::{
-    Cancel, Client, Connection, Event, EventTransport, Http1LongPollTransport, HttpTransport,
+    Cancel, Client, Event, EventStream, EventTransport, Http1LongPollTransport, HttpTransport,
     ReqwestTransport, StreamTransport, TransportError, tls_config_with_roots,
 };
 use chat_emulator::{AgentMode, Route};
 use support::*;
 
-fn chat_over(client: &Client, events: &Connection, text: &str) {
-    let chat = client.create_engagement(Default::default()).unwrap();
+fn chat_over(client: &Client, events: &EventStream, text: &str) {
+    let chat = client.create_engagement().unwrap();
     expect_event(events, |e| matches!(e, Event::MessageArrived(_)));
-    chat.send_message(text, None).unwrap();
+    chat.send_message(text).unwrap();
     expect_event(events, arrived_with(text));
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chat_tokio::{
     Client, DisconnectReason, Engagement, Event, EventStream, Message, Participant,
     ParticipantType, ShutdownReason, StreamFailure, StreamFailureReason, StreamTransport,
-    TlsClientConfig, token_provider_fn,
+    TlsClientConfig,
 };
 use tokio::sync::mpsc;
 
@@ -171,7 +171,7 @@ pub(crate) async fn chat(setup: Setup) -> Result<(), CliError> {
     let refreshes = setup.source.refreshes();
     if refreshes {
         let source = setup.source.clone();
-        builder = builder.token_provider(token_provider_fn(move || {
+        builder = builder.token_provider(move || {
             let source = source.clone();
             async move {
                 source
@@ -180,7 +180,7 @@ pub(crate) async fn chat(setup: Setup) -> Result<(), CliError> {
                     .map(|f| f.token)
                     .map_err(|e| e.message.into())
             }
-        }));
+        });
     } else {
         note("[a fixed --token is not refreshed: the chat stops when it expires]");
     }
@@ -274,7 +274,7 @@ impl Conversation {
                 let chat = self.client.engagement_handle(info);
                 chat.join().await?;
                 out(format!("* joined chat {}", chat.id()));
-                for p in chat.participants().await? {
+                for p in chat.participants()? {
                     out(format!("* {} is here", who(&p)));
                 }
                 self.chat = Some(chat);
@@ -286,7 +286,7 @@ impl Conversation {
     }
 
     async fn start(&mut self) -> Result<(), CliError> {
-        let chat = self.client.create_engagement(Default::default()).await?;
+        let chat = self.client.create_engagement().await?;
         out(format!(
             "* chat {} started, waiting for an agent",
             chat.id()
@@ -352,12 +352,12 @@ impl Conversation {
                     }
                 }
             },
-            "/retry" => match self.client.retry_connection().await {
+            "/retry" => match self.client.retry_connection() {
                 Ok(()) => note("[retrying the connection]"),
                 Err(e) => note(format!("cannot retry: {e}")),
             },
             "/participants" => match &self.chat {
-                Some(chat) => match chat.participants().await {
+                Some(chat) => match chat.participants() {
                     Ok(list) => {
                         for p in list {
                             out(format!("* {} is here", who(&p)));
@@ -386,7 +386,7 @@ impl Conversation {
             text => match &self.chat {
                 // MESSAGE_DELIVERED shows it in the transcript.
                 Some(chat) => {
-                    if let Err(e) = chat.send_message(text, None).await {
+                    if let Err(e) = chat.send_message(text).await {
                         note(format!("not sent: {e}"));
                     }
                 }

@@ -140,7 +140,7 @@ mod tests {
         ));
         assert_eq!(unreachable.kind.exit_code(), 4);
         assert_eq!(
-            CliError::from(chat_tokio::Error::Closed).kind,
+            CliError::from(chat_tokio::Error::Closed(None)).kind,
             Kind::Runtime
         );
     }

@@ -222,6 +222,8 @@ pub struct InitParams {
     pub session_parameters: Option<MappedData>,
     /// Allow `http://` to a host that is not loopback. Off by default; for test rigs only.
     pub allow_plain_http: bool,
+    /// Added to the `User-Agent` of every request, after this SDK's own name and version.
+    pub user_agent: Option<String>,
 }
 
 impl InitParams {
@@ -242,6 +244,7 @@ impl InitParams {
             display_name: None,
             session_parameters: None,
             allow_plain_http: false,
+            user_agent: None,
         })
     }
 
@@ -263,6 +266,7 @@ impl InitParams {
             display_name: None,
             session_parameters: None,
             allow_plain_http: false,
+            user_agent: None,
         })
     }
 
@@ -275,6 +279,12 @@ impl InitParams {
     /// Sets the session parameters.
     pub fn session_parameters(mut self, parameters: MappedData) -> Self {
         self.session_parameters = Some(parameters);
+        self
+    }
+
+    /// Adds the application's product (such as `my-app/1.2`) to the `User-Agent`.
+    pub fn user_agent(mut self, product: impl Into<String>) -> Self {
+        self.user_agent = Some(product.into());
         self
     }
 
@@ -293,6 +303,13 @@ impl InitParams {
         if let Some(parameters) = &self.session_parameters {
             validate::mapped_data(parameters)
                 .map_err(|_| ChatError::init_param("sessionParameters exceed their limits"))?;
+        }
+        if let Some(ua) = &self.user_agent {
+            if ua.len() > 256 || ua.chars().any(|c| c.is_control()) {
+                return Err(ChatError::init_param(
+                    "the user agent should be at most 256 printable characters",
+                ));
+            }
         }
         Ok(host)
     }

@@ -72,6 +72,21 @@ pub enum Event {
 }
 
 impl Event {
+    /// The chat (engagement) the event is about, for the events of one chat: messages,
+    /// participants, activation, termination and errors. `None` for the session's and the
+    /// stream's events.
+    pub fn engagement_id(&self) -> Option<&EngagementId> {
+        match self {
+            Self::EngagementActive(e) | Self::EngagementTerminated(e) => Some(&e.engagement_id),
+            Self::EngagementError { engagement, .. } => Some(&engagement.engagement_id),
+            Self::ParticipantAdded(c) | Self::ParticipantDisconnected(c) => {
+                Some(&c.engagement.engagement_id)
+            }
+            Self::MessageArrived(m) | Self::MessageDelivered(m) => Some(&m.engagement_id),
+            _ => None,
+        }
+    }
+
     /// The official SDK's name of the event, such as `"MESSAGE_ARRIVED"`.
     pub fn name(&self) -> &'static str {
         match self {

@@ -31,7 +31,13 @@ pub struct HistoryPager {
     loaded: Vec<Message>,
     index: usize,
     next: Option<PageLink>,
+    /// Server pages added since the last move: a server that links page after page of
+    /// nothing cannot keep a move fetching for ever.
+    fetched: usize,
 }
+
+/// Server pages fetched at most for one move of the pager.
+pub const MAX_FETCHES_PER_MOVE: usize = 100;
 
 impl HistoryPager {
     /// A pager with pages of `page_size` messages, 1 to 50 (ACS-322 otherwise: the official
@@ -47,6 +53,7 @@ impl HistoryPager {
             loaded: Vec::new(),
             index: 0,
             next: None,
+            fetched: 0,
         })
     }
 
@@ -70,6 +77,7 @@ impl HistoryPager {
             }
         }
         self.next = page.next;
+        self.fetched += 1;
     }
 
     /// The messages of the current page, newest first.
@@ -80,6 +88,9 @@ impl HistoryPager {
 
     /// The server page to fetch before [`older`](Self::older) can show a full page.
     pub fn wants_fetch(&self) -> Option<&PageLink> {
+        if self.fetched >= MAX_FETCHES_PER_MOVE {
+            return None;
+        }
         let target = (self.index + self.page_size).min(self.loaded.len());
         (self.loaded.len() - target < self.page_size)
             .then_some(self.next.as_ref())
@@ -89,6 +100,7 @@ impl HistoryPager {
     /// Moves to the next older page, if there is one loaded (the official `previous()`).
     /// Returns whether it moved.
     pub fn older(&mut self) -> bool {
+        self.fetched = 0;
         let target = (self.index + self.page_size).min(self.loaded.len());
         let moved = target < self.loaded.len();
         if moved {
@@ -154,6 +166,23 @@ mod tests {
         assert!(!p.older());
         assert!(p.newer());
         assert_eq!(indexes(&p), [56, 55, 54, 53]);
+    }
+
+    #[test]
+    fn a_server_linking_empty_pages_for_ever_cannot_hold_a_move() {
+        let mut p = HistoryPager::new(10).unwrap();
+        let mut fetches = 0;
+        let nothing = || HistoryPage {
+            messages: Vec::new(),
+            next: Some(PageLink("https://h/again".into())),
+        };
+        p.add_page(nothing());
+        while p.wants_fetch().is_some() {
+            fetches += 1;
+            p.add_page(nothing());
+        }
+        assert_eq!(fetches, MAX_FETCHES_PER_MOVE - 1);
+        assert!(!p.older());
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub use event::{
 pub use ids::{
     DialogId, EngagementId, IntegrationId, MessageId, ParticipantId, RequestId, SessionId,
 };
-pub use request::{Method, PollOutcome, Request, RequestKind};
+pub use request::{Method, PollOutcome, Request, RequestKind, USER_AGENT};
 pub use session::{PROBE_COUNT, Resumption, Session, TOKEN_WARNING};
 pub use stream::StreamState;
 pub use token::Token;

@@ -110,11 +110,16 @@ pub struct Request {
     pub(crate) bearer: Arc<str>,
     pub(crate) appkey: Arc<str>,
     pub(crate) route: Option<SessionId>,
+    pub(crate) user_agent: Arc<str>,
 }
+
+/// This SDK's `User-Agent`: its name and version.
+pub const USER_AGENT: &str = concat!("axp-chat-rs/", env!("CARGO_PKG_VERSION"));
 
 impl Request {
     /// The headers to send, in order: `Authorization`, `appkey`, then `Content-Type` on a
-    /// request with a body, and `x-route-request` on a probe.
+    /// request with a body, `x-route-request` on a probe, and `User-Agent` (this SDK's name
+    /// and version, and the application's product if it gave one).
     pub fn headers(&self) -> impl Iterator<Item = (&'static str, &str)> {
         [
             Some(("Authorization", &*self.bearer)),
@@ -125,6 +130,7 @@ impl Request {
             self.route
                 .as_ref()
                 .map(|sid| ("x-route-request", sid.as_str())),
+            Some(("User-Agent", &*self.user_agent)),
         ]
         .into_iter()
         .flatten()

@@ -46,8 +46,10 @@ fn new_chat_from_init_to_messages_both_ways() {
             ),
             ("appkey", APPKEY),
             ("Content-Type", "application/json"),
+            ("User-Agent", chat_core::USER_AGENT),
         ]
     );
+    assert!(chat_core::USER_AGENT.starts_with("axp-chat-rs/0."));
     h.respond(&req, 201, session_json(json!([])));
     assert_eq!(h.take_event_names(), ["INITIALIZED"]);
     assert!(

@@ -1,7 +1,6 @@
-//! What both chat adapters (`chat-tokio` and `chat-blocking`) share, free of any runtime and
-//! of I/O: the commands they queue for the session ([`Call`]) and the token refresh policy,
-//! the typed [`Error`], the [`Response`] every transport answers with and the
-//! response size cap, the TLS configuration ([`tls_config_with_roots`]), the HTTP/1.1 long
+//! The network framing both chat adapters (`chat-tokio` and `chat-blocking`) share, free of
+//! any runtime and of I/O: the [`Response`] every transport answers with and the response
+//! size cap, the TLS configuration ([`tls_config_with_roots`]), the HTTP/1.1 long
 //! poll's framing as a sans-IO parser ([`http1`]), and the WebSocket event stream's message
 //! codec ([`ws`]). Each adapter keeps only its I/O: tokio or std sockets, tokio-tungstenite or
 //! tungstenite. Protocol rules stay in `chat-core`.
@@ -31,15 +30,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod call;
-mod error;
 pub mod http1;
 mod response;
 mod tls;
 pub mod ws;
 
-pub use call::{Call, MAX_AUTH_REFRESHES, PROVIDER_RETRY, PROVIDER_TIMEOUT};
-pub use error::Error;
 pub use response::{Response, append_capped, declared_len, followed_redirect};
 /// rustls's client configuration, as [`tls_config_with_roots`] builds it.
 pub use rustls::ClientConfig as TlsClientConfig;

@@ -14,9 +14,6 @@ use crate::adapter::{
     Adapter, AdapterError, ConnectSpec, Connection, SoakClient, TimedEvent, Transport,
 };
 
-/// History page size: the API's maximum.
-const PAGE_SIZE: usize = 50;
-
 /// Drives [`chat_blocking::Client`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BlockingAdapter;
@@ -96,7 +93,6 @@ fn engagement(
 ) -> Result<chat_blocking::Engagement, AdapterError> {
     client
         .engagement(id)
-        .map_err(|e| error(&e))?
         .ok_or_else(|| AdapterError::new("ACS-314", "engagement not known to this session"))
 }
 
@@ -109,9 +105,7 @@ impl SoakClient for BlockingClient {
     async fn create_engagement(&self) -> Result<EngagementId, AdapterError> {
         let client = self.client.clone();
         blocking(move || {
-            let chat = client
-                .create_engagement(Default::default())
-                .map_err(|e| error(&e))?;
+            let chat = client.create_engagement().map_err(|e| error(&e))?;
             Ok(chat.id().clone())
         })
         .await
@@ -138,7 +132,7 @@ impl SoakClient for BlockingClient {
         let text = text.to_owned();
         blocking(move || {
             engagement(&client, &id)?
-                .send_message(&text, None)
+                .send_message(&text)
                 .map_err(|e| error(&e))
         })
         .await
@@ -149,12 +143,7 @@ impl SoakClient for BlockingClient {
         let id = id.clone();
         blocking(move || {
             let chat = engagement(&client, &id)?;
-            let mut pager = chat.history(PAGE_SIZE).map_err(|e| error(&e))?;
-            let mut all = pager.items().to_vec();
-            while pager.older().map_err(|e| error(&e))? {
-                all.extend_from_slice(pager.items());
-            }
-            Ok(all)
+            chat.transcript().map_err(|e| error(&e))
         })
         .await
     }

@@ -146,7 +146,7 @@ impl Options {
             reconnection_timeout: Duration::from_secs(300),
             idle_timeout: None,
             outbox: self.outbox,
-            jitter_seed: self.seed ^ (index as u64).wrapping_mul(0x2545_f491),
+            jitter_seed: Some(self.seed ^ (index as u64).wrapping_mul(0x2545_f491)),
             ..Config::default()
         }
     }

@@ -4,16 +4,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chat_core::{EngagementId, Message};
-use chat_tokio::{Client, StreamTransport, token_provider_fn};
+use chat_tokio::{Client, StreamTransport};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::adapter::{
     Adapter, AdapterError, ConnectSpec, Connection, SoakClient, TimedEvent, Transport,
 };
-
-/// History page size: the API's maximum.
-const PAGE_SIZE: usize = 50;
 
 /// Drives [`chat_tokio::Client`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,10 +28,10 @@ impl Adapter for TokioAdapter {
 
     async fn connect(&self, spec: &ConnectSpec) -> Result<Connection, AdapterError> {
         let tokens = Arc::clone(&spec.tokens);
-        let provider = token_provider_fn(move || {
+        let provider = move || {
             let token = tokens.mint();
             async move { Ok(token) }
-        });
+        };
         let transport = match spec.transport {
             Transport::LongPoll => StreamTransport::LongPoll,
             Transport::WebSocket => StreamTransport::WebSocket,
@@ -71,11 +68,9 @@ struct TokioClient {
 }
 
 impl TokioClient {
-    async fn engagement(&self, id: &EngagementId) -> Result<chat_tokio::Engagement, AdapterError> {
+    fn engagement(&self, id: &EngagementId) -> Result<chat_tokio::Engagement, AdapterError> {
         self.client
             .engagement(id)
-            .await
-            .map_err(|e| error(&e))?
             .ok_or_else(|| AdapterError::new("ACS-314", "engagement not known to this session"))
     }
 }
@@ -89,7 +84,7 @@ impl SoakClient for TokioClient {
     async fn create_engagement(&self) -> Result<EngagementId, AdapterError> {
         let chat = self
             .client
-            .create_engagement(Default::default())
+            .create_engagement()
             .await
             .map_err(|e| error(&e))?;
         Ok(chat.id().clone())
@@ -110,18 +105,13 @@ impl SoakClient for TokioClient {
     }
 
     async fn send(&self, engagement: &EngagementId, text: &str) -> Result<Message, AdapterError> {
-        let chat = self.engagement(engagement).await?;
-        chat.send_message(text, None).await.map_err(|e| error(&e))
+        let chat = self.engagement(engagement)?;
+        chat.send_message(text).await.map_err(|e| error(&e))
     }
 
     async fn history(&self, engagement: &EngagementId) -> Result<Vec<Message>, AdapterError> {
-        let chat = self.engagement(engagement).await?;
-        let mut pager = chat.history(PAGE_SIZE).await.map_err(|e| error(&e))?;
-        let mut all = pager.items().to_vec();
-        while pager.older().await.map_err(|e| error(&e))? {
-            all.extend_from_slice(pager.items());
-        }
-        Ok(all)
+        let chat = self.engagement(engagement)?;
+        chat.transcript().await.map_err(|e| error(&e))
     }
 
     async fn shutdown(&self) {

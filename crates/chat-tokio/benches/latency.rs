@@ -374,7 +374,7 @@ async fn latency(server: &Server, samples: usize) {
         match READERS[i] {
             Some(t) => {
                 let (client, mut events) = server.client(&customer, t).await;
-                let chat = client.create_engagement(Default::default()).await.unwrap();
+                let chat = client.create_engagement().await.unwrap();
                 while !matches!(
                     events.recv().await.unwrap().event,
                     Event::EngagementActive(_)
@@ -451,7 +451,7 @@ async fn throughput(server: &Server, backlog: usize) {
                 let (client, mut events) = server
                     .client_with(&customer, t, server.http.clone(), 16)
                     .await;
-                let chat = client.create_engagement(Default::default()).await.unwrap();
+                let chat = client.create_engagement().await.unwrap();
                 while !matches!(
                     events.recv().await.unwrap().event,
                     Event::EngagementActive(_)
@@ -526,7 +526,7 @@ async fn throughput(server: &Server, backlog: usize) {
     }
 
     let (client, mut events) = server.client("sender", Kind::LongPoll).await;
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     while !matches!(
         events.recv().await.unwrap().event,
         Event::EngagementActive(_)
@@ -534,14 +534,14 @@ async fn throughput(server: &Server, backlog: usize) {
     let n = 500;
     let t0 = Instant::now();
     for i in 0..n {
-        chat.send_message(&format!("s{i}"), None).await.unwrap();
+        chat.send_message(&format!("s{i}")).await.unwrap();
     }
     let sequential = n as f64 / t0.elapsed().as_secs_f64();
     let t0 = Instant::now();
     let sends: Vec<_> = (0..n)
         .map(|i| {
             let chat = chat.clone();
-            tokio::spawn(async move { chat.send_message(&format!("c{i}"), None).await.unwrap() })
+            tokio::spawn(async move { chat.send_message(&format!("c{i}")).await.unwrap() })
         })
         .collect();
     for s in sends {
@@ -616,7 +616,7 @@ async fn many_clients(server: Server, sessions: usize, transport: Kind) {
         let all = Arc::clone(&all);
         connecting.push(tokio::spawn(async move {
             let (client, mut events) = builder.connect().await.unwrap();
-            client.create_engagement(Default::default()).await.unwrap();
+            client.create_engagement().await.unwrap();
             if transport == Kind::Parked {
                 // No event will come: the engagement's creation is as far as it goes.
                 active.fetch_add(1, Ordering::SeqCst);

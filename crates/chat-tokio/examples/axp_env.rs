@@ -57,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if let Some(name) = var("AXP_CUSTOMER_NAME") {
                 customer = customer.name(name);
             }
-            builder.token_provider(chat_tokio::token_provider_fn(move || {
+            builder.token_provider(move || {
                 let backend = Arc::clone(&backend);
                 let customer = customer.clone();
                 async move {
@@ -68,7 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .expose()
                         .to_owned())
                 }
-            }))
+            })
         }
     };
 
@@ -81,7 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             chat.join().await?;
             chat
         }
-        None => client.create_engagement(Default::default()).await?,
+        None => client.create_engagement().await?,
     };
     println!("engagement {}; type a message, /quit to leave", chat.id());
 
@@ -94,7 +94,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     break;
                 }
                 if !line.trim().is_empty() {
-                    if let Err(e) = chat.send_message(line.trim(), None).await {
+                    if let Err(e) = chat.send_message(line.trim()).await {
                         println!("not sent: {e}");
                     }
                 }

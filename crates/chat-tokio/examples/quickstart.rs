@@ -11,9 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_tokio::{
-    ChatEvent, Client, DisconnectReason, Event, EventStream, ShutdownReason, token_provider_fn,
-};
+use chat_tokio::{ChatEvent, Client, DisconnectReason, Event, EventStream, ShutdownReason};
 use token_client::{CustomerRequest, TokenClient, TokenClientConfig};
 
 #[tokio::main]
@@ -43,14 +41,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The chat client pulls tokens from the backend by itself, ahead of expiry and after a 401.
     let provider = {
         let backend = Arc::clone(&backend);
-        token_provider_fn(move || {
+        move || {
             let backend = Arc::clone(&backend);
             let customer = customer.clone();
             async move {
                 let jwt = backend.generate_jwt(&customer).await?;
                 Ok(jwt.token.expose().to_owned())
             }
-        })
+        }
     };
 
     // 3. The customer's chat client.
@@ -60,7 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!("{} connected, session {}", stamp(), client.session_id());
 
-    let chat = client.create_engagement(Default::default()).await?;
+    let chat = client.create_engagement().await?;
     println!("{} engagement {} created", stamp(), chat.id());
 
     // Wait until the agent is there, showing every event.
@@ -70,7 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
 
     for line in ["Hi, my order has not arrived.", "It is order 12345."] {
-        let sent = chat.send_message(line, None).await?;
+        let sent = chat.send_message(line).await?;
         println!("{} sent message #{}", stamp(), sent.message_index);
         wait_for(&mut events, &stamp, |e| {
             matches!(e, Event::MessageArrived(_))
@@ -81,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A token refresh, as the client does by itself 3 minutes before expiry.
     client.refresh_token().await?;
     println!("{} token refreshed through the provider", stamp());
-    let sent = chat.send_message("Thanks!", None).await?;
+    let sent = chat.send_message("Thanks!").await?;
     wait_for(&mut events, &stamp, |e| matches!(e, Event::MessageArrived(m) if m.parent_message_id.as_ref() == Some(&sent.message_id) || m.message_index > sent.message_index)).await?;
 
     // The transcript, from the server's history, oldest first.

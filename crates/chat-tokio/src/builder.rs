@@ -1,42 +1,17 @@
 //! [`ClientBuilder`]: configuration and connection.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
 
-use chat_core::wire::MappedData;
-use chat_core::{AppKey, ChatError, Config, InitParams, ReplyValue, Resumption, Session, Token};
-use tokio::sync::mpsc;
-use tokio::time::Instant;
+use chat_core::{ChatError, UserContext};
+use chat_driver::{Call, Driver, Options, StreamTransport};
 
-use crate::client::{Client, Shared};
-use crate::driver::{Answer, Command, Driver, Envelope};
+use crate::client::Client;
+use crate::driver::{Io, Shared, now, run, wall};
 use crate::events::EventStream;
 use crate::http1::Http1LongPollTransport;
 use crate::transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport};
 use crate::ws::{AutoTransport, WebSocketTransport};
 use crate::{Error, TlsClientConfig, TokenProvider, WsConnector};
-use chat_net::Call;
-
-/// Default size of the event buffer.
-pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
-
-/// How the event stream is carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum StreamTransport {
-    /// HTTP long polling, what AXP serves (the default): over a dedicated HTTP/1.1
-    /// connection per client ([`Http1LongPollTransport`](crate::Http1LongPollTransport)), or
-    /// over the [`http_client`](ClientBuilder::http_client) or
-    /// [`http_transport`](ClientBuilder::http_transport) when one is given.
-    #[default]
-    LongPoll,
-    /// A WebSocket on the events resource (the emulator's extension).
-    WebSocket,
-    /// Try the WebSocket upgrade with a short deadline; fall back to long polling for good if
-    /// the server does not upgrade.
-    Auto,
-}
 
 /// Which long polling the default transports use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,33 +58,19 @@ fn default_client(tls: Option<&TlsClientConfig>) -> Result<reqwest::Client, Erro
 /// # Ok(()) }
 /// ```
 pub struct ClientBuilder {
-    host: String,
-    integration_id: String,
-    appkey: AppKey,
-    token: Option<String>,
+    options: Options,
     provider: Option<Arc<dyn TokenProvider>>,
-    config: Config,
-    display_name: Option<String>,
-    session_parameters: Option<MappedData>,
-    allow_plain_http: bool,
-    transport: StreamTransport,
     http: Option<Arc<dyn HttpTransport>>,
     http_client: Option<reqwest::Client>,
     events: Option<Box<dyn EventTransport>>,
-    capacity: usize,
-    refresh_lead: Duration,
-    resume: Option<Resumption>,
-    ws_upgrade_timeout: Duration,
     tls: Option<Arc<TlsClientConfig>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("host", &self.host)
-            .field("integration_id", &self.integration_id)
-            .field("config", &self.config)
-            .field("transport", &self.transport)
+            .field("options", &self.options)
+            .field("provider", &self.provider.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -124,81 +85,22 @@ impl ClientBuilder {
         appkey: impl AsRef<str>,
     ) -> Self {
         Self {
-            host: host.into(),
-            integration_id: integration_id.into(),
-            appkey: AppKey::new(appkey),
-            token: None,
+            options: Options::new(host, integration_id, appkey),
             provider: None,
-            config: Config::default(),
-            display_name: None,
-            session_parameters: None,
-            allow_plain_http: false,
-            transport: StreamTransport::LongPoll,
             http: None,
             http_client: None,
             events: None,
-            capacity: DEFAULT_EVENT_CAPACITY,
-            refresh_lead: chat_core::TOKEN_WARNING,
-            resume: None,
-            ws_upgrade_timeout: Duration::from_secs(3),
             tls: None,
         }
     }
 
-    /// The chat JWT to start with (`jwt.` prefix included).
-    pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
-        self
-    }
+    chat_driver::client_builder_setters!();
 
     /// Where to get tokens: called at connect when no [`token`](Self::token) is given, ahead
     /// of expiry, and after a 401.
+    #[must_use]
     pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
         self.provider = Some(Arc::new(provider));
-        self
-    }
-
-    /// How long before `exp` the provider is asked for a new token; default 180 s, the
-    /// `TOKEN_EXPIRY_REMINDER` time. Never sooner than half the token's remaining life.
-    pub fn refresh_lead(mut self, lead: Duration) -> Self {
-        self.refresh_lead = lead;
-        self
-    }
-
-    /// chat-core's configuration (timeouts, ranges as in the official SDK).
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The customer's display name, used if the token names none.
-    pub fn display_name(mut self, name: impl Into<String>) -> Self {
-        self.display_name = Some(name.into());
-        self
-    }
-
-    /// Session parameters (at most 20 × 64-character keys → 256-character values).
-    pub fn session_parameters(mut self, parameters: MappedData) -> Self {
-        self.session_parameters = Some(parameters);
-        self
-    }
-
-    /// Allow `http://` to a host that is not loopback (never in production). Loopback hosts
-    /// may always use plain HTTP.
-    pub fn allow_plain_http(mut self, allow: bool) -> Self {
-        self.allow_plain_http = allow;
-        self
-    }
-
-    /// How to carry the event stream; default [`StreamTransport::LongPoll`].
-    pub fn stream_transport(mut self, transport: StreamTransport) -> Self {
-        self.transport = transport;
-        self
-    }
-
-    /// How long [`StreamTransport::Auto`] waits for the WebSocket upgrade; default 3 s.
-    pub fn ws_upgrade_timeout(mut self, timeout: Duration) -> Self {
-        self.ws_upgrade_timeout = timeout;
         self
     }
 
@@ -207,6 +109,7 @@ impl ClientBuilder {
     /// to keep each session's lean connection for the polls while sharing this client for
     /// REST calls, also pass
     /// [`event_transport`](Self::event_transport)`(Box::new(Http1LongPollTransport::new()))`.
+    #[must_use]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -218,6 +121,7 @@ impl ClientBuilder {
     /// given. Use it to trust extra roots (a test server's self-signed certificate); give it
     /// no ALPN protocols, as these connections speak HTTP/1.1. Default: rustls with the
     /// webpki roots, one configuration per process.
+    #[must_use]
     pub fn tls_config(mut self, config: Arc<TlsClientConfig>) -> Self {
         self.tls = Some(config);
         self
@@ -225,27 +129,16 @@ impl ClientBuilder {
 
     /// Your own HTTP exchange for REST calls and probes (and for long polling unless an
     /// [`event_transport`](Self::event_transport) is given).
+    #[must_use]
     pub fn http_transport(mut self, http: Arc<dyn HttpTransport>) -> Self {
         self.http = Some(http);
         self
     }
 
     /// Your own event stream transport; overrides [`stream_transport`](Self::stream_transport).
+    #[must_use]
     pub fn event_transport(mut self, events: Box<dyn EventTransport>) -> Self {
         self.events = Some(events);
-        self
-    }
-
-    /// Size of the event buffer; default 1024. See [`EventStream`] for the policy when the
-    /// application falls behind.
-    pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity.max(1);
-        self
-    }
-
-    /// Resume this session (a "page reload") instead of creating one.
-    pub fn resume(mut self, resumption: Resumption) -> Self {
-        self.resume = Some(resumption);
         self
     }
 
@@ -259,39 +152,11 @@ impl ClientBuilder {
         }
     }
 
-    /// Creates (or resumes) the session and starts the client's driver task on the current
-    /// tokio runtime. Returns the handle and the event stream, whose first event is
-    /// `INITIALIZED`.
+    /// Creates (or resumes) the session and starts the client's task on the current tokio
+    /// runtime. Returns the handle and the event stream, whose first event is
+    /// `INITIALIZED`. With a token provider and no token, the provider is asked first.
     pub async fn connect(self) -> Result<(Client, EventStream), Error> {
-        let text = match (&self.token, &self.provider) {
-            (Some(t), _) => t.clone(),
-            (None, Some(p)) => tokio::time::timeout(chat_net::PROVIDER_TIMEOUT, p.token())
-                .await
-                .map_err(|_| Error::TokenProvider("timed out".to_owned()))?
-                .map_err(|e| Error::TokenProvider(e.to_string()))?,
-            (None, None) => {
-                return Err(ChatError::InvalidInitParams(
-                    "a token or a token provider is required".into(),
-                )
-                .into());
-            }
-        };
-        let token = Token::parse(&text)?;
-        let mut params = InitParams::new(
-            self.host.clone(),
-            &self.integration_id,
-            token,
-            self.appkey.clone(),
-        )?
-        .allow_plain_http(self.allow_plain_http);
-        if let Some(name) = &self.display_name {
-            params = params.display_name(name.clone());
-        }
-        if let Some(p) = &self.session_parameters {
-            params = params.session_parameters(p.clone());
-        }
-        let session = Session::new(params, self.config.clone())?;
-
+        let session = self.options.session(self.provider.is_some())?;
         let long_poll = self.long_poll_kind();
         let http: Arc<dyn HttpTransport> = match (self.http, &self.http_client) {
             (Some(h), _) => h,
@@ -300,6 +165,7 @@ impl ClientBuilder {
                 self.tls.as_deref(),
             )?)),
         };
+        let allow_plain_http = self.options.allow_plain_http;
         let events: Box<dyn EventTransport> = match self.events {
             Some(e) => e,
             None => {
@@ -313,7 +179,7 @@ impl ClientBuilder {
                                 Some(c) => Http1LongPollTransport::with_tls_config(Arc::clone(c)),
                                 None => Http1LongPollTransport::new(),
                             };
-                            Box::new(t.allow_plain_http(self.allow_plain_http))
+                            Box::new(t.allow_plain_http(allow_plain_http))
                         }
                     }
                 };
@@ -323,67 +189,38 @@ impl ClientBuilder {
                     }
                     None => WebSocketTransport::new(),
                 };
-                match self.transport {
-                    StreamTransport::LongPoll => long_poll(),
+                match self.options.transport {
                     StreamTransport::WebSocket => Box::new(ws()),
                     // The same fallback as plain long polling would be.
                     StreamTransport::Auto => Box::new(AutoTransport::with_websocket(
                         ws(),
                         long_poll(),
-                        self.ws_upgrade_timeout,
+                        self.options.ws_upgrade_timeout,
                     )),
+                    _ => long_poll(),
                 }
             }
         };
-
-        let (tx, commands) = mpsc::channel(64);
-        let (events_tx, rx) = mpsc::channel(self.capacity);
-        let overflow = Arc::new(Mutex::new(VecDeque::new()));
-        let driver = Driver {
-            session,
-            commands,
-            events: events_tx,
-            overflow: Arc::clone(&overflow),
-            capacity: self.capacity,
+        let driver = Driver::new(session, self.options.capacity, now(), wall());
+        let shared = Shared::new(driver);
+        let io = Io {
             http,
             stream: Arc::new(tokio::sync::Mutex::new(events)),
             provider: self.provider,
-            refresh_lead: self.refresh_lead,
-            start: (Instant::now(), SystemTime::now()),
         };
-        let handle = tokio::spawn(driver.run());
-        let stream = EventStream { rx, overflow };
-
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let sent = tx
-            .send(Box::new(Envelope {
-                command: Command::Call(Call::Init(self.resume)),
-                reply,
-            }))
-            .await;
-        let result = match sent {
-            Ok(()) => answer.await.unwrap_or(Err(Error::Closed)),
-            Err(_) => Err(Error::Closed),
-        };
-        match result {
-            Ok(Answer::Reply(ReplyValue::Initialized(context))) => {
-                let client = Client {
-                    tx,
-                    shared: Arc::new(Shared {
-                        context,
-                        driver: Mutex::new(Some(handle)),
-                    }),
-                };
-                Ok((client, stream))
-            }
-            other => {
-                drop(tx);
+        let task = tokio::spawn(run(Arc::clone(&shared), io));
+        let stream = EventStream::new(Arc::clone(&shared));
+        let init = shared.call(Call::Init(self.options.resume)).await;
+        match chat_driver::from_reply::<UserContext>(init) {
+            Ok(context) => Ok((Client::new(shared, context, task), stream)),
+            Err(e) => {
+                {
+                    let mut st = shared.lock();
+                    st.handles_gone = true;
+                }
                 drop(stream);
-                let _ = handle.await;
-                Err(match other {
-                    Err(e) => e,
-                    Ok(_) => Error::Closed,
-                })
+                let _ = task.await;
+                Err(e)
             }
         }
     }

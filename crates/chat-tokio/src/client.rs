@@ -1,54 +1,72 @@
-//! The handles: [`Client`], [`Engagement`] and [`HistoryPager`].
+//! The handles: [`Client`], [`Engagement`], [`HistoryPager`] and [`HistoryPages`].
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
 use chat_core::wire::{
     DisconnectReason, EngagementStatus, MappedData, Participant, ShutdownReason,
 };
 use chat_core::{
-    DialogId, EngagementId, EngagementInfo, HistoryPage, Message, MessageId, PageLink, ReplyValue,
-    Resumption, SessionId, StreamState, Token, UserContext,
+    DialogId, EndReason, EngagementId, EngagementInfo, HistoryPage, Message, MessageId, PageLink,
+    Resumption, SessionId, StreamState, UserContext,
 };
+use chat_driver::{Call, Error, Reply, Transcript, from_reply};
 use futures::Stream;
-use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::Error;
-use crate::driver::{Answer, Command, Envelope};
-use chat_net::Call;
+use crate::driver::{Shared, now};
 
-pub(crate) struct Shared {
-    pub(crate) context: UserContext,
-    pub(crate) driver: Mutex<Option<JoinHandle<()>>>,
-}
-
-/// A connected chat session: a cheap [`Clone`] handle to the client's driver task.
+/// A connected chat session: a cheap [`Clone`] handle.
 ///
-/// Every method is a message to the driver, answered when chat-core has an answer (a REST
-/// call's reply, or at once for local state). Methods are cancel-safe in the sense that
-/// dropping their future never corrupts anything; a command already handed to the driver still
-/// runs to completion, only its answer is discarded.
+/// Commands that go to the server are `async` and return their own typed value; reads of
+/// local state ([`engagement`](Self::engagement), [`stream_state`](Self::stream_state),
+/// [`resumption`](Self::resumption)…) and [`set_token`](Self::set_token) are plain methods.
 ///
 /// The client stops when [`shutdown`](Self::shutdown) completes, when the session ends by
-/// itself (idle grace period), or when every handle and the [`EventStream`](crate::EventStream)
-/// are dropped; in every case the requests in flight are cancelled and no task is left behind.
-/// Dropping everything does not delete the session on the server: it can be resumed later
-/// from [`resumption`](Self::resumption).
+/// itself (the idle grace period, or the server forgetting it: see [`closed`](Self::closed)),
+/// or when every handle and the [`EventStream`](crate::EventStream) are dropped; in every
+/// case the requests in flight are cancelled and its task ends. Dropping everything does not
+/// delete the session on the server: it can be resumed later from
+/// [`resumption`](Self::resumption).
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) tx: mpsc::Sender<Box<Envelope>>,
-    pub(crate) shared: Arc<Shared>,
+    handle: Arc<Handle>,
+}
+
+/// Shared by every clone of a client: when the last one goes, the client may stop.
+struct Handle {
+    shared: Arc<Shared>,
+    context: UserContext,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.lock().handles_gone = true;
+        self.shared.wake.notify_one();
+    }
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("session_id", &self.shared.context.session_id)
+            .field("session_id", &self.handle.context.session_id)
             .finish_non_exhaustive()
     }
 }
 
 impl Client {
+    pub(crate) fn new(shared: Arc<Shared>, context: UserContext, task: JoinHandle<()>) -> Self {
+        Self {
+            handle: Arc::new(Handle {
+                shared,
+                context,
+                task: Mutex::new(Some(task)),
+            }),
+        }
+    }
+
     /// A builder; see [`ClientBuilder`](crate::ClientBuilder).
     pub fn builder(
         host: impl Into<String>,
@@ -58,73 +76,62 @@ impl Client {
         crate::ClientBuilder::new(host, integration_id, appkey)
     }
 
-    pub(crate) async fn call(&self, command: Command) -> Result<Answer, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Box::new(Envelope { command, reply }))
-            .await
-            .map_err(|_| Error::Closed)?;
-        answer.await.map_err(|_| Error::Closed)?
+    fn shared(&self) -> &Shared {
+        &self.handle.shared
     }
 
-    async fn reply(&self, call: Call) -> Result<ReplyValue, Error> {
-        match self.call(Command::Call(call)).await? {
-            Answer::Reply(v) => Ok(v),
-            _ => Err(Error::Closed),
-        }
-    }
-
-    async fn done(&self, command: Command) -> Result<(), Error> {
-        self.call(command).await.map(|_| ())
+    async fn call<T: Reply>(&self, call: Call) -> Result<T, Error> {
+        from_reply(self.shared().call(call).await)
     }
 
     /// What `init` returned (also delivered as the `INITIALIZED` event).
     pub fn user_context(&self) -> &UserContext {
-        &self.shared.context
+        &self.handle.context
     }
 
     /// The session's id.
     pub fn session_id(&self) -> &SessionId {
-        &self.shared.context.session_id
+        &self.handle.context.session_id
     }
 
-    /// Starts a new chat (`createEngagement`). It is PENDING until `ENGAGEMENT_ACTIVE`.
-    pub async fn create_engagement(&self, parameters: MappedData) -> Result<Engagement, Error> {
-        match self.reply(Call::CreateEngagement(parameters)).await? {
-            ReplyValue::Engagement(info) => Ok(self.engagement_handle(info)),
-            _ => Err(Error::Closed),
-        }
+    /// Starts a new chat (`createEngagement`). It is PENDING until `ENGAGEMENT_ACTIVE`; see
+    /// [`Engagement::wait_active`].
+    pub async fn create_engagement(&self) -> Result<Engagement, Error> {
+        self.create_engagement_with(MappedData::new()).await
+    }
+
+    /// Starts a new chat with engagement parameters (at most 20 × 64-character keys →
+    /// 256-character values), the context the contact center routes by.
+    pub async fn create_engagement_with(
+        &self,
+        parameters: MappedData,
+    ) -> Result<Engagement, Error> {
+        let info = self.call(Call::CreateEngagement(parameters)).await?;
+        Ok(self.engagement_handle(info))
     }
 
     /// The customer's ongoing engagements across all their sessions (`getEngagements`),
     /// after bringing the local state up to date from the server.
     pub async fn list_engagements(&self) -> Result<Vec<Engagement>, Error> {
-        match self.reply(Call::ListEngagements).await? {
-            ReplyValue::Engagements(list) => Ok(list
-                .into_iter()
-                .map(|info| self.engagement_handle(info))
-                .collect()),
-            _ => Err(Error::Closed),
-        }
+        let list: Vec<EngagementInfo> = self.call(Call::ListEngagements).await?;
+        Ok(list
+            .into_iter()
+            .map(|i| self.engagement_handle(i))
+            .collect())
     }
 
     /// An engagement this session knows (`getEngagementById`), without a network call.
-    pub async fn engagement(&self, id: &EngagementId) -> Result<Option<Engagement>, Error> {
-        match self.call(Command::Engagement(id.clone())).await? {
-            Answer::Engagement(info) => Ok(info.map(|i| self.engagement_handle(i))),
-            _ => Err(Error::Closed),
-        }
+    pub fn engagement(&self, id: &EngagementId) -> Option<Engagement> {
+        let info = self.shared().lock().driver.engagement(id)?;
+        Some(self.engagement_handle(info))
     }
 
     /// Every engagement this session knows, without a network call.
-    pub async fn engagements(&self) -> Result<Vec<Engagement>, Error> {
-        match self.call(Command::Engagements).await? {
-            Answer::Engagements(list) => Ok(list
-                .into_iter()
-                .map(|info| self.engagement_handle(info))
-                .collect()),
-            _ => Err(Error::Closed),
-        }
+    pub fn engagements(&self) -> Vec<Engagement> {
+        let list = self.shared().lock().driver.engagements();
+        list.into_iter()
+            .map(|i| self.engagement_handle(i))
+            .collect()
     }
 
     /// A handle on an engagement from its snapshot (for instance from the `INITIALIZED`
@@ -138,75 +145,83 @@ impl Client {
 
     /// Replaces the chat token (`setJwtToken`, the push style): no network call; later
     /// requests carry it, the expiry timers restart, and a stream paused by a 401 resumes.
-    pub async fn set_token(&self, token: &str) -> Result<(), Error> {
-        let token = Token::parse(token)?;
-        self.done(Command::SetToken(token)).await
+    pub fn set_token(&self, token: &str) -> Result<(), Error> {
+        self.shared().with(|d| d.set_token(now(), token))
     }
 
     /// Asks the [`TokenProvider`](crate::TokenProvider) for a new token now and sets it
     /// (single-flight with the automatic refreshes).
     pub async fn refresh_token(&self) -> Result<(), Error> {
-        self.done(Command::RefreshToken).await
+        self.call(Call::RefreshToken).await
     }
 
     /// Retries the event stream now (`retryConnection`): after `RECONNECTION_TIMEOUT`, or to
     /// cut a backoff short. ACS-318 otherwise.
-    pub async fn retry_connection(&self) -> Result<(), Error> {
-        self.done(Command::RetryConnection).await
+    pub fn retry_connection(&self) -> Result<(), Error> {
+        self.shared().with(|d| d.retry_connection(now()))
     }
 
     /// Customer activity: restarts the idle timer and cancels a grace period
     /// (`resetIdleTimeout`).
-    pub async fn reset_idle_timeout(&self) -> Result<(), Error> {
-        self.done(Command::ResetIdleTimeout).await
+    pub fn reset_idle_timeout(&self) -> Result<(), Error> {
+        self.shared().with(|d| d.reset_idle_timeout(now()))
     }
 
     /// The event stream's state.
-    pub async fn stream_state(&self) -> Result<StreamState, Error> {
-        match self.call(Command::StreamState).await? {
-            Answer::Stream(s) => Ok(s),
-            _ => Err(Error::Closed),
-        }
+    pub fn stream_state(&self) -> StreamState {
+        self.shared().lock().driver.stream_state()
     }
 
     /// What to keep to resume this session later (the official SDK's `sessionStorage`), see
-    /// [`ClientBuilder::resume`](crate::ClientBuilder::resume). Free of secrets.
-    pub async fn resumption(&self) -> Result<Resumption, Error> {
-        match self.call(Command::Resumption).await? {
-            Answer::Resumption(Some(r)) => Ok(r),
-            _ => Err(Error::Closed),
-        }
+    /// [`ClientBuilder::resume`](crate::ClientBuilder::resume). Free of secrets. Its
+    /// positions are those of the events the application has taken: a message still queued
+    /// comes again after the resume. Save it after taking events, not before.
+    pub fn resumption(&self) -> Result<Resumption, Error> {
+        let st = self.shared().lock();
+        st.driver
+            .resumption()
+            .ok_or(Error::Closed(st.driver.end_reason()))
     }
 
     /// Ends the session (`shutdown`): deletes it on the server, emits `SHUTDOWN`, ends the
-    /// event stream, and returns once the driver task and all its I/O have stopped.
+    /// event stream, and returns once the client's task and all its I/O have stopped.
     /// Engagements are not disconnected.
     pub async fn shutdown(&self, reason: Option<ShutdownReason>) -> Result<(), Error> {
-        self.done(Command::Call(Call::Shutdown(reason))).await?;
+        let () = self.call(Call::Shutdown(reason)).await?;
         self.closed().await;
         Ok(())
     }
 
-    /// Waits until the driver task has stopped (after a shutdown, including the automatic
-    /// one after the idle grace period).
-    pub async fn closed(&self) {
-        let handle = self
-            .shared
-            .driver
+    /// Waits until the client has stopped, and says why: shut down (by the application or
+    /// after the idle grace period), or the session invalidated by the server (ACS-320,
+    /// after `EVENT_STREAM_FAILED(CLIENT_SESSION_INVALIDATED)`): start a new session then.
+    pub async fn closed(&self) -> EndReason {
+        let task = self
+            .handle
+            .task
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        match handle {
-            Some(h) => {
-                let _ = h.await;
+        match task {
+            Some(t) => {
+                let _ = t.await;
             }
-            None => self.tx.closed().await,
+            None => {
+                let mut stopped = self.shared().stopped.subscribe();
+                let _ = stopped.wait_for(|s| *s).await;
+            }
         }
+        self.end_reason().unwrap_or(EndReason::Shutdown(None))
+    }
+
+    /// Why the session ended, once it has.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.shared().lock().driver.end_reason()
     }
 
     /// Whether the client has stopped.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        *self.shared().stopped.borrow()
     }
 
     async fn fetch_history(
@@ -214,14 +229,8 @@ impl Client {
         engagement: &EngagementId,
         page: Option<PageLink>,
     ) -> Result<HistoryPage, Error> {
-        let call = Call::FetchHistory {
-            engagement: engagement.clone(),
-            page,
-        };
-        match self.reply(call).await? {
-            ReplyValue::History(page) => Ok(page),
-            _ => Err(Error::Closed),
-        }
+        let engagement = engagement.clone();
+        self.call(Call::FetchHistory { engagement, page }).await
     }
 }
 
@@ -253,83 +262,83 @@ impl Engagement {
     }
 
     /// The current state as this session knows it; `None` once it is over and forgotten.
-    pub async fn current(&self) -> Result<Option<EngagementInfo>, Error> {
-        match self
-            .client
-            .call(Command::Engagement(self.id().clone()))
-            .await?
-        {
-            Answer::Engagement(info) => Ok(info),
-            _ => Err(Error::Closed),
-        }
+    pub fn current(&self) -> Option<EngagementInfo> {
+        self.client.shared().lock().driver.engagement(self.id())
     }
 
     /// The SDK status (`engagementStatus`): TERMINATED once the engagement is over.
-    pub async fn status(&self) -> Result<EngagementStatus, Error> {
-        Ok(self
-            .current()
-            .await?
-            .map_or(EngagementStatus::Terminated, |i| i.status))
+    pub fn status(&self) -> EngagementStatus {
+        self.current()
+            .map_or(EngagementStatus::Terminated, |i| i.status)
     }
 
     /// Who is in it now (`participants`); ACS-314 once it is over.
-    pub async fn participants(&self) -> Result<Vec<Participant>, Error> {
-        match self.current().await? {
-            Some(i)
-                if !matches!(
-                    i.status,
-                    EngagementStatus::Terminated | EngagementStatus::Terminating
-                ) =>
-            {
-                Ok(i.participants)
-            }
+    pub fn participants(&self) -> Result<Vec<Participant>, Error> {
+        match self.current() {
+            Some(i) if !is_over(i.status) => Ok(i.participants),
             _ => Err(chat_core::ChatError::EngagementNotFound.into()),
         }
     }
 
-    /// Joins an engagement started elsewhere (`join`); it becomes ACTIVE with
-    /// `ENGAGEMENT_ACTIVE`.
-    pub async fn join(&self) -> Result<EngagementInfo, Error> {
-        match self.client.reply(Call::Join(self.id().clone())).await? {
-            ReplyValue::Engagement(info) => Ok(info),
-            _ => Err(Error::Closed),
+    /// Waits until the engagement is ACTIVE (the server has reported the customer in it),
+    /// when messages can be sent: right after [`Client::create_engagement`] or
+    /// [`join`](Self::join) it is still PENDING, and a send fails with ACS-313. ACS-314 if
+    /// it ends first. Takes no event from the event stream.
+    pub async fn wait_active(&self) -> Result<(), Error> {
+        let shared = self.client.shared();
+        loop {
+            let changed = shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.current().map(|i| i.status) {
+                Some(EngagementStatus::Active) => return Ok(()),
+                Some(EngagementStatus::Pending) if !self.client.is_closed() => changed.await,
+                _ => return Err(chat_core::ChatError::EngagementNotFound.into()),
+            }
         }
     }
 
-    /// Sends a text message (`sendMessage`), optionally in answer to `parent`. Returns the
-    /// message as stored; it also comes back as `MESSAGE_DELIVERED`.
-    pub async fn send_message(
-        &self,
-        text: &str,
-        parent: Option<&MessageId>,
-    ) -> Result<Message, Error> {
+    /// Joins an engagement started elsewhere (`join`); it becomes ACTIVE with
+    /// `ENGAGEMENT_ACTIVE` (see [`wait_active`](Self::wait_active)).
+    pub async fn join(&self) -> Result<Engagement, Error> {
+        let info = self.client.call(Call::Join(self.id().clone())).await?;
+        Ok(self.client.engagement_handle(info))
+    }
+
+    /// Sends a text message (`sendMessage`, 1–4096 UTF-16 code units). Returns the message
+    /// as stored; it also comes back as `MESSAGE_DELIVERED`.
+    pub async fn send_message(&self, text: &str) -> Result<Message, Error> {
+        self.send(text, None).await
+    }
+
+    /// Sends a text message in answer to `parent`.
+    pub async fn send_reply(&self, parent: &MessageId, text: &str) -> Result<Message, Error> {
+        self.send(text, Some(parent.clone())).await
+    }
+
+    async fn send(&self, text: &str, parent: Option<MessageId>) -> Result<Message, Error> {
         let call = Call::Send {
             engagement: self.id().clone(),
             text: text.to_owned(),
-            parent: parent.cloned(),
+            parent,
         };
-        match self.client.reply(call).await? {
-            ReplyValue::MessageSent(m) => Ok(m),
-            _ => Err(Error::Closed),
-        }
+        self.client.call(call).await
     }
 
     /// Leaves the engagement (`disconnect`): TERMINATING now, TERMINATED with
     /// `ENGAGEMENT_TERMINATED`.
     pub async fn disconnect(&self, reason: Option<DisconnectReason>) -> Result<(), Error> {
-        let call = Call::Disconnect {
-            engagement: self.id().clone(),
-            reason,
-        };
-        self.client.reply(call).await.map(|_| ())
+        let engagement = self.id().clone();
+        self.client
+            .call(Call::Disconnect { engagement, reason })
+            .await
     }
 
-    /// The message history as a pager over pages of `page_size` messages, newest first
-    /// (`getMessages`). Allowed before joining.
+    /// The message history as a pager over pages of `page_size` messages (1 to 50), newest
+    /// first (`getMessages`). Allowed before joining.
     pub async fn history(&self, page_size: usize) -> Result<HistoryPager, Error> {
-        let first = self.client.fetch_history(self.id(), None).await?;
-        let mut pager = chat_core::history::HistoryPager::new(page_size);
-        pager.add_page(first);
+        let mut pager = chat_core::history::HistoryPager::new(page_size)?;
+        pager.add_page(self.client.fetch_history(self.id(), None).await?);
         Ok(HistoryPager {
             engagement: self.clone(),
             pager,
@@ -337,12 +346,9 @@ impl Engagement {
     }
 
     /// The message history as a stream of pages, newest page first, each newest first.
-    pub fn history_pages(
-        &self,
-        page_size: usize,
-    ) -> impl Stream<Item = Result<Vec<Message>, Error>> + Send + 'static {
+    pub fn history_pages(&self, page_size: usize) -> HistoryPages {
         let engagement = self.clone();
-        futures::stream::try_unfold(None, move |pager: Option<HistoryPager>| {
+        let pages = futures::stream::try_unfold(None, move |pager: Option<HistoryPager>| {
             let engagement = engagement.clone();
             async move {
                 let pager = match pager {
@@ -355,12 +361,49 @@ impl Engagement {
                     }
                 };
                 let items = pager.items().to_vec();
-                if items.is_empty() && !pager.has_older() {
-                    return Ok(None);
-                }
-                Ok(Some((items, Some(pager))))
+                Ok((!items.is_empty() || pager.has_older()).then_some((items, Some(pager))))
             }
-        })
+        });
+        HistoryPages(Box::pin(pages))
+    }
+
+    /// The whole transcript, oldest first, each message once (the history as the server
+    /// has it now; live messages come as events).
+    pub async fn transcript(&self) -> Result<Vec<Message>, Error> {
+        let mut transcript = Transcript::default();
+        let mut link = None;
+        loop {
+            let page = self.client.fetch_history(self.id(), link).await?;
+            match transcript.add(page) {
+                Some(next) => link = Some(next),
+                None => return Ok(transcript.into_messages()),
+            }
+        }
+    }
+}
+
+fn is_over(status: EngagementStatus) -> bool {
+    matches!(
+        status,
+        EngagementStatus::Terminated | EngagementStatus::Terminating
+    )
+}
+
+/// The pages of an engagement's history, newest first: from [`Engagement::history_pages`].
+/// Ends after the oldest page, or after the first error.
+pub struct HistoryPages(Pin<Box<dyn Stream<Item = Result<Vec<Message>, Error>> + Send>>);
+
+impl std::fmt::Debug for HistoryPages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HistoryPages")
+    }
+}
+
+impl Stream for HistoryPages {
+    type Item = Result<Vec<Message>, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.as_mut().poll_next(cx)
     }
 }
 
@@ -370,9 +413,6 @@ pub struct HistoryPager {
     engagement: Engagement,
     pager: chat_core::history::HistoryPager,
 }
-
-/// Server pages fetched at most for one move.
-const MAX_FETCHES: usize = 100;
 
 impl HistoryPager {
     /// The messages of the current page, newest first.
@@ -388,14 +428,12 @@ impl HistoryPager {
     /// Moves to the next older page, fetching from the server as needed (`previous()`).
     /// Returns whether it moved. Errors are ACS-317.
     pub async fn older(&mut self) -> Result<bool, Error> {
-        for _ in 0..MAX_FETCHES {
-            let Some(link) = self.pager.wants_fetch().cloned() else {
-                break;
-            };
+        while let Some(link) = self.pager.wants_fetch().cloned() {
+            let id = self.engagement.id().clone();
             let page = self
                 .engagement
                 .client
-                .fetch_history(self.engagement.id(), Some(link))
+                .fetch_history(&id, Some(link))
                 .await?;
             self.pager.add_page(page);
         }

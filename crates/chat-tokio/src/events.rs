@@ -1,75 +1,114 @@
-//! The event stream handed out by [`ClientBuilder::connect`](crate::ClientBuilder::connect).
+//! [`EventStream`]: the client's events, handed out by
+//! [`ClientBuilder::connect`](crate::ClientBuilder::connect).
 
-use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::Duration;
 
-use chat_core::Event;
+use chat_driver::{ChatEvent, RecvTimeoutError, TryRecvError};
 use futures::Stream;
-use tokio::sync::mpsc;
 
-/// One event of the official SDK's 16, with the time the client produced it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatEvent {
-    /// The event.
-    pub event: Event,
-    /// When the client produced it (the official `eventDate` of client-side events), by the
-    /// wall clock as of the client's start plus tokio's monotonic clock since.
-    pub at: SystemTime,
-}
+use crate::driver::{Shared, now};
 
-impl ChatEvent {
-    /// The official name, such as `"MESSAGE_ARRIVED"`.
-    pub fn name(&self) -> &'static str {
-        self.event.name()
-    }
-}
-
-pub(crate) type Overflow = Arc<Mutex<VecDeque<ChatEvent>>>;
-
-/// The client's events, in order, as a [`futures::Stream`].
+/// The client's events, in order: [`recv`](Self::recv), [`try_recv`](Self::try_recv),
+/// [`recv_timeout`](Self::recv_timeout), and a [`futures::Stream`].
 ///
-/// The buffer is bounded ([`ClientBuilder::event_capacity`](crate::ClientBuilder::event_capacity),
-/// 1024 by default). **When the application falls behind**, the client applies backpressure
-/// instead of dropping anything: once the buffer and a second queue of the same size are full,
-/// it stops feeding new event-stream responses to the protocol core until there is room.
-/// This is safe because the server only discards events that a later poll acknowledges: the
-/// events simply wait on the server. Commands, replies and timers keep working meanwhile.
+/// The queue is bounded ([`ClientBuilder::event_capacity`](crate::ClientBuilder::event_capacity),
+/// 1024 by default). **When the application falls behind** nothing is dropped: once the queue
+/// is full the client stops taking in event-stream answers until there is room, and the
+/// events wait on the server, which keeps them until a later poll acknowledges them.
+/// Commands, replies and timers go on meanwhile. What the application has taken is what
+/// [`Client::resumption`](crate::Client::resumption) counts as seen.
 ///
-/// The stream ends after `SHUTDOWN` (or when the client has stopped). Dropping it is allowed:
-/// the client goes on and discards its events; the client stops when every handle and the
+/// The stream ends after `SHUTDOWN`, or after the last events of a session the server no
+/// longer knows ([`Client::closed`](crate::Client::closed) says why). Dropping it is
+/// allowed: the client goes on and discards its events; it stops when every handle and the
 /// stream are dropped.
 pub struct EventStream {
-    pub(crate) rx: mpsc::Receiver<Box<ChatEvent>>,
-    pub(crate) overflow: Overflow,
+    pub(crate) shared: Arc<Shared>,
+    /// The wait of `poll_next`, kept between polls.
+    waiting: Option<Pin<Box<dyn std::future::Future<Output = Option<ChatEvent>> + Send>>>,
 }
 
 impl std::fmt::Debug for EventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventStream")
-            .field("buffered", &self.rx.len())
+            .field("queued", &self.queued())
             .finish_non_exhaustive()
     }
 }
 
 impl EventStream {
-    /// The next event; `None` once the client has stopped. Cancel-safe.
-    pub async fn recv(&mut self) -> Option<ChatEvent> {
-        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            waiting: None,
+        }
     }
 
-    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<ChatEvent>> {
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(e)) => Poll::Ready(Some(*e)),
-            Poll::Ready(None) => Poll::Ready(
-                self.overflow
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .pop_front(),
-            ),
-            Poll::Pending => Poll::Pending,
+    /// The next event; `None` once the client has stopped and every event was taken.
+    /// Cancel-safe.
+    pub async fn recv(&mut self) -> Option<ChatEvent> {
+        next(&self.shared).await
+    }
+
+    /// An event if one is queued, without waiting.
+    pub fn try_recv(&mut self) -> Result<ChatEvent, TryRecvError> {
+        match take(&self.shared) {
+            Taken::Event(e) => Ok(*e),
+            Taken::Nothing => Err(TryRecvError::Empty),
+            Taken::Finished => Err(TryRecvError::Closed),
+        }
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<ChatEvent, RecvTimeoutError> {
+        match tokio::time::timeout(timeout, self.recv()).await {
+            Ok(Some(e)) => Ok(e),
+            Ok(None) => Err(RecvTimeoutError::Closed),
+            Err(_) => Err(RecvTimeoutError::Timeout),
+        }
+    }
+
+    /// Events queued now.
+    pub fn queued(&self) -> usize {
+        self.shared.lock().driver.queued()
+    }
+}
+
+enum Taken {
+    Event(Box<ChatEvent>),
+    Nothing,
+    Finished,
+}
+
+fn take(shared: &Shared) -> Taken {
+    let mut st = shared.lock();
+    let holding = st.driver.is_holding();
+    match st.driver.take_event(now()) {
+        Some(e) => {
+            if holding {
+                // The answer held back by backpressure went in: its actions are the task's.
+                shared.wake.notify_one();
+            }
+            Taken::Event(Box::new(e))
+        }
+        None if st.driver.is_finished() || *shared.stopped.borrow() => Taken::Finished,
+        None => Taken::Nothing,
+    }
+}
+
+async fn next(shared: &Shared) -> Option<ChatEvent> {
+    loop {
+        let changed = shared.changed.notified();
+        tokio::pin!(changed);
+        // Registered before looking, so that nothing queued in between is missed.
+        changed.as_mut().enable();
+        match take(shared) {
+            Taken::Event(e) => return Some(*e),
+            Taken::Finished => return None,
+            Taken::Nothing => changed.await,
         }
     }
 }
@@ -78,6 +117,25 @@ impl Stream for EventStream {
     type Item = ChatEvent;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ChatEvent>> {
-        self.get_mut().poll_event(cx)
+        let this = self.get_mut();
+        let shared = Arc::clone(&this.shared);
+        let waiting = this
+            .waiting
+            .get_or_insert_with(|| Box::pin(async move { next(&shared).await }));
+        let ready = waiting.as_mut().poll(cx);
+        if ready.is_ready() {
+            this.waiting = None;
+        }
+        ready
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        st.events_gone = true;
+        st.driver.close_events(now());
+        drop(st);
+        self.shared.wake.notify_one();
     }
 }

@@ -42,12 +42,12 @@
 //!     .token(jwt)
 //!     .connect()
 //!     .await?;
-//! let chat = client.create_engagement(Default::default()).await?;
+//! let chat = client.create_engagement().await?;
 //! let mut sent = false;
 //! while let Some(e) = events.recv().await {
 //!     match e.event {
 //!         Event::EngagementActive(_) if !sent => {
-//!             chat.send_message("Hello!", None).await?;
+//!             chat.send_message("Hello!").await?;
 //!             sent = true;
 //!         }
 //!         Event::MessageArrived(m) if m.text().is_some_and(|t| t.contains("Hello!")) => break,
@@ -78,16 +78,19 @@ mod tests;
 /// This crate's version (the official SDK's `version()`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-pub use builder::{ClientBuilder, DEFAULT_EVENT_CAPACITY, StreamTransport};
-pub use chat_net::Error;
+pub use builder::ClientBuilder;
+pub use chat_driver::{
+    ChatEvent, DEFAULT_EVENT_CAPACITY, Error, ProviderError, RecvTimeoutError, StreamTransport,
+    TryRecvError,
+};
 /// rustls's client configuration, for [`ClientBuilder::tls_config`] and
 /// [`Http1LongPollTransport::with_tls_config`] (see [`tls_config_with_roots`]).
 pub use chat_net::TlsClientConfig;
 pub use chat_net::{TlsRootsError, tls_config_with_roots};
-pub use client::{Client, Engagement, HistoryPager};
-pub use events::{ChatEvent, EventStream};
+pub use client::{Client, Engagement, HistoryPager, HistoryPages};
+pub use events::EventStream;
 pub use http1::Http1LongPollTransport;
-pub use token::{BoxError, FnTokenProvider, TokenProvider, token_provider_fn};
+pub use token::{BoxError, TokenProvider};
 /// The TLS connector type of [`WebSocketTransport::with_connector`].
 pub use tokio_tungstenite::Connector as WsConnector;
 pub use transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport, Response};
@@ -98,7 +101,7 @@ pub use chat_core::wire::{
     ShutdownReason,
 };
 pub use chat_core::{
-    ChatError, Config, EngagementId, EngagementInfo, Event, HistoryPage, Message, MessageId,
-    Request, Resumption, SessionId, StreamFailure, StreamFailureReason, StreamState,
-    TransportError, UserContext,
+    ChatError, Config, EndReason, EngagementId, EngagementInfo, Event, HistoryPage, Message,
+    MessageId, PollOutcome, Request, Resumption, SessionId, StreamFailure, StreamFailureReason,
+    StreamState, TokenRefresh, TransportError, UserContext,
 };

@@ -128,7 +128,18 @@ async fn connect_sends_init_with_the_headers_and_shutdown_ends_everything() {
     ));
     assert!(events.recv().await.is_none());
     assert_eq!(log.lock().unwrap().last().unwrap().0, Method::Delete);
-    assert_eq!(client.stream_state().await.unwrap_err().code(), "ACS-310");
+    assert!(client.is_closed());
+    assert_eq!(client.end_reason(), Some(crate::EndReason::Shutdown(None)));
+    assert_eq!(client.retry_connection().unwrap_err().code(), "ACS-310");
+    assert!(headers_have_user_agent(&log));
+}
+
+fn headers_have_user_agent(log: &Log) -> bool {
+    log.lock().unwrap().iter().all(|(_, _, headers)| {
+        headers
+            .iter()
+            .any(|(k, v)| k == "User-Agent" && v.starts_with("axp-chat-rs/"))
+    })
 }
 
 #[tokio::test(start_paused = true)]
@@ -157,7 +168,7 @@ async fn a_slow_app_gets_backpressure_not_loss() {
         .connect()
         .await
         .unwrap();
-    client.create_engagement(Default::default()).await.unwrap();
+    client.create_engagement().await.unwrap();
     // The app does not read for a (virtual) minute: the driver stops taking batches.
     tokio::time::sleep(Duration::from_secs(60)).await;
     let stalled = polls_made.load(Ordering::SeqCst);
@@ -202,7 +213,7 @@ async fn a_401_on_the_stream_refreshes_once_and_resumes_with_the_new_token() {
         .connect()
         .await
         .unwrap();
-    client.create_engagement(Default::default()).await.unwrap();
+    client.create_engagement().await.unwrap();
     let failed = next_named(&mut events, "EVENT_STREAM_FAILED").await;
     assert!(
         matches!(failed, Event::EventStreamFailed(f) if f.reason == StreamFailureReason::Unauthorized)
@@ -250,7 +261,7 @@ async fn poll_timeout_and_backoff_run_on_tokios_clock() {
         .connect()
         .await
         .unwrap();
-    client.create_engagement(Default::default()).await.unwrap();
+    client.create_engagement().await.unwrap();
     let start = tokio::time::Instant::now();
     let failed = next_named(&mut events, "EVENT_STREAM_FAILED").await;
     assert_eq!(start.elapsed(), Duration::from_secs(5));
@@ -280,7 +291,7 @@ async fn shutdown_aborts_the_poll_in_flight_and_leaves_no_task() {
         .connect()
         .await
         .unwrap();
-    client.create_engagement(Default::default()).await.unwrap();
+    client.create_engagement().await.unwrap();
     next_named(&mut events, "EVENT_STREAM_CONNECTING").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(abandoned.load(Ordering::SeqCst), 0);
@@ -332,23 +343,20 @@ async fn retry_connection_cuts_the_backoff_short() {
         .connect()
         .await
         .unwrap();
-    client.create_engagement(Default::default()).await.unwrap();
+    client.create_engagement().await.unwrap();
     next_named(&mut events, "ENGAGEMENT_ACTIVE").await;
     let failed = next_named(&mut events, "EVENT_STREAM_FAILED").await;
     assert!(
         matches!(failed, Event::EventStreamFailed(f) if f.retry_after == Some(Duration::from_secs(1)))
     );
     let start = tokio::time::Instant::now();
-    client.retry_connection().await.unwrap();
+    client.retry_connection().unwrap();
     next_named(&mut events, "EVENT_STREAM_CONNECTED").await;
     assert!(
         start.elapsed() < Duration::from_millis(10),
         "{:?}",
         start.elapsed()
     );
-    assert_eq!(
-        client.retry_connection().await.unwrap_err().code(),
-        "ACS-318"
-    );
+    assert_eq!(client.retry_connection().unwrap_err().code(), "ACS-318");
     client.shutdown(None).await.unwrap();
 }

@@ -3,18 +3,22 @@
 use std::future::Future;
 
 use async_trait::async_trait;
-
-/// The error a [`TokenProvider`] may return. Its `Display` text ends up in
-/// [`Error::TokenProvider`](crate::Error::TokenProvider): keep secrets out of it.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use chat_driver::BoxError;
 
 /// Where the client gets chat JWTs from, typically your backend (which mints them with the
 /// Generate JWT Token API, see the `token-client` crate).
 ///
-/// The client calls it itself: once at connect if no token was given, ahead of expiry (at
-/// the token reminder by default, see
-/// [`ClientBuilder::refresh_lead`](crate::ClientBuilder::refresh_lead)), and after the
-/// server refused the token (401). Calls are single-flight: never two at once for a client.
+/// The client calls it itself: at connect if no token was given, ahead of expiry (at the
+/// token reminder by default, see [`ClientBuilder::refresh_lead`](crate::ClientBuilder::refresh_lead)),
+/// and after the server refused the token (401). Calls are single-flight; one that has not
+/// answered after 30 s counts as failed. An async closure is a provider:
+///
+/// ```
+/// # async fn ask_backend() -> Result<String, chat_tokio::BoxError> { Ok(String::new()) }
+/// let builder = chat_tokio::Client::builder("https://na.api.avayacloud.com", "123e4567-e89b-12d3-a456-426614174000", "appkey")
+///     .token_provider(|| async { ask_backend().await });
+/// # let _ = builder;
+/// ```
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait TokenProvider: Send + Sync + 'static {
@@ -22,39 +26,13 @@ pub trait TokenProvider: Send + Sync + 'static {
     async fn token(&self) -> Result<String, BoxError>;
 }
 
-/// A [`TokenProvider`] made of an async closure; see [`token_provider_fn`].
-pub struct FnTokenProvider<F>(F);
-
-impl<F> std::fmt::Debug for FnTokenProvider<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FnTokenProvider")
-    }
-}
-
-/// A [`TokenProvider`] from a closure returning a future:
-///
-/// ```
-/// let provider = chat_tokio::token_provider_fn(|| async {
-///     // e.g. ask your backend over HTTP
-///     Ok::<_, chat_tokio::BoxError>("jwt.header.payload.signature".to_owned())
-/// });
-/// # let _ = provider;
-/// ```
-pub fn token_provider_fn<F, Fut>(f: F) -> FnTokenProvider<F>
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<String, BoxError>> + Send + 'static,
-{
-    FnTokenProvider(f)
-}
-
 #[async_trait]
-impl<F, Fut> TokenProvider for FnTokenProvider<F>
+impl<F, Fut> TokenProvider for F
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<String, BoxError>> + Send + 'static,
 {
     async fn token(&self) -> Result<String, BoxError> {
-        (self.0)().await
+        self().await
     }
 }

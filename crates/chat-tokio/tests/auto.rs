@@ -45,9 +45,9 @@ impl HttpTransport for CountingPolls {
 
 /// Opens a chat, sends a message and waits for its echo.
 async fn chat_over(client: &Client, events: &mut chat_tokio::EventStream, text: &str) {
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     expect_event(events, |e| matches!(e, Event::MessageArrived(_))).await;
-    chat.send_message(text, None).await.unwrap();
+    chat.send_message(text).await.unwrap();
     expect_event(events, arrived_with(text)).await;
 }
 
@@ -55,9 +55,9 @@ async fn chat_over(client: &Client, events: &mut chat_tokio::EventStream, text: 
 async fn auto_uses_the_websocket_when_offered() {
     let emu = emulator(AgentMode::Agent).await;
     let (client, mut events) = connect(&emu, StreamTransport::Auto, "quinn").await;
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     expect_event(&mut events, arrived_with("Hello")).await;
-    chat.send_message("over auto", None).await.unwrap();
+    chat.send_message("over auto").await.unwrap();
     expect_event(&mut events, arrived_with("over auto")).await;
     assert!(emu.control().stats().ws_connections >= 1);
     client.shutdown(None).await.unwrap();

@@ -12,7 +12,7 @@ use futures::TryStreamExt;
 async fn pager_and_page_stream_cover_everything_once() {
     let emu = emulator(AgentMode::Off).await;
     let (client, mut events) = connect(&emu, StreamTransport::LongPoll, "mia").await;
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     expect_event(&mut events, is_active).await;
     // More than one server page (50).
     for i in 1..=73 {
@@ -47,8 +47,14 @@ async fn pager_and_page_stream_cover_everything_once() {
     let all: Vec<u64> = pages.iter().flatten().map(|m| m.message_index).collect();
     assert_eq!(all, want);
 
-    // Out-of-range page sizes become 10, as in the official SDK.
-    assert_eq!(chat.history(0).await.unwrap().page_size(), 10);
-    assert_eq!(chat.history(51).await.unwrap().page_size(), 10);
+    // The transcript: oldest first, each message once.
+    let transcript = chat.transcript().await.unwrap();
+    let indexes: Vec<u64> = transcript.iter().map(|m| m.message_index).collect();
+    assert_eq!(indexes, (1..=73).collect::<Vec<_>>());
+
+    // Out-of-range page sizes are refused (issue #12 item 10: they silently paged by 10).
+    for bad in [0, 51] {
+        assert_eq!(chat.history(bad).await.unwrap_err().code(), "ACS-322");
+    }
     client.shutdown(None).await.unwrap();
 }

@@ -12,9 +12,9 @@ use common::*;
 async fn join_from_second_session(transport: StreamTransport) {
     let emu = emulator(AgentMode::Agent).await;
     let (first, mut first_events) = connect(&emu, transport, "kate").await;
-    let chat = first.create_engagement(Default::default()).await.unwrap();
+    let chat = first.create_engagement().await.unwrap();
     expect_event(&mut first_events, arrived_with("Hello")).await;
-    chat.send_message("from the laptop", None).await.unwrap();
+    chat.send_message("from the laptop").await.unwrap();
 
     // The phone: same customer, another session.
     let (second, mut second_events) = connect(&emu, transport, "kate").await;
@@ -36,17 +36,12 @@ async fn join_from_second_session(transport: StreamTransport) {
             .iter()
             .any(|m| m.text() == Some("from the laptop"))
     );
-    assert_eq!(
-        there.send_message("x", None).await.unwrap_err().code(),
-        "ACS-313"
-    );
+    assert_eq!(there.send_message("x").await.unwrap_err().code(), "ACS-313");
 
     there.join().await.unwrap();
     expect_event(&mut second_events, is_active).await;
     // A message from the laptop reaches the phone as delivered (the customer's own).
-    chat.send_message("typed on the laptop", None)
-        .await
-        .unwrap();
+    chat.send_message("typed on the laptop").await.unwrap();
     expect_event(
         &mut second_events,
         |e| matches!(e, Event::MessageDelivered(m) if m.text() == Some("typed on the laptop")),
@@ -66,7 +61,7 @@ async fn several_chats(transport: StreamTransport) {
     let (client, mut events) = connect(&emu, transport, "leo").await;
     let mut chats = Vec::new();
     for _ in 0..3 {
-        chats.push(client.create_engagement(Default::default()).await.unwrap());
+        chats.push(client.create_engagement().await.unwrap());
     }
     for _ in 0..3 {
         expect_event(&mut events, is_active).await;
@@ -99,14 +94,14 @@ async fn several_chats(transport: StreamTransport) {
     // Leaving one leaves the others (and the stream) running.
     chats[0].disconnect(None).await.unwrap();
     expect_event(&mut events, |e| matches!(e, Event::EngagementTerminated(_))).await;
-    chats[1].send_message("still on", None).await.unwrap();
+    chats[1].send_message("still on").await.unwrap();
     let (_, seen) = expect_event_seen(
         &mut events,
         |e| matches!(e, Event::MessageDelivered(m) if m.text() == Some("still on")),
     )
     .await;
     assert!(!names(&seen).contains(&"EVENT_STREAM_CLOSED"));
-    assert_eq!(client.engagements().await.unwrap().len(), 2);
+    assert_eq!(client.engagements().len(), 2);
     client.shutdown(None).await.unwrap();
 }
 

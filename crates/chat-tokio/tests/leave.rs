@@ -16,7 +16,7 @@ use common::*;
 async fn leave_then_shutdown(transport: StreamTransport) {
     let emu = emulator(AgentMode::Agent).await;
     let (client, mut events) = connect(&emu, transport, "carol").await;
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     expect_event(&mut events, is_active).await;
     expect_event(&mut events, |e| matches!(e, Event::MessageArrived(_))).await;
 
@@ -29,12 +29,12 @@ async fn leave_then_shutdown(transport: StreamTransport) {
         names(&seen).contains(&"PARTICIPANT_DISCONNECTED"),
         "{seen:?}"
     );
-    assert_eq!(chat.status().await.unwrap(), EngagementStatus::Terminated);
+    assert_eq!(chat.status(), EngagementStatus::Terminated);
     assert_eq!(
-        chat.send_message("hello?", None).await.unwrap_err().code(),
+        chat.send_message("hello?").await.unwrap_err().code(),
         "ACS-314"
     );
-    assert_eq!(chat.participants().await.unwrap_err().code(), "ACS-314");
+    assert_eq!(chat.participants().unwrap_err().code(), "ACS-314");
 
     client
         .shutdown(Some(ShutdownReason::UserClosed))
@@ -54,11 +54,7 @@ async fn leave_then_shutdown(transport: StreamTransport) {
     );
     assert!(client.is_closed());
     assert_eq!(
-        client
-            .create_engagement(Default::default())
-            .await
-            .unwrap_err()
-            .code(),
+        client.create_engagement().await.unwrap_err().code(),
         "ACS-310"
     );
     assert_eq!(emu.control().stats().sessions, 0);
@@ -73,7 +69,7 @@ both!(leave_sequence, super::leave_then_shutdown);
 async fn shutdown_keeps_engagements_going() {
     let emu = emulator(AgentMode::Agent).await;
     let (client, mut events) = connect(&emu, StreamTransport::LongPoll, "dave").await;
-    client.create_engagement(Default::default()).await.unwrap();
+    client.create_engagement().await.unwrap();
     expect_event(&mut events, is_active).await;
     client.shutdown(None).await.unwrap();
     assert_eq!(emu.control().stats().ongoing_engagements, 1);
@@ -99,7 +95,7 @@ async fn dropped_client_leaves_no_task(transport: StreamTransport) {
         .connect()
         .await
         .unwrap();
-    client.create_engagement(Default::default()).await.unwrap();
+    client.create_engagement().await.unwrap();
     // A poll is held by the server right now.
     expect_event(&mut events, |e| matches!(e, Event::MessageArrived(_))).await;
     let clone = client.clone();

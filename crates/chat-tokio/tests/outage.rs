@@ -36,12 +36,9 @@ async fn reconnection_timeout_then_retry(transport: StreamTransport) {
         }));
     }
     let (client, mut events) = builder.connect().await.unwrap();
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     expect_event(&mut events, is_active).await;
-    assert_eq!(
-        client.retry_connection().await.unwrap_err().code(),
-        "ACS-318"
-    );
+    assert_eq!(client.retry_connection().unwrap_err().code(), "ACS-318");
 
     // The service goes away for good: every attempt fails.
     emu.control().fail_next(Route::Events, 503, 100_000);
@@ -58,7 +55,7 @@ async fn reconnection_timeout_then_retry(transport: StreamTransport) {
         .filter(|e| matches!(e, Event::EventStreamConnecting))
         .count();
     assert!(retries >= 5, "{:?}", names(&seen));
-    assert_eq!(client.stream_state().await.unwrap(), StreamState::Failed);
+    assert_eq!(client.stream_state(), StreamState::Failed);
 
     // Back: nothing happens by itself; the app's retry reconnects, and nothing is lost.
     emu.control().clear_faults();
@@ -66,7 +63,7 @@ async fn reconnection_timeout_then_retry(transport: StreamTransport) {
         .post_message(chat.id(), ParticipantType::Agent, "during the outage")
         .unwrap();
     tokio::time::resume();
-    client.retry_connection().await.unwrap();
+    client.retry_connection().unwrap();
     let (_, seen) = expect_event_seen(&mut events, arrived_with("during the outage")).await;
     assert!(names(&seen).contains(&"EVENT_STREAM_CONNECTED"), "{seen:?}");
     client.shutdown(None).await.unwrap();
@@ -85,7 +82,7 @@ async fn inactivity_shutdown(transport: StreamTransport) {
         .connect()
         .await
         .unwrap();
-    client.create_engagement(Default::default()).await.unwrap();
+    client.create_engagement().await.unwrap();
     expect_event(&mut events, |e| matches!(e, Event::MessageArrived(_))).await;
 
     tokio::time::pause();
@@ -106,7 +103,7 @@ async fn inactivity_shutdown(transport: StreamTransport) {
         start.elapsed()
     );
     // Activity during the grace period cancels it.
-    client.reset_idle_timeout().await.unwrap();
+    client.reset_idle_timeout().unwrap();
     let again = tokio::time::Instant::now();
     expect_event_within(&mut events, VIRTUAL, |e| {
         matches!(e, Event::IdleTimeoutExpired { .. })
@@ -126,10 +123,7 @@ async fn inactivity_shutdown(transport: StreamTransport) {
     );
     assert!(events.recv().await.is_none());
     client.closed().await;
-    assert_eq!(
-        client.reset_idle_timeout().await.unwrap_err().code(),
-        "ACS-310"
-    );
+    assert_eq!(client.reset_idle_timeout().unwrap_err().code(), "ACS-310");
     // The engagement goes on without the session.
     assert_eq!(emu.control().stats().ongoing_engagements, 1);
 }
@@ -139,7 +133,7 @@ both!(inactivity, super::inactivity_shutdown);
 async fn session_not_found(transport: StreamTransport) {
     let emu = emulator(AgentMode::Agent).await;
     let (client, mut events) = connect(&emu, transport, "pia").await;
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     expect_event(&mut events, is_active).await;
     assert!(emu.control().invalidate_session(client.session_id()));
     let (_, seen) = expect_event_seen(
@@ -148,16 +142,23 @@ async fn session_not_found(transport: StreamTransport) {
     )
     .await;
     assert!(names(&seen).contains(&"EVENT_STREAM_CLOSED"), "{seen:?}");
-    let e = client
-        .create_engagement(Default::default())
-        .await
-        .unwrap_err();
+    let e = client.create_engagement().await.unwrap_err();
     assert_eq!(e.code(), "ACS-320");
+    assert_eq!(chat.send_message("x").await.unwrap_err().code(), "ACS-320");
+    // The client ends, and says why (issue #12 item 8: it looked alive).
     assert_eq!(
-        chat.send_message("x", None).await.unwrap_err().code(),
-        "ACS-320"
+        client.closed().await,
+        chat_tokio::EndReason::SessionInvalidated
     );
-    client.shutdown(None).await.unwrap();
+    assert!(client.is_closed());
+    assert!(
+        client.resumption().is_err(),
+        "no resumption of a dead session"
+    );
+    while let Some(e) = events.recv().await {
+        assert!(!matches!(e.event, Event::EventStreamConnecting), "{e:?}");
+    }
+    assert_eq!(client.shutdown(None).await.unwrap_err().code(), "ACS-320");
 }
 
 both!(invalidated, super::session_not_found);

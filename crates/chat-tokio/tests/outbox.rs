@@ -21,18 +21,18 @@ async fn each_send_is_stored_once(transport: StreamTransport) {
         .connect()
         .await
         .unwrap();
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     expect_event(&mut events, is_active).await;
 
     // Stored, but the answer is lost: found in history, not sent again.
     control.lose_next_answers(Route::Messages, 1);
-    let first = chat.send_message("first", None).await.unwrap();
+    let first = chat.send_message("first").await.unwrap();
     // Refused twice, then sent.
     control.fail_next(Route::Messages, 503, 2);
-    let second = chat.send_message("second", None).await.unwrap();
+    let second = chat.send_message("second").await.unwrap();
     // Lost before the server saw it: sent again.
     control.drop_next(Route::Messages, 1);
-    let third = chat.send_message("third", None).await.unwrap();
+    let third = chat.send_message("third").await.unwrap();
     assert!(first.message_index < second.message_index);
     assert!(second.message_index < third.message_index);
 

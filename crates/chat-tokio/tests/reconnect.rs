@@ -28,7 +28,7 @@ async fn faults_lose_nothing(transport: StreamTransport) {
         }));
     }
     let (client, mut events) = builder.connect().await.unwrap();
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     expect_event(&mut events, is_active).await;
     let ws = transport == StreamTransport::WebSocket;
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chat_emulator::{AgentMode, Route};
-use chat_tokio::{Client, Event, StreamFailureReason, StreamTransport, token_provider_fn};
+use chat_tokio::{Client, Event, StreamFailureReason, StreamTransport};
 use common::*;
 use token_client::{CustomerRequest, TokenClient, TokenClientConfig};
 
@@ -54,7 +54,7 @@ async fn whole_chat(transport: StreamTransport, texts: &mut Texts) -> Vec<String
     // Every JWT handed to the client, and every access token, is a secret to look for.
     let minted = Arc::new(Mutex::new(Vec::<String>::new()));
     let seen = Arc::clone(&minted);
-    let provider = token_provider_fn(move || {
+    let provider = move || {
         let backend = backend.clone();
         let seen = Arc::clone(&seen);
         async move {
@@ -65,7 +65,7 @@ async fn whole_chat(transport: StreamTransport, texts: &mut Texts) -> Vec<String
             seen.lock().unwrap().push(token.clone());
             Ok(token)
         }
-    });
+    };
     let (client, mut events) = Client::builder(emu.base_url(), &c.integration_id, &c.appkey)
         .token_provider(provider)
         .stream_transport(transport)
@@ -74,11 +74,11 @@ async fn whole_chat(transport: StreamTransport, texts: &mut Texts) -> Vec<String
         .await
         .unwrap();
     texts.0.push(format!("{client:?}"));
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     texts.0.push(format!("{chat:?}"));
     let (_, before) =
         expect_event_seen(&mut events, |e| matches!(e, Event::MessageArrived(_))).await;
-    chat.send_message("first", None).await.unwrap();
+    chat.send_message("first").await.unwrap();
     expect_event(&mut events, arrived_with("first")).await;
 
     // A 401 on the stream and a refresh through the provider.
@@ -90,32 +90,29 @@ async fn whole_chat(transport: StreamTransport, texts: &mut Texts) -> Vec<String
     expect_event(&mut events, |e| matches!(e, Event::EventStreamConnected)).await;
     // A 401 on a command, replayed after a refresh.
     emu.control().expire_tokens();
-    chat.send_message("after a refresh", None).await.unwrap();
+    chat.send_message("after a refresh").await.unwrap();
     expect_event(&mut events, arrived_with("after a refresh")).await;
 
     // Faults: the stream drops and fails; a command fails with a server error.
     emu.control().drop_next_polls(1);
     emu.control().fail_next(Route::Events, 503, 1);
     emu.control().fail_next(Route::AnyChat, 500, 1);
-    if let Err(e) = chat.send_message("through a fault", None).await {
+    if let Err(e) = chat.send_message("through a fault").await {
         texts.error(&e, &e);
     }
-    chat.send_message("after the faults", None).await.unwrap();
+    chat.send_message("after the faults").await.unwrap();
     expect_event(&mut events, arrived_with("after the faults")).await;
 
     // Refused calls: a bad argument, a token that is not one, an oversized text.
-    let e = chat.send_message("", None).await.unwrap_err();
+    let e = chat.send_message("").await.unwrap_err();
     texts.error(&e, &e);
-    let e = chat
-        .send_message(&"x".repeat(5000), None)
-        .await
-        .unwrap_err();
+    let e = chat.send_message(&"x".repeat(5000)).await.unwrap_err();
     texts.error(&e, &e);
     let forged = format!("{}x", minted.lock().unwrap()[0]);
-    if let Err(e) = client.set_token(&forged).await {
+    if let Err(e) = client.set_token(&forged) {
         texts.error(&e, &e);
     }
-    if let Err(e) = client.set_token("jwt.eyJub3QiOiJhIHRva2VuIn0.c2ln").await {
+    if let Err(e) = client.set_token("jwt.eyJub3QiOiJhIHRva2VuIn0.c2ln") {
         texts.error(&e, &e);
     }
     let pager = chat.history(10).await.unwrap();

@@ -11,11 +11,11 @@ use common::*;
 async fn resume_session(transport: StreamTransport) {
     let emu = emulator(AgentMode::Agent).await;
     let (client, mut events) = connect(&emu, transport, "judy").await;
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     expect_event(&mut events, |e| matches!(e, Event::MessageArrived(_))).await;
-    chat.send_message("before the reload", None).await.unwrap();
+    chat.send_message("before the reload").await.unwrap();
     expect_event(&mut events, arrived_with("before the reload")).await;
-    let resumption = client.resumption().await.unwrap();
+    let resumption = client.resumption().unwrap();
     assert_eq!(resumption.active_engagements, [chat.id().clone()]);
     // The "reload": everything dropped, nothing deleted.
     drop((client, events, chat));
@@ -39,8 +39,8 @@ async fn resume_session(transport: StreamTransport) {
     assert_eq!(ctx.engagements[0].status, EngagementStatus::Active);
     let (_, seen) = expect_event_seen(&mut events, arrived_with("while you were away")).await;
     assert!(names(&seen).contains(&"EVENT_STREAM_CONNECTED"));
-    let chat = client.engagement(&eid).await.unwrap().unwrap();
-    chat.send_message("back again", None).await.unwrap();
+    let chat = client.engagement(&eid).unwrap();
+    chat.send_message("back again").await.unwrap();
     expect_event(&mut events, arrived_with("back again")).await;
     // Redraw: the history has everything.
     let history = chat.history(10).await.unwrap();

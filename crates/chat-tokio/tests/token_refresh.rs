@@ -9,9 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chat_emulator::{AgentMode, Emulator};
-use chat_tokio::{
-    Client, ClientBuilder, Event, StreamFailureReason, StreamTransport, token_provider_fn,
-};
+use chat_tokio::{Client, ClientBuilder, Event, StreamFailureReason, StreamTransport};
 use common::*;
 
 fn with_provider(
@@ -22,11 +20,11 @@ fn with_provider(
     let calls = Arc::new(AtomicU32::new(0));
     let control = emu.control();
     let counter = Arc::clone(&calls);
-    let provider = token_provider_fn(move || {
+    let provider = move || {
         counter.fetch_add(1, Ordering::SeqCst);
         let token = control.mint_token("frank", true, ttl);
         async move { Ok(token) }
-    });
+    };
     let c = emu.credentials();
     let builder = Client::builder(emu.base_url(), &c.integration_id, &c.appkey)
         .token_provider(provider)
@@ -44,7 +42,7 @@ async fn provider_refreshes_ahead_of_expiry(transport: StreamTransport) {
     let (builder, calls) = with_provider(&emu, transport, Duration::from_secs(6));
     let (client, mut events) = builder.connect().await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     expect_event(&mut events, |e| matches!(e, Event::MessageArrived(_))).await;
     // Less than 180 s left: the reminder comes at once, and is still delivered.
     // Past the first token's expiry, with no 401 on the way.
@@ -56,7 +54,7 @@ async fn provider_refreshes_ahead_of_expiry(transport: StreamTransport) {
             seen.push(e.event);
         }
     }
-    chat.send_message("still here", None).await.unwrap();
+    chat.send_message("still here").await.unwrap();
     let (_, more) = expect_event_seen(&mut events, arrived_with("still here")).await;
     seen.extend(more);
     assert!(names(&seen).contains(&"TOKEN_EXPIRY_REMINDER") || calls.load(Ordering::SeqCst) >= 3);
@@ -73,19 +71,19 @@ async fn provider_after_401(transport: StreamTransport) {
     let emu = emulator(AgentMode::Agent).await;
     let (builder, calls) = with_provider(&emu, transport, Duration::from_secs(3600));
     let (client, mut events) = builder.connect().await.unwrap();
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     expect_event(&mut events, |e| matches!(e, Event::MessageArrived(_))).await;
 
     emu.control().expire_tokens();
     expect_event(&mut events, unauthorized).await;
     expect_event(&mut events, |e| matches!(e, Event::EventStreamConnected)).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    chat.send_message("after the refresh", None).await.unwrap();
+    chat.send_message("after the refresh").await.unwrap();
     expect_event(&mut events, arrived_with("after the refresh")).await;
 
     // A command refused with 401 is sent again once, after a refresh.
     emu.control().expire_tokens();
-    let sent = chat.send_message("replayed", None).await.unwrap();
+    let sent = chat.send_message("replayed").await.unwrap();
     assert_eq!(sent.text(), Some("replayed"));
     expect_event(&mut events, arrived_with("replayed")).await;
     assert!(calls.load(Ordering::SeqCst) <= 4, "{calls:?}");
@@ -113,14 +111,14 @@ async fn set_token_push_style(transport: StreamTransport) {
         unreachable!()
     };
     assert!(expires_in <= Duration::from_secs(20));
-    client.set_token(&token(&emu, "gina")).await.unwrap();
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    client.set_token(&token(&emu, "gina")).unwrap();
+    let chat = client.create_engagement().await.unwrap();
     expect_event(&mut events, |e| matches!(e, Event::MessageArrived(_))).await;
-    chat.send_message("new token", None).await.unwrap();
+    chat.send_message("new token").await.unwrap();
     let (_, seen) = expect_event_seen(&mut events, arrived_with("new token")).await;
     assert!(!names(&seen).contains(&"TOKEN_EXPIRY_REMINDER"));
     assert_eq!(
-        client.set_token("not a token").await.unwrap_err().code(),
+        client.set_token("not a token").unwrap_err().code(),
         "ACS-322"
     );
     client.shutdown(None).await.unwrap();
@@ -138,14 +136,11 @@ async fn expiry_with_short_token(transport: StreamTransport) {
         .connect()
         .await
         .unwrap();
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     expect_event(&mut events, |e| matches!(e, Event::TokenExpired { .. })).await;
     // The server refuses the expired token: the stream pauses.
     expect_event(&mut events, unauthorized).await;
-    assert_eq!(
-        client.stream_state().await.unwrap(),
-        chat_tokio::StreamState::Paused
-    );
+    assert_eq!(client.stream_state(), chat_tokio::StreamState::Paused);
     emu.control()
         .post_message(
             chat.id(),
@@ -153,7 +148,7 @@ async fn expiry_with_short_token(transport: StreamTransport) {
             "while paused",
         )
         .unwrap();
-    client.set_token(&token(&emu, "hank")).await.unwrap();
+    client.set_token(&token(&emu, "hank")).unwrap();
     let (_, seen) = expect_event_seen(&mut events, arrived_with("while paused")).await;
     assert!(names(&seen).contains(&"EVENT_STREAM_CONNECTED"), "{seen:?}");
     client.shutdown(None).await.unwrap();

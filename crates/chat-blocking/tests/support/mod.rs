@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chat_blocking::{
-    Cancel, ChatEvent, Client, ClientBuilder, Config, Connection, Event, EventTransport, Request,
+    Cancel, ChatEvent, Client, ClientBuilder, Config, Event, EventStream, EventTransport, Request,
     Response, StreamTransport, TransportError, WebSocketTransport,
 };
 use chat_emulator::{AgentMode, Emulator, EmulatorBuilder};
@@ -104,7 +104,11 @@ pub fn config() -> Config {
     }
 }
 
-pub fn connect(emu: &Emulator, transport: StreamTransport, customer: &str) -> (Client, Connection) {
+pub fn connect(
+    emu: &Emulator,
+    transport: StreamTransport,
+    customer: &str,
+) -> (Client, EventStream) {
     builder(emu, transport, customer)
         .connect()
         .expect("connects")
@@ -112,13 +116,13 @@ pub fn connect(emu: &Emulator, transport: StreamTransport, customer: &str) -> (C
 
 /// Awaits the first event matching `pred`, returning it; panics with the events seen if none
 /// comes in time.
-pub fn expect_event(events: &Connection, pred: impl Fn(&Event) -> bool) -> ChatEvent {
+pub fn expect_event(events: &EventStream, pred: impl Fn(&Event) -> bool) -> ChatEvent {
     expect_event_seen(events, pred).0
 }
 
 /// As [`expect_event`], also returning every event seen before it.
 pub fn expect_event_seen(
-    events: &Connection,
+    events: &EventStream,
     pred: impl Fn(&Event) -> bool,
 ) -> (ChatEvent, Vec<Event>) {
     let mut seen = Vec::new();

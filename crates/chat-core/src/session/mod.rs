@@ -209,6 +209,7 @@ pub struct Session {
     token: Option<Token>,
     bearer: Arc<str>,
     appkey: Arc<str>,
+    user_agent: Arc<str>,
     display_name: Option<String>,
     session_parameters: Option<MappedData>,
 
@@ -230,6 +231,10 @@ pub struct Session {
     probing: Option<Probing>,
     /// Polls in a row that failed although a probe then answered (see `MAX_PROBE_PASSES`).
     probe_passes: u8,
+    /// The application is behind ([`Session::hold_stream`]): no poll goes out.
+    stream_held: bool,
+    /// A poll was due while the stream was held.
+    poll_wanted: bool,
     cursor: Cursor,
     backoff: Backoff,
     /// The jitter of the backoff and of the outbox's retries.
@@ -266,6 +271,10 @@ impl Session {
         Ok(Self {
             bearer: params.token.as_ref().map_or_else(|| Arc::from(""), bearer),
             appkey: params.appkey.shared_text(),
+            user_agent: match &params.user_agent {
+                Some(product) => Arc::from(format!("{} {product}", crate::request::USER_AGENT)),
+                None => Arc::from(crate::request::USER_AGENT),
+            },
             token: params.token,
             display_name: params.display_name,
             session_parameters: params.session_parameters,
@@ -286,6 +295,8 @@ impl Session {
             in_flight: None,
             probing: None,
             probe_passes: 0,
+            stream_held: false,
+            poll_wanted: false,
             cursor: Cursor::default(),
             backoff: Backoff::default(),
             rng: fastrand::Rng::with_seed(seed),
@@ -500,6 +511,7 @@ impl Session {
             bearer: Arc::clone(&self.bearer),
             appkey: Arc::clone(&self.appkey),
             route,
+            user_agent: Arc::clone(&self.user_agent),
         }));
     }
 

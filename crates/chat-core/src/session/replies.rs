@@ -77,6 +77,15 @@ impl Session {
         }
     }
 
+    /// Moves the timeouts of the requests in flight `by` later: for a test rig that jumps its
+    /// clock forward to pass long protocol waits at once, while the server answers in real
+    /// time (so requests in flight must not time out because of the jump).
+    pub fn defer_request_timeouts(&mut self, by: std::time::Duration) {
+        for sent in &mut self.requests {
+            sent.deadline = sent.deadline.map(|d| d + by);
+        }
+    }
+
     /// A call held for a new token that will not come: its 401 is the answer.
     pub(super) fn settle_refused(&mut self, now: Instant, mut sent: Sent) {
         if let Some(r) = sent.resend.as_mut() {

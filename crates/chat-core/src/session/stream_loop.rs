@@ -63,6 +63,7 @@ impl Session {
     }
 
     pub(super) fn stop_stream(&mut self, now: Instant) {
+        self.poll_wanted = false;
         if let Some(f) = self.in_flight.take() {
             self.abort(f.id());
         }
@@ -79,7 +80,31 @@ impl Session {
         self.emit(Event::EventStreamClosed);
     }
 
+    /// Holds the event stream back while the application is behind (`hold` true): no poll
+    /// goes out, so nothing more is acknowledged and the server keeps the events until there
+    /// is room again (`hold` false), when the poll that was due goes out. Nothing times out
+    /// meanwhile: a held poll is never sent. An adapter with a bounded event queue calls it
+    /// as the queue fills and empties.
+    pub fn hold_stream(&mut self, now: Instant, hold: bool) {
+        self.tick(now);
+        self.stream_held = hold;
+        let polling = matches!(
+            self.stream,
+            StreamState::Connecting
+                | StreamState::Connected
+                | StreamState::Retry
+                | StreamState::Failed
+        );
+        if !hold && std::mem::take(&mut self.poll_wanted) && self.in_flight.is_none() && polling {
+            self.send_poll();
+        }
+    }
+
     pub(super) fn send_poll(&mut self) {
+        if self.stream_held {
+            self.poll_wanted = true;
+            return;
+        }
         let Some(url) = self.events_url() else {
             return;
         };

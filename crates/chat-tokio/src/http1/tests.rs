@@ -158,7 +158,7 @@ pub(crate) fn poll_request(base: &str) -> Request {
             Output::Transmit(r) if !created => {
                 let body = format!(r#"{{"sessionId":"{SID}","engagements":[]}}"#);
                 session.handle_response(now, r.id, 201, body.as_bytes());
-                session.create_engagement(Default::default(), now).unwrap();
+                session.create_engagement(now, Default::default()).unwrap();
                 created = true;
             }
             Output::Transmit(r) => {
@@ -428,7 +428,7 @@ async fn a_chat_over_https_with_a_tls_config_of_the_callers() {
         .connect()
         .await
         .unwrap();
-    client.create_engagement(Default::default()).await.unwrap();
+    client.create_engagement().await.unwrap();
     // The simulated agent's greeting arrives over the TLS long poll.
     let arrived = tokio::time::timeout(Duration::from_secs(15), async {
         while let Some(e) = events.recv().await {

@@ -1,21 +1,13 @@
-//! The commands a session completes with a `Reply`, as both adapters queue them for their
-//! loop, and the refresh policy around them.
+//! The commands a session completes with a `Reply`, as every adapter queues them.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use chat_core::wire::{DisconnectReason, MappedData, ShutdownReason};
 use chat_core::{ChatError, EngagementId, MessageId, PageLink, RequestId, Resumption, Session};
 
-/// How long a token provider call may take before it counts as failed.
-pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Wait before trying a failed token refresh again (while the token is still live).
-pub const PROVIDER_RETRY: Duration = Duration::from_secs(5);
-/// Refreshes in a row after 401s without the server accepting a token in between.
-pub const MAX_AUTH_REFRESHES: u32 = 3;
-
-/// A command that goes to the server and completes with the session's `Reply`. An adapter
-/// keeps it until then: a call refused with 401 is made once more after a token refresh.
+/// A command that completes with the session's `Reply`.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Call {
     /// `init`, or `resume` of a session kept earlier.
     Init(Option<Resumption>),
@@ -48,39 +40,37 @@ pub enum Call {
         /// Why, if said.
         reason: Option<DisconnectReason>,
     },
+    /// A new token from the provider, now.
+    RefreshToken,
     /// `shutdown`.
     Shutdown(Option<ShutdownReason>),
 }
 
 impl Call {
     /// Starts the call on `session`: the id its reply will carry, or why it was refused.
-    pub fn start(
-        &self,
+    pub(crate) fn start(
+        self,
         session: &mut Session,
         now: Instant,
         wall: SystemTime,
     ) -> Result<RequestId, ChatError> {
         match self {
             Self::Init(None) => session.init(now, wall),
-            Self::Init(Some(r)) => session.resume(now, wall, r.clone()),
-            Self::CreateEngagement(p) => session.create_engagement(now, p.clone()),
+            Self::Init(Some(r)) => session.resume(now, wall, r),
+            Self::CreateEngagement(p) => session.create_engagement(now, p),
             Self::ListEngagements => session.list_engagements(now),
-            Self::Join(e) => session.join(now, e),
+            Self::Join(e) => session.join(now, &e),
             Self::Send {
                 engagement,
                 text,
                 parent,
-            } => session.send_message(now, engagement, text, parent.as_ref()),
+            } => session.send_message(now, &engagement, &text, parent.as_ref()),
             Self::FetchHistory { engagement, page } => {
-                session.fetch_history(now, engagement, page.as_ref())
+                session.fetch_history(now, &engagement, page.as_ref())
             }
-            Self::Disconnect { engagement, reason } => session.disconnect(now, engagement, *reason),
-            Self::Shutdown(reason) => session.shutdown(now, *reason),
+            Self::Disconnect { engagement, reason } => session.disconnect(now, &engagement, reason),
+            Self::RefreshToken => session.refresh_token(now),
+            Self::Shutdown(reason) => session.shutdown(now, reason),
         }
-    }
-
-    /// Whether this is `init` (or `resume`): its success arms the token refresh.
-    pub fn is_init(&self) -> bool {
-        matches!(self, Self::Init(_))
     }
 }

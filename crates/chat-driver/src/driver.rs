@@ -1,0 +1,374 @@
+//! [`Driver`]: a [`Session`] with what every client adds around it, still without I/O.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Instant, SystemTime};
+
+use chat_core::{
+    ChatError, EndReason, EngagementId, EngagementInfo, Output, PollOutcome, ReplyValue, Request,
+    RequestId, Resumption, Session, SessionId, StreamState, Token, TransportError,
+};
+
+use crate::events::EventQueue;
+use crate::{BoxError, Call, ChatEvent, Error, ProviderError};
+
+/// What the adapter does next; see [`Driver::poll_action`].
+#[derive(Debug)]
+pub enum Action<W> {
+    /// Send this request: a poll ([`RequestKind::Poll`](chat_core::RequestKind::Poll)) on
+    /// the event stream's transport, reported with [`Driver::handle_poll`]; anything else
+    /// over HTTP, reported with [`Driver::handle_response`] or [`Driver::handle_failure`].
+    Transmit(Request),
+    /// Abandon a request sent earlier (the driver has settled it already): cancel it, and
+    /// drop the stream's persistent connection if it was the poll.
+    Abort(RequestId),
+    /// Call the token provider, then report with [`Driver::handle_token`].
+    FetchToken(RequestId),
+    /// A call has completed: hand the result to whoever waits on `W`.
+    Complete(W, Result<ReplyValue, Error>),
+    /// Nothing more to do now: call [`Driver::handle_timeout`] at this instant (if any), or
+    /// sooner when an input comes.
+    Wait(Option<Instant>),
+}
+
+/// A chat session and everything a client keeps around it, with no I/O: the ledger of calls
+/// waiting for their reply (each with the adapter's waiter `W`, a oneshot sender or a
+/// ticket), the event queue with its timestamps, its backpressure on the event stream and
+/// the position of what the application has taken, and the provider's errors kept for the
+/// callers they concern.
+///
+/// Drive it as the core: after every input (a command, a response, a token, the time, an
+/// event taken), call [`poll_action`](Self::poll_action) until it returns
+/// [`Action::Wait`], carrying out each action. Every rule of the protocol (timeouts, token
+/// refresh, 401 replay, reconnection) is chat-core's; the driver adds none.
+///
+/// ```
+/// use std::time::{Instant, SystemTime};
+/// use chat_driver::{Action, Call, Driver, Options};
+///
+/// # fn main() -> Result<(), chat_driver::Error> {
+/// let mut options = Options::new(
+///     "https://na.api.avayacloud.com",
+///     "123e4567-e89b-12d3-a456-426614174000",
+///     "my-appkey",
+/// );
+/// options.token = Some("jwt.e30.eyJleHAiOjQwMDAwMDAwMDB9.sig".to_owned());
+/// # #[allow(clippy::disallowed_methods)]
+/// let (now, wall) = (Instant::now(), SystemTime::now());
+/// let mut driver: Driver<&str> = Driver::new(options.session(false)?, options.capacity, now, wall);
+/// driver.call(now, Call::Init(None), "init waiter").map_err(|(_, e)| e)?;
+/// let Action::Transmit(request) = driver.poll_action() else { unreachable!() };
+/// let answer = br#"{"sessionId":"5e55e55e-0000-4000-8000-000000000001","engagements":[]}"#;
+/// driver.handle_response(now, request.id, 201, answer);
+/// loop {
+///     match driver.poll_action() {
+///         Action::Complete(waiter, result) => assert!(waiter == "init waiter" && result.is_ok()),
+///         Action::Wait(_) => break,
+///         _ => {}
+///     }
+/// }
+/// assert_eq!(driver.take_event(now).map(|e| e.name()), Some("INITIALIZED"));
+/// # Ok(())
+/// # }
+/// ```
+pub struct Driver<W> {
+    session: Session,
+    waiting: HashMap<RequestId, W>,
+    events: EventQueue,
+    /// The queue is full: the session holds its event stream back.
+    holding: bool,
+    /// The monotonic instant and wall-clock time the client started at.
+    clock: (Instant, SystemTime),
+    last_now: Instant,
+    /// Why the provider's last call failed, for the callers it fails.
+    provider_error: Option<ProviderError>,
+    completions: VecDeque<(W, Result<ReplyValue, Error>)>,
+}
+
+impl<W> std::fmt::Debug for Driver<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("session", &self.session)
+            .field("waiting", &self.waiting.len())
+            .field("queued", &self.events.len())
+            .field("holding", &self.holding)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W> Driver<W> {
+    /// A driver for `session`, its event queue `capacity` long, starting at `now` (the wall
+    /// clock then reads `wall`).
+    pub fn new(session: Session, capacity: usize, now: Instant, wall: SystemTime) -> Self {
+        Self {
+            session,
+            waiting: HashMap::new(),
+            events: EventQueue::new(capacity),
+            holding: false,
+            clock: (now, wall),
+            last_now: now,
+            provider_error: None,
+            completions: VecDeque::new(),
+        }
+    }
+
+    fn wall(&self, now: Instant) -> SystemTime {
+        self.clock.1 + now.saturating_duration_since(self.clock.0)
+    }
+
+    fn at(&mut self, now: Instant) -> (Instant, SystemTime) {
+        let now = now.max(self.last_now);
+        self.last_now = now;
+        (now, self.wall(now))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Commands
+    // -----------------------------------------------------------------------------------------
+
+    /// Starts a call; its result comes as [`Action::Complete`] with `waiter`. A call refused
+    /// at once gives the waiter back with the error.
+    pub fn call(&mut self, now: Instant, call: Call, waiter: W) -> Result<(), (W, Error)> {
+        let (now, wall) = self.at(now);
+        if let Some(reason) = self.session.end_reason() {
+            return Err((waiter, Error::Closed(Some(reason))));
+        }
+        match call.start(&mut self.session, now, wall) {
+            Ok(id) => {
+                self.waiting.insert(id, waiter);
+                Ok(())
+            }
+            Err(e) => Err((waiter, Error::Chat(e))),
+        }
+    }
+
+    /// Replaces the token (`setJwtToken`): no network call.
+    pub fn set_token(&mut self, now: Instant, token: &str) -> Result<(), Error> {
+        let (now, wall) = self.at(now);
+        let token = Token::parse(token)?;
+        self.closed_error()?;
+        Ok(self.session.set_token(now, wall, token)?)
+    }
+
+    /// Retries the event stream now (`retryConnection`).
+    pub fn retry_connection(&mut self, now: Instant) -> Result<(), Error> {
+        let (now, _) = self.at(now);
+        self.closed_error()?;
+        Ok(self.session.retry_connection(now)?)
+    }
+
+    /// Customer activity (`resetIdleTimeout`); [`Error::Closed`] once the session is over.
+    pub fn reset_idle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        let (now, _) = self.at(now);
+        self.closed_error()?;
+        self.session.reset_idle_timeout(now);
+        Ok(())
+    }
+
+    fn closed_error(&self) -> Result<(), Error> {
+        match self.session.end_reason() {
+            Some(reason) => Err(Error::Closed(Some(reason))),
+            None => Ok(()),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Inputs
+    // -----------------------------------------------------------------------------------------
+
+    /// The response to a REST call or probe.
+    pub fn handle_response(&mut self, now: Instant, id: RequestId, status: u16, body: &[u8]) {
+        let (now, _) = self.at(now);
+        self.session.handle_response(now, id, status, body);
+    }
+
+    /// A REST call or probe got no response.
+    pub fn handle_failure(&mut self, now: Instant, id: RequestId, error: TransportError) {
+        let (now, _) = self.at(now);
+        self.session.handle_failure(now, id, error);
+    }
+
+    /// How a poll ended.
+    pub fn handle_poll(&mut self, now: Instant, id: RequestId, outcome: PollOutcome) {
+        let (now, _) = self.at(now);
+        self.session.handle_poll(now, id, &outcome);
+    }
+
+    /// The token provider's answer to [`Action::FetchToken`].
+    pub fn handle_token(&mut self, now: Instant, id: RequestId, token: Result<String, BoxError>) {
+        let (now, wall) = self.at(now);
+        match token {
+            Ok(text) => {
+                if let Err(e) = self.session.handle_token(now, wall, id, &text) {
+                    self.provider_error = Some(ProviderError::message(format!(
+                        "it gave an unusable token: {e}"
+                    )));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the token provider failed");
+                self.provider_error = Some(ProviderError::new(e));
+                self.session.handle_token_failure(now, id);
+            }
+        }
+    }
+
+    /// A test rig's clock jump: see [`Session::defer_request_timeouts`].
+    pub fn defer_request_timeouts(&mut self, by: std::time::Duration) {
+        self.session.defer_request_timeouts(by);
+    }
+
+    /// The passing of time.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let (now, _) = self.at(now);
+        self.session.handle_timeout(now);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Outputs
+    // -----------------------------------------------------------------------------------------
+
+    /// The next thing to do; call it until it returns [`Action::Wait`].
+    #[must_use]
+    pub fn poll_action(&mut self) -> Action<W> {
+        loop {
+            if let Some((w, result)) = self.completions.pop_front() {
+                return Action::Complete(w, result);
+            }
+            match self.session.poll_output() {
+                Output::Transmit(request) => return Action::Transmit(request),
+                Output::Abort(id) => return Action::Abort(id),
+                Output::FetchToken(id) => {
+                    self.provider_error = None;
+                    return Action::FetchToken(id);
+                }
+                Output::Reply(reply) => {
+                    let Some(waiter) = self.waiting.remove(&reply.id) else {
+                        continue;
+                    };
+                    let result = reply.result.map_err(|e| self.error_of(e));
+                    return Action::Complete(waiter, result);
+                }
+                Output::Event(event) => {
+                    let at = self.wall(self.last_now);
+                    self.events.push(ChatEvent { event, at });
+                    if self.events.is_full() && !self.holding {
+                        // Backpressure: no poll goes out until the application takes an
+                        // event; the server keeps what is not acknowledged.
+                        self.holding = true;
+                        self.session.hold_stream(self.last_now, true);
+                    }
+                }
+                Output::Wait(deadline) => return Action::Wait(deadline),
+            }
+        }
+    }
+
+    fn error_of(&self, e: ChatError) -> Error {
+        match e {
+            ChatError::TokenUnavailable => Error::TokenProvider(
+                self.provider_error
+                    .clone()
+                    .unwrap_or_else(|| ProviderError::message("it did not answer in time")),
+            ),
+            e => Error::Chat(e),
+        }
+    }
+
+    /// The next event for the application, if one is queued. Taking it moves the position
+    /// [`resumption`](Self::resumption) reports, and may let a held stream answer in.
+    pub fn take_event(&mut self, now: Instant) -> Option<ChatEvent> {
+        let event = self.events.pop()?;
+        self.release(now);
+        Some(event)
+    }
+
+    fn release(&mut self, now: Instant) {
+        if self.holding && !self.events.is_full() {
+            self.holding = false;
+            let (now, _) = self.at(now);
+            self.session.hold_stream(now, false);
+        }
+    }
+
+    /// Whether the event stream is held back by a full queue: taking an event then lets it
+    /// go on, and the adapter must drain the actions that follow.
+    pub fn is_holding(&self) -> bool {
+        self.holding
+    }
+
+    /// Events queued for the application.
+    pub fn queued(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The application's receiver is gone: events are no longer kept, and the stream is no
+    /// longer held back.
+    pub fn close_events(&mut self, now: Instant) {
+        self.events.close();
+        self.release(now);
+    }
+
+    /// Whether the session is over and every event has been taken: nothing more will come.
+    pub fn is_finished(&self) -> bool {
+        self.session.is_ended() && self.events.len() == 0
+    }
+
+    /// Stops: every call still waiting is given back, to be answered with
+    /// [`Error::Closed`]. For an adapter that stops before the session has ended (every
+    /// handle dropped).
+    pub fn stop(&mut self) -> Vec<(W, Error)> {
+        let reason = self.session.end_reason();
+        self.completions
+            .drain(..)
+            .map(|(w, _)| (w, Error::Closed(reason)))
+            .chain(
+                self.waiting
+                    .drain()
+                    .map(|(_, w)| (w, Error::Closed(reason))),
+            )
+            .collect()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Reads
+    // -----------------------------------------------------------------------------------------
+
+    /// The session.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The session id, once created.
+    pub fn session_id(&self) -> Option<&SessionId> {
+        self.session.session_id()
+    }
+
+    /// An engagement this session knows.
+    pub fn engagement(&self, id: &EngagementId) -> Option<EngagementInfo> {
+        self.session.engagement(id).cloned()
+    }
+
+    /// Every engagement this session knows.
+    pub fn engagements(&self) -> Vec<EngagementInfo> {
+        self.session.engagements().cloned().collect()
+    }
+
+    /// The event stream's state.
+    pub fn stream_state(&self) -> StreamState {
+        self.session.stream_state()
+    }
+
+    /// Why the session ended, once it has.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.session.end_reason()
+    }
+
+    /// What to keep to resume the session later: positions of what the application has
+    /// *taken*, so that a message still queued when it is saved comes again after the
+    /// resume. `None` once the session is over.
+    pub fn resumption(&self) -> Option<Resumption> {
+        let mut r = self.session.resumption()?;
+        self.events.lower_to_taken(&mut r);
+        Some(r)
+    }
+}

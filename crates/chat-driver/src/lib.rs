@@ -1,0 +1,76 @@
+//! The sans-IO client driver of the AXP Digital chat SDK, shared by every adapter.
+//!
+//! [`chat_core::Session`] holds every rule of the protocol. A client adds, around it, the
+//! same few things whatever its runtime: the settings it is built with ([`Options`], and the
+//! builder setters of [`client_builder_setters!`]), the ledger of calls waiting for their
+//! reply, the event queue with its timestamps, its backpressure and the position of what the
+//! application has taken, and the typed [`Error`]. [`Driver`] is that, still without I/O:
+//! `chat-tokio` drives it with tokio, `chat-blocking` with the caller's threads, and an
+//! embedder with whatever they have (see `docs/embedding.md`). Each adapter keeps only its
+//! runtime glue: sockets, the clock, wake-ups, threads.
+//!
+//! # Example
+//!
+//! The whole of an adapter's work, without sockets: carry out each [`Action`], feed back
+//! what happened, and give the events to the application.
+//!
+//! ```
+//! use std::time::{Instant, SystemTime};
+//! use chat_driver::{Action, Call, Driver, Options};
+//!
+//! # fn main() -> Result<(), chat_driver::Error> {
+//! let mut options = Options::new(
+//!     "https://na.api.avayacloud.com",
+//!     "123e4567-e89b-12d3-a456-426614174000",
+//!     "my-appkey",
+//! );
+//! // A token whose payload is {"exp":4000000000}; your backend mints real ones.
+//! options.token = Some("jwt.e30.eyJleHAiOjQwMDAwMDAwMDB9.sig".to_owned());
+//! # #[allow(clippy::disallowed_methods)]
+//! let (now, wall) = (Instant::now(), SystemTime::now());
+//! let mut driver: Driver<u32> = Driver::new(options.session(false)?, options.capacity, now, wall);
+//! driver.call(now, Call::Init(None), 1).map_err(|(_, e)| e)?;
+//! loop {
+//!     match driver.poll_action() {
+//!         Action::Transmit(request) => {
+//!             // An adapter sends it; here the server's answer is made up.
+//!             let answer = br#"{"sessionId":"5e55e55e-0000-4000-8000-000000000001","engagements":[]}"#;
+//!             driver.handle_response(now, request.id, 201, answer);
+//!         }
+//!         Action::Complete(waiter, result) => {
+//!             assert_eq!(waiter, 1);
+//!             assert!(result.is_ok());
+//!         }
+//!         Action::Wait(_) => break,
+//!         other => panic!("{other:?}"),
+//!     }
+//! }
+//! let first = driver.take_event(now).expect("an event");
+//! assert_eq!(first.name(), "INITIALIZED");
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod call;
+mod driver;
+mod error;
+mod events;
+mod options;
+mod reply;
+mod transcript;
+
+pub use call::Call;
+pub use driver::{Action, Driver};
+pub use error::{BoxError, Error, ProviderError};
+pub use events::{ChatEvent, RecvTimeoutError, TryRecvError};
+pub use options::{DEFAULT_EVENT_CAPACITY, Options, StreamTransport};
+pub use reply::{Reply, from_reply};
+pub use transcript::Transcript;
+
+/// Names the setters of [`client_builder_setters!`] refer to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use chat_core::wire::MappedData;
+    pub use chat_core::{Config, Resumption};
+}
