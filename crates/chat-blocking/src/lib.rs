@@ -14,8 +14,8 @@
 //!   `resetIdleTimeout`, `shutdown`), [`Engagement`] for one chat (join, send, disconnect,
 //!   participants, status, history), [`HistoryPager`] and [`HistoryPages`], an iterator of
 //!   history pages.
-//! - [`Connection`]: the 16 official events as a blocking [`Iterator`], with
-//!   [`recv_timeout`](Connection::recv_timeout) and [`try_recv`](Connection::try_recv);
+//! - [`EventStream`]: the 16 official events as a blocking [`Iterator`], with
+//!   [`recv_timeout`](EventStream::recv_timeout) and [`try_recv`](EventStream::try_recv);
 //!   bounded, with backpressure (nothing is ever dropped).
 //! - Tokens pushed ([`Client::set_token`]) or pulled: a blocking [`TokenProvider`] the client
 //!   calls ahead of expiry and after a 401, single-flight.

@@ -1,5 +1,5 @@
 //! The blocking client, `chat-blocking`, as a soak [`Adapter`]: every call runs on tokio's
-//! blocking pool, and one thread per session reads the blocking [`chat_blocking::Connection`]
+//! blocking pool, and one thread per session reads the blocking [`chat_blocking::EventStream`]
 //! (which also drives the client's protocol loop) and forwards its events.
 
 use std::sync::Arc;
