@@ -69,6 +69,32 @@ pub struct EmulatorArgs {
     /// WebSocket ping interval in seconds.
     #[arg(long, default_value_t = 20)]
     pub ws_ping_secs: u64,
+    /// Close a connection that has not sent a whole request head this many milliseconds after
+    /// accept (TLS handshake included) or after the first byte of a later request.
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..),
+        env = "CHAT_EMULATOR_HEADER_READ_TIMEOUT_MS"
+    )]
+    pub header_read_timeout_ms: u64,
+    /// Close a keep-alive connection idle (no request in flight) for this many milliseconds.
+    #[arg(
+        long,
+        default_value_t = 60_000,
+        value_parser = clap::value_parser!(u64).range(1..),
+        env = "CHAT_EMULATOR_IDLE_TIMEOUT_MS"
+    )]
+    pub idle_timeout_ms: u64,
+    /// At most this many open connections; past it the longest-waiting idle or slow one is
+    /// closed to admit a new one.
+    #[arg(
+        long,
+        default_value_t = 16_384,
+        value_parser = clap::value_parser!(u64).range(1..),
+        env = "CHAT_EMULATOR_MAX_CONNECTIONS"
+    )]
+    pub max_connections: u64,
     /// Account id (realm).
     #[arg(long, default_value = "EMULAB", env = "CHAT_EMULATOR_ACCOUNT_ID")]
     pub account_id: String,
@@ -128,6 +154,9 @@ impl EmulatorArgs {
             .allow_short_token_ttl(self.allow_short_token_ttl)
             .access_token_ttl(Duration::from_secs(self.access_token_ttl_secs))
             .ws_ping_interval(Duration::from_secs(self.ws_ping_secs))
+            .header_read_timeout(Duration::from_millis(self.header_read_timeout_ms))
+            .idle_timeout(Duration::from_millis(self.idle_timeout_ms))
+            .max_connections(usize::try_from(self.max_connections).unwrap_or(usize::MAX))
             .account_id(self.account_id.clone());
         if let Some(path) = &self.cert_out {
             builder = builder.cert_path(path.clone());
@@ -238,6 +267,15 @@ mod tests {
         .expect("parses");
         assert_eq!(cli.args.listen.to_string(), "127.0.0.1:8443");
         assert_eq!(cli.args.hold_time_ms, 25_000);
+        assert_eq!(cli.args.header_read_timeout_ms, 10_000);
+        assert_eq!(cli.args.idle_timeout_ms, 60_000);
+        assert_eq!(cli.args.max_connections, 16_384);
+        let builder = format!("{:?}", cli.args.builder());
+        assert!(builder.contains("max_connections: 16384"), "{builder}");
+        assert!(
+            Cli::try_parse_from(["x", "--max-connections", "0"]).is_err(),
+            "at least one connection"
+        );
         assert_eq!(cli.args.account_id, "EMULAB");
         let debug = format!("{:?}", cli.args);
         for secret in ["s3cret-value", "appkey-value", "control-value"] {

@@ -39,6 +39,7 @@ mod control_http;
 mod events;
 mod faults;
 mod jwt;
+mod listen;
 mod problem;
 mod provisioning;
 mod server;
@@ -137,6 +138,7 @@ pub struct EmulatorBuilder {
     join_delay: Duration,
     reply_delay: Duration,
     ws_ping_interval: Duration,
+    limits: listen::Limits,
     account_id: String,
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -151,6 +153,9 @@ impl fmt::Debug for EmulatorBuilder {
             .field("listen", &self.listen)
             .field("tls", &self.tls)
             .field("hold_time", &self.hold_time)
+            .field("header_read_timeout", &self.limits.header_read_timeout)
+            .field("idle_timeout", &self.limits.idle_timeout)
+            .field("max_connections", &self.limits.max_connections)
             .field("agent", &self.agent)
             .finish_non_exhaustive()
     }
@@ -171,6 +176,7 @@ impl Default for EmulatorBuilder {
             join_delay: Duration::from_millis(200),
             reply_delay: Duration::from_millis(300),
             ws_ping_interval: Duration::from_secs(20),
+            limits: listen::Limits::default(),
             account_id: "EMULAB".to_owned(),
             client_id: None,
             client_secret: None,
@@ -257,6 +263,32 @@ impl EmulatorBuilder {
     /// Interval of server pings on WebSocket connections; default 20 s.
     pub fn ws_ping_interval(mut self, interval: Duration) -> Self {
         self.ws_ping_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long a connection may take to send a whole request head, counted from accept
+    /// (TLS handshake included) or from the first byte of a later request on a keep-alive
+    /// connection; past it the connection is closed. Default 10 s. Requests in flight (held
+    /// long polls) and WebSockets are never cut by it.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a keep-alive connection may wait for its next request before it is closed;
+    /// default 60 s. A connection with a request in flight (a held long poll) or upgraded to a
+    /// WebSocket is not idle.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.idle_timeout = timeout;
+        self
+    }
+
+    /// At most this many open connections (WebSockets included); default 16,384 (at least 1).
+    /// At the cap, the connection that has waited longest without a request in flight (idle,
+    /// or still sending its head) is closed to admit a new one; when every connection has a
+    /// request in flight, new ones wait in the listen backlog until one frees up.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.limits.max_connections = max.max(1);
         self
     }
 
@@ -360,15 +392,11 @@ impl EmulatorBuilder {
             counters: Counters::default(),
             shutdown,
         });
-        // Served through `into_make_service`: each connection then shares the router (an Arc)
-        // instead of rebuilding it (`Router as Service<IncomingStream>` re-applies the state
-        // per connection, about 35 KiB each, which dominated memory with 10,000 long polls).
+        // Each connection clones the router (an `Arc`) and calls it as a `Service<Request>`;
+        // nothing is rebuilt per connection (`Router as Service<IncomingStream>` re-applied the
+        // state per connection, about 35 KiB each, which dominated memory with 10,000 polls).
         let app = server::router(inner.clone());
-        let mut graceful = shutdown_rx.clone();
-        let stop = async move {
-            let _ = graceful.wait_for(|down| *down).await;
-        };
-        let (server, cert_pem, cert_path) = if self.tls {
+        let (acceptor, cert_pem, cert_path) = if self.tls {
             let mut hosts = vec![
                 "localhost".to_owned(),
                 "127.0.0.1".to_owned(),
@@ -384,22 +412,12 @@ impl EmulatorBuilder {
             });
             std::fs::write(&path, &cert.pem)
                 .map_err(|e| StartError::Tls(format!("cannot write {}: {e}", path.display())))?;
-            let listener = tls::TlsListener::new(tcp, cert.config.clone(), shutdown_rx)
-                .map_err(|e| StartError::Tls(e.to_string()))?;
-            let handle = tokio::spawn(async move {
-                let _ = axum::serve(listener, app.into_make_service())
-                    .with_graceful_shutdown(stop)
-                    .await;
-            });
-            (handle, Some(cert.pem), Some(path))
+            let acceptor = tokio_rustls::TlsAcceptor::from(cert.config.clone());
+            (Some(acceptor), Some(cert.pem), Some(path))
         } else {
-            let handle = tokio::spawn(async move {
-                let _ = axum::serve(tcp, app.into_make_service())
-                    .with_graceful_shutdown(stop)
-                    .await;
-            });
-            (handle, None, None)
+            (None, None, None)
         };
+        let server = tokio::spawn(listen::serve(tcp, app, self.limits, acceptor, shutdown_rx));
         tracing::info!(%base_url, "chat emulator listening");
         Ok(Emulator {
             credentials: Credentials {

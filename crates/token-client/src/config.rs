@@ -337,7 +337,7 @@ impl NumberOrString {
     }
 }
 
-fn parse_u64(field: &'static str, text: &str) -> Result<u64, ConfigError> {
+pub(crate) fn parse_u64(field: &'static str, text: &str) -> Result<u64, ConfigError> {
     text.trim().parse().map_err(|_| ConfigError::Invalid {
         field,
         reason: "not a whole number".into(),

@@ -37,6 +37,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -48,9 +49,13 @@ use serde::{Deserialize, Serialize};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
-use crate::config::{ConfigValues, parse_file};
+use crate::config::{ConfigValues, parse_file, parse_u64};
 use crate::error::{ConfigError, Endpoint, TokenError};
 use crate::{CustomerRequest, TokenClient, TokenClientConfig};
+
+mod listen;
+
+pub use listen::{ConnectionLimits, serve};
 
 /// The body of `POST /v1/getJWT`, as AXP's sample widgets send it.
 #[derive(Debug, Clone, Deserialize)]
@@ -242,9 +247,11 @@ impl AuthMode {
 /// The reference server's configuration: the token client's settings plus its own.
 ///
 /// Loaded by [`ServerConfig::load`] from a JSON/TOML file (same keys as
-/// [`TokenClientConfig`], plus `listen`, `allowed_origins` and `auth_mode`), then overridden by
-/// environment variables (`AXP_*` as for [`TokenClientConfig::from_env`], plus `AXP_LISTEN`,
-/// `AXP_ALLOWED_ORIGINS` as a comma-separated list, and `AXP_AUTH_MODE`).
+/// [`TokenClientConfig`], plus `listen`, `allowed_origins`, `auth_mode`, `header_read_timeout_ms`,
+/// `idle_timeout_ms` and `max_connections`), then overridden by environment variables (`AXP_*`
+/// as for [`TokenClientConfig::from_env`], plus `AXP_LISTEN`, `AXP_ALLOWED_ORIGINS` as a
+/// comma-separated list, `AXP_AUTH_MODE`, `AXP_HEADER_READ_TIMEOUT_MS`, `AXP_IDLE_TIMEOUT_MS`
+/// and `AXP_MAX_CONNECTIONS`).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// The address to listen on (default `127.0.0.1:3000`).
@@ -254,6 +261,8 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Which built-in authenticator the binary uses.
     pub auth_mode: AuthMode,
+    /// Timeouts and the connection cap of the binary's [`serve`].
+    pub limits: ConnectionLimits,
     /// The token client's configuration.
     pub token: TokenClientConfig,
 }
@@ -266,6 +275,12 @@ struct ServerFile {
     allowed_origins: Option<Vec<String>>,
     #[serde(default, alias = "authMode")]
     auth_mode: Option<AuthMode>,
+    #[serde(default, alias = "headerReadTimeoutMs")]
+    header_read_timeout_ms: Option<u64>,
+    #[serde(default, alias = "idleTimeoutMs")]
+    idle_timeout_ms: Option<u64>,
+    #[serde(default, alias = "maxConnections")]
+    max_connections: Option<u64>,
     #[serde(flatten)]
     token: ConfigValues,
 }
@@ -287,6 +302,9 @@ impl ServerConfig {
                 listen: None,
                 allowed_origins: None,
                 auth_mode: None,
+                header_read_timeout_ms: None,
+                idle_timeout_ms: None,
+                max_connections: None,
                 token: ConfigValues::default(),
             },
         };
@@ -316,6 +334,33 @@ impl ServerConfig {
                 }
             });
         }
+        if let Some(v) = get("AXP_HEADER_READ_TIMEOUT_MS") {
+            file.header_read_timeout_ms = Some(parse_u64("header_read_timeout_ms", &v)?);
+        }
+        if let Some(v) = get("AXP_IDLE_TIMEOUT_MS") {
+            file.idle_timeout_ms = Some(parse_u64("idle_timeout_ms", &v)?);
+        }
+        if let Some(v) = get("AXP_MAX_CONNECTIONS") {
+            file.max_connections = Some(parse_u64("max_connections", &v)?);
+        }
+        let positive = |field: &'static str, value: Option<u64>| match value {
+            Some(0) => Err(ConfigError::Invalid {
+                field,
+                reason: "must be at least 1".into(),
+            }),
+            other => Ok(other),
+        };
+        let defaults = ConnectionLimits::default();
+        let limits = ConnectionLimits {
+            header_read_timeout: positive("header_read_timeout_ms", file.header_read_timeout_ms)?
+                .map_or(defaults.header_read_timeout, Duration::from_millis),
+            idle_timeout: positive("idle_timeout_ms", file.idle_timeout_ms)?
+                .map_or(defaults.idle_timeout, Duration::from_millis),
+            max_connections: positive("max_connections", file.max_connections)?
+                .map_or(defaults.max_connections, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                }),
+        };
         let listen = file
             .listen
             .as_deref()
@@ -331,6 +376,7 @@ impl ServerConfig {
             listen,
             allowed_origins,
             auth_mode: file.auth_mode.unwrap_or_default(),
+            limits,
             token: file.token.into_config()?,
         })
     }
@@ -367,7 +413,7 @@ fn cors_layer(allowed_origins: &[String]) -> Result<Option<CorsLayer>, ConfigErr
     let base = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-        .max_age(std::time::Duration::from_secs(600));
+        .max_age(Duration::from_secs(600));
     if allowed_origins.iter().any(|o| o == "*") {
         return Ok(Some(base.allow_origin(AllowOrigin::any())));
     }

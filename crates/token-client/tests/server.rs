@@ -24,7 +24,12 @@ async fn serve(
     let app = router(client, auth, &origins).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(token_client::server::serve(
+        listener,
+        app,
+        token_client::server::ConnectionLimits::default(),
+        std::future::pending(),
+    ));
     url
 }
 

@@ -31,7 +31,13 @@ async fn the_reference_server_logs_no_secret() {
     let app = router(client, Arc::new(TrustClientClaims), &["*".to_owned()]).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/getJWT", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // The binary's accept loop, so that its connection logs are searched too.
+    tokio::spawn(token_client::server::serve(
+        listener,
+        app,
+        token_client::server::ConnectionLimits::default(),
+        std::future::pending(),
+    ));
     let http = reqwest::Client::new();
     let get_jwt = |body: String| {
         let request = http

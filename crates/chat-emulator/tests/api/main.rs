@@ -4,6 +4,7 @@
 mod auth;
 mod chat;
 mod common;
+mod connections;
 mod control;
 mod faults;
 mod fuzz_requests;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use token_client::TokenClient;
-use token_client::server::{AuthMode, ServerConfig, router};
+use token_client::server::{AuthMode, ServerConfig, router, serve};
 use tracing::{error, info, warn};
 
 #[tokio::main]
@@ -73,12 +73,15 @@ async fn run() -> Result<(), String> {
     info!(
         address = %local,
         origins = ?config.allowed_origins,
+        header_read_timeout_ms = config.limits.header_read_timeout.as_millis(),
+        idle_timeout_ms = config.limits.idle_timeout.as_millis(),
+        max_connections = config.limits.max_connections,
         "axp-token-server listening: POST /v1/getJWT, GET /v1/getIntegration"
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| e.to_string())
+    serve(listener, app, config.limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    info!("axp-token-server stopped");
+    Ok(())
 }
