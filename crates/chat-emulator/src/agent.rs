@@ -85,13 +85,7 @@ pub(crate) fn join_now(inner: &Inner, engagement: &EngagementId) {
     join(inner, engagement, kind, name, true);
 }
 
-fn join(
-    inner: &Inner,
-    engagement: &EngagementId,
-    kind: ParticipantType,
-    name: &str,
-    rejoin: bool,
-) {
+fn join(inner: &Inner, engagement: &EngagementId, kind: ParticipantType, name: &str, rejoin: bool) {
     let mut world = inner.world();
     let wanted = world
         .engagements

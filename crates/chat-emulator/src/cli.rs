@@ -108,7 +108,11 @@ pub struct EmulatorArgs {
     /// Address of the web console [default: 127.0.0.1, the port after --listen's (a free
     /// one if that is taken, or with port 0)]. An address other than loopback requires the
     /// console secret.
-    #[arg(long, env = "CHAT_EMULATOR_CONSOLE_LISTEN", conflicts_with = "no_console")]
+    #[arg(
+        long,
+        env = "CHAT_EMULATOR_CONSOLE_LISTEN",
+        conflicts_with = "no_console"
+    )]
     pub console_listen: Option<SocketAddr>,
     /// The secret the console asks for (required off loopback; generated and printed if not
     /// given).
@@ -250,7 +254,10 @@ pub async fn run_until(
         writeln!(stderr, "Console: {url}")?;
         if emulator.console_secret_generated() {
             if let Some(secret) = emulator.console_secret() {
-                writeln!(stderr, "Console secret (generated, enter it once in the page): {secret}")?;
+                writeln!(
+                    stderr,
+                    "Console secret (generated, enter it once in the page): {secret}"
+                )?;
             }
         }
     }
@@ -292,7 +299,12 @@ mod tests {
         assert_eq!(cli.args.hold_time_ms, 25_000);
         assert_eq!(cli.args.account_id, "EMULAB");
         let debug = format!("{:?}", cli.args);
-        for secret in ["s3cret-value", "appkey-value", "control-value", "console-value"] {
+        for secret in [
+            "s3cret-value",
+            "appkey-value",
+            "control-value",
+            "console-value",
+        ] {
             assert!(!debug.contains(secret), "{debug}");
         }
         assert!(

@@ -331,15 +331,14 @@ impl Control {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let inner = std::sync::Arc::downgrade(&self.inner);
             runtime.spawn(async move {
-                let Some(strong) = inner.upgrade() else { return };
+                let Some(strong) = inner.upgrade() else {
+                    return;
+                };
                 tokio::select! {
                     () = tokio::time::sleep(duration) => {}
                     () = strong.shutting_down() => return,
                 }
-                strong
-                    .world()
-                    .feed
-                    .send(Change::new(ChangeKind::Faults));
+                strong.world().feed.send(Change::new(ChangeKind::Faults));
             });
         }
     }
@@ -397,7 +396,10 @@ impl Control {
 
     /// The messages of an engagement, oldest first, each with its delivery to the member
     /// sessions.
-    pub fn transcript(&self, engagement: &EngagementId) -> Result<Vec<TranscriptEntry>, ControlError> {
+    pub fn transcript(
+        &self,
+        engagement: &EngagementId,
+    ) -> Result<Vec<TranscriptEntry>, ControlError> {
         let world = self.inner.world();
         let state = world
             .engagements
@@ -682,10 +684,7 @@ impl Control {
                 parameters: e.parameters.clone(),
                 created_at: e.created_at.clone(),
                 last_updated_at: e.last_updated_at.clone(),
-                simulated_agent: e
-                    .auto_agent
-                    .clone()
-                    .filter(|a| e.participants.contains(a)),
+                simulated_agent: e.auto_agent.clone().filter(|a| e.participants.contains(a)),
                 simulated_agent_on: world.agent_on(&e.id),
             })
             .collect()

@@ -218,11 +218,16 @@ async fn sessions(State(inner): State<Arc<Inner>>, _auth: Authorized) -> Respons
 /// notification (`{kind, engagementId?, sessionId?}`); ends when the emulator shuts down.
 async fn changes(State(inner): State<Arc<Inner>>, _auth: Authorized) -> Response {
     let feed = control(&inner).changes();
-    let ready = futures::stream::once(async { Ok::<_, Infallible>(Event::default().event("ready").data("{}")) });
+    let ready = futures::stream::once(async {
+        Ok::<_, Infallible>(Event::default().event("ready").data("{}"))
+    });
     let changes = futures::stream::unfold(feed, |mut feed| async move {
         let change = feed.recv().await?;
         let data = serde_json::to_string(&change).unwrap_or_else(|_| "{}".to_owned());
-        Some((Ok::<_, Infallible>(Event::default().event("change").data(data)), feed))
+        Some((
+            Ok::<_, Infallible>(Event::default().event("change").data(data)),
+            feed,
+        ))
     });
     let stop = async move { inner.shutting_down().await };
     let mut response = Sse::new(ready.chain(changes).take_until(stop))

@@ -115,7 +115,11 @@ fn info(inner: &Inner, i: &Integration) -> IntegrationInfo {
 /// The integrations, by id.
 pub(crate) fn list_integrations(inner: &Inner) -> Vec<IntegrationInfo> {
     let world = inner.world();
-    world.integrations.values().map(|i| info(inner, i)).collect()
+    world
+        .integrations
+        .values()
+        .map(|i| info(inner, i))
+        .collect()
 }
 
 /// `GET …/integrations` → 200 `{integrations: [...]}`.

@@ -33,7 +33,10 @@ async fn open_page(http: &reqwest::Client, console_url: &str) -> (String, String
     let page = http.get(console_url).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let csp = page.headers()["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
     assert!(page.headers().get("access-control-allow-origin").is_none());
     let html = page.text().await.unwrap();
     let csrf = html
@@ -96,7 +99,10 @@ async fn the_console_is_off_unless_asked_and_then_on_loopback() {
 
     let emu = builder().console(true).start().await.unwrap();
     let url = emu.console_url().unwrap().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/console"), "{url}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/console"),
+        "{url}"
+    );
     assert_eq!(emu.console_secret(), None);
     let announced: Value = serde_json::from_str(&emu.announcement_json()).unwrap();
     assert_eq!(announced["consoleURL"], url.as_str());
@@ -112,9 +118,18 @@ async fn the_console_is_off_unless_asked_and_then_on_loopback() {
         assert_eq!(r.status(), 200, "{asset}");
     }
     // Not the emulator's APIs: only the console's.
-    let r = http.get(format!("{root}/emulator/v1/stats")).send().await.unwrap();
+    let r = http
+        .get(format!("{root}/emulator/v1/stats"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let r = http.get(api(&root, "/state")).header("x-console-csrf", &csrf).send().await.unwrap();
+    let r = http
+        .get(api(&root, "/state"))
+        .header("x-console-csrf", &csrf)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     emu.shutdown().await;
 }
@@ -165,7 +180,9 @@ async fn off_loopback_the_secret_is_required() {
     assert!(!page.contains(&secret));
     let (root, csrf) = open_page(&http, &url).await;
     for given in [None, Some("wrong"), Some(&secret[..secret.len() - 1])] {
-        let mut request = http.get(api(&root, "/state")).header("x-console-csrf", &csrf);
+        let mut request = http
+            .get(api(&root, "/state"))
+            .header("x-console-csrf", &csrf);
         if let Some(given) = given {
             request = request.header("x-console-secret", given);
         }
@@ -190,7 +207,12 @@ async fn off_loopback_the_secret_is_required() {
         .unwrap();
     assert!(!emu.console_secret_generated());
     let (root, csrf) = open_page(&http, emu.console_url().unwrap()).await;
-    let r = http.get(api(&root, "/state")).header("x-console-csrf", &csrf).send().await.unwrap();
+    let r = http
+        .get(api(&root, "/state"))
+        .header("x-console-csrf", &csrf)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     emu.shutdown().await;
 }
@@ -213,9 +235,18 @@ async fn cross_site_requests_are_refused() {
     let refused = [
         vec![("origin", origin.as_str())],
         vec![("x-console-csrf", "guess"), ("origin", origin.as_str())],
-        vec![("x-console-csrf", csrf.as_str()), ("origin", "http://evil.example")],
-        vec![("x-console-csrf", csrf.as_str()), ("sec-fetch-site", "cross-site")],
-        vec![("x-console-csrf", csrf.as_str()), ("sec-fetch-site", "same-site")],
+        vec![
+            ("x-console-csrf", csrf.as_str()),
+            ("origin", "http://evil.example"),
+        ],
+        vec![
+            ("x-console-csrf", csrf.as_str()),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        vec![
+            ("x-console-csrf", csrf.as_str()),
+            ("sec-fetch-site", "same-site"),
+        ],
     ];
     for headers in &refused {
         let r = put(headers).await.unwrap();
@@ -248,7 +279,12 @@ async fn cross_site_requests_are_refused() {
 }
 
 /// Reads server-sent events until one of type `event` whose data satisfies `want`.
-async fn next_event(response: &mut reqwest::Response, buffer: &mut String, event: &str, want: impl Fn(&Value) -> bool) -> Value {
+async fn next_event(
+    response: &mut reqwest::Response,
+    buffer: &mut String,
+    event: &str,
+    want: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         while let Some(end) = buffer.find("\n\n") {
@@ -320,8 +356,16 @@ async fn the_live_feed_tells_of_a_posted_message_and_the_transcript_has_it() {
         .json()
         .await
         .unwrap();
-    let last = transcript["messages"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(last["body"]["elementText"]["text"], "Hello from the console");
+    let last = transcript["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        last["body"]["elementText"]["text"],
+        "Hello from the console"
+    );
     // Queued for the customer's session, not acknowledged yet (nobody polls).
     assert_eq!(last["delivery"][0]["acknowledged"], false);
     emu.shutdown().await;
@@ -347,7 +391,10 @@ async fn the_client_secret_is_masked_everywhere() {
         .text()
         .await
         .unwrap();
-    assert!(!state.contains(secret) && !state.contains("0123456789"), "{state}");
+    assert!(
+        !state.contains(secret) && !state.contains("0123456789"),
+        "{state}"
+    );
     let state: Value = serde_json::from_str(&state).unwrap();
     assert_eq!(state["settings"]["clientSecretMasked"], "s3cr…");
     assert_eq!(state["settings"]["clientId"], "client-x");
@@ -371,7 +418,12 @@ async fn integrations_made_in_the_console_are_the_provisioning_apis() {
     assert_eq!(created.status(), 201);
     let created: Value = created.json().await.unwrap();
     let id = created["integrationId"].as_str().unwrap().to_owned();
-    assert!(emu.control().integrations().iter().any(|i| i.integration_id == id && !i.default));
+    assert!(
+        emu.control()
+            .integrations()
+            .iter()
+            .any(|i| i.integration_id == id && !i.default)
+    );
     let bad = http
         .post(api(&root, "/integrations"))
         .header("x-console-csrf", &csrf)
@@ -422,23 +474,40 @@ async fn control_operations_the_console_uses() {
     // The feed told of the session and the engagement.
     let mut kinds = Vec::new();
     while kinds.len() < 2 {
-        kinds.push(tokio::time::timeout(PATIENCE, changes.recv()).await.unwrap().unwrap().kind);
+        kinds.push(
+            tokio::time::timeout(PATIENCE, changes.recv())
+                .await
+                .unwrap()
+                .unwrap()
+                .kind,
+        );
     }
     assert!(kinds.contains(&ChangeKind::Session), "{kinds:?}");
 
     // A reply (parent id) as a given participant, then a hand-over.
-    let agent = control.add_participant(&id, ParticipantType::Agent, "Ann Agent").unwrap();
-    let first = control.post_message(&id, ParticipantType::Customer, "hi").unwrap();
+    let agent = control
+        .add_participant(&id, ParticipantType::Agent, "Ann Agent")
+        .unwrap();
+    let first = control
+        .post_message(&id, ParticipantType::Customer, "hi")
+        .unwrap();
     let reply = control
         .post_message_as(&id, &agent.participant_id, "hello", Some(&first.message_id))
         .unwrap();
     assert_eq!(reply.parent_message_id.as_ref(), Some(&first.message_id));
     assert_eq!(reply.sender_participant_id, agent.participant_id);
     assert_eq!(
-        control.post_message_as(&id, &agent.participant_id, "x", Some(&MessageId::new("nope"))),
+        control.post_message_as(
+            &id,
+            &agent.participant_id,
+            "x",
+            Some(&MessageId::new("nope"))
+        ),
         Err(ControlError::MessageNotFound)
     );
-    let next = control.hand_over(&id, &agent.participant_id, "Bea Agent").unwrap();
+    let next = control
+        .hand_over(&id, &agent.participant_id, "Bea Agent")
+        .unwrap();
     let info = &control.engagements()[0];
     assert!(info.participants.contains(&next));
     assert!(!info.participants.contains(&agent));
@@ -449,7 +518,10 @@ async fn control_operations_the_console_uses() {
         .unwrap()
         .participant_id
         .clone();
-    assert_eq!(control.hand_over(&id, &customer, "x"), Err(ControlError::WrongParticipant));
+    assert_eq!(
+        control.hand_over(&id, &customer, "x"),
+        Err(ControlError::WrongParticipant)
+    );
     let transcript = control.transcript(&id).unwrap();
     assert_eq!(transcript.len(), 2);
     assert_eq!(transcript[1].delivery.len(), 1);
@@ -489,7 +561,10 @@ async fn control_operations_the_console_uses() {
     assert!(r.headers().contains_key("retry-after"));
     let view = control.faults();
     assert!(view.outage.is_some());
-    assert_eq!(view.armed[0].remaining, 1, "the outage answered, not the rule");
+    assert_eq!(
+        view.armed[0].remaining, 1,
+        "the outage answered, not the rule"
+    );
     assert!(control.end_outage());
     assert!(control.faults().outage.is_none());
 

@@ -194,9 +194,11 @@ async fn page(request: Request) -> Response {
 
 async fn asset(Path(file): Path<String>) -> Response {
     match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, kind, body)) => {
-            ([(header::CONTENT_TYPE, HeaderValue::from_static(kind))], *body).into_response()
-        }
+        Some((_, kind, body)) => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(kind))],
+            *body,
+        )
+            .into_response(),
         None => ApiError::not_found("No such asset").into_response(),
     }
 }

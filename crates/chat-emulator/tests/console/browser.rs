@@ -65,7 +65,11 @@ impl Script {
     }
 }
 
-async fn expect_event(events: &mut EventStream, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+async fn expect_event(
+    events: &mut EventStream,
+    what: &str,
+    pred: impl Fn(&Event) -> bool,
+) -> Event {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let mut seen = Vec::new();
     loop {
@@ -135,23 +139,34 @@ async fn console_in_headless_chromium() {
         .await
         .unwrap();
     let chat = client.create_engagement(Default::default()).await.unwrap();
+    script
+        .tell(json!({"engagementId": chat.id().as_str()}))
+        .await;
+    script.expect("joined").await;
+    expect_event(&mut events, "the agent's arrival", |e| {
+        matches!(e, Event::EngagementActive(_))
+    })
+    .await;
     let question = "Hi! My parcel 12345 has not arrived yet.";
     chat.send_message(question, None).await.unwrap();
-    script
-        .tell(json!({"engagementId": chat.id().as_str(), "customerText": question}))
-        .await;
+    script.tell(json!({"customerText": question})).await;
 
     // Answered as the agent in the page, as a reply: the client receives it.
     let answered = script.expect("answered").await;
     let text = answered["text"].as_str().unwrap().to_owned();
-    let Event::MessageArrived(message) = expect_event(&mut events, "the agent's answer", arrived(&text)).await else {
+    let Event::MessageArrived(message) =
+        expect_event(&mut events, "the agent's answer", arrived(&text)).await
+    else {
         unreachable!()
     };
     assert_eq!(
         message.parent_message_id.as_ref().map(|m| m.as_str()),
         answered["parentMessageId"].as_str()
     );
-    assert_eq!(message.sender.display_name.as_deref(), Some("Jordan (agent)"));
+    assert_eq!(
+        message.sender.display_name.as_deref(),
+        Some("Jordan (agent)")
+    );
     script.tell(json!({})).await;
     script.expect("screenshot").await;
 
@@ -161,7 +176,10 @@ async fn console_in_headless_chromium() {
         matches!(e, Event::EventStreamFailed(f) if f.reason == StreamFailureReason::Unauthorized)
     })
     .await;
-    expect_event(&mut events, "the stream back", |e| matches!(e, Event::EventStreamConnected)).await;
+    expect_event(&mut events, "the stream back", |e| {
+        matches!(e, Event::EventStreamConnected)
+    })
+    .await;
     assert_eq!(calls.load(Ordering::SeqCst), 2, "one refresh");
     script.tell(json!({})).await;
     // A 503 armed in the page hits the client's next poll; the page sees it fire.
@@ -170,26 +188,38 @@ async fn console_in_headless_chromium() {
     let after = "Still there after the faults?";
     chat.send_message(after, None).await.unwrap();
     let transcript = emu.control().transcript(chat.id()).unwrap();
-    assert!(transcript.iter().any(|m| m.message.body.text() == Some(after)));
+    assert!(
+        transcript
+            .iter()
+            .any(|m| m.message.body.text() == Some(after))
+    );
 
     // An integration made in the page, with a token minted there, serves a client.
     let made = script.expect("integration").await;
     let integration = made["integrationId"].as_str().unwrap().to_owned();
     let token = made["token"].as_str().unwrap().to_owned();
     assert_ne!(integration, c.integration_id);
-    let (kiosk, _kiosk_events) = Client::builder(emu.base_url(), &integration, &c.appkey)
+    assert_eq!(emu.control().settings().agent_mode, AgentMode::Agent);
+    let (kiosk, mut kiosk_events) = Client::builder(emu.base_url(), &integration, &c.appkey)
         .token(token)
         .connect()
         .await
         .unwrap();
     let kiosk_chat = kiosk.create_engagement(Default::default()).await.unwrap();
+    expect_event(&mut kiosk_events, "the simulated agent", |e| {
+        matches!(e, Event::EngagementActive(_))
+    })
+    .await;
     let kiosk_text = "Hello from the kiosk";
     kiosk_chat.send_message(kiosk_text, None).await.unwrap();
     script
         .tell(json!({"engagementId": kiosk_chat.id().as_str(), "customerText": kiosk_text}))
         .await;
     let done = script.expect("done").await;
-    let status = tokio::time::timeout(PATIENCE, child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(PATIENCE, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "{status}");
     eprintln!(
         "browser test: page {}s, whole test {:.1}s; screenshot {}",

@@ -52,19 +52,24 @@ try {
   const problems = [];
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
+  page.on("response", (r) => { if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`); });
 
   await page.goto(url);
   await page.locator("#live.on").waitFor();
   say("ready");
 
-  // 1. The customer's message appears; the agent joins and answers it as a reply.
-  const { engagementId, customerText } = await receive();
+  // 1. The customer's new chat appears; the person joins it as an agent; the customer's
+  //    message appears; the agent answers it as a reply.
+  const { engagementId } = await receive();
   const chatItem = page.locator(`li.chat-item[data-engagement="${engagementId}"]`);
   await chatItem.click();
-  const customerMessage = page.locator('#transcript li.msg[data-sender="CUSTOMER"]', { hasText: customerText });
-  await customerMessage.waitFor();
+  await page.locator("#chat-meta .badge", { hasText: "pending" }).waitFor();
   await page.locator("#join-form button[type=submit]").click();
   await page.locator("#participants .chip", { hasText: "Jordan (agent)" }).waitFor();
+  say("joined");
+  const { customerText } = await receive();
+  const customerMessage = page.locator('#transcript li.msg[data-sender="CUSTOMER"]', { hasText: customerText });
+  await customerMessage.waitFor();
   await customerMessage.getByRole("button", { name: "Reply" }).click();
   await page.locator("#reply-to:not([hidden])").waitFor();
   const answer = "Sorry to hear that! Let me check your order.";
@@ -98,7 +103,10 @@ try {
   await page.locator("#armed li.armed").waitFor({ state: "detached" });
   say("fault-fired");
 
-  // 3. An integration created in the page, and a chat token minted there for it.
+  // 3. An integration created in the page, and a chat token minted there for it; the
+  //    simulated agent turned on for new chats, so that the kiosk's chat is answered.
+  await page.locator("#agent-mode").selectOption("agent");
+  await page.locator("#agent-mode").evaluate((el) => el.blur());
   await page.locator("#integration-name").fill("Kiosk app");
   await page.getByRole("button", { name: "Create" }).click();
   const kiosk = page.locator("#integrations li.integration", { hasText: "Kiosk app" });
