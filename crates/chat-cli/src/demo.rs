@@ -31,10 +31,16 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), CliError> {
     let emulator = Emulator::builder()
         .agent(args.agent)
         .agent_delay(Duration::from_millis(args.agent_delay_ms))
+        .console(true)
         .start()
         .await
         .map_err(|e| CliError::runtime(format!("cannot start the emulator: {e}")))?;
     note(format!("emulator running at {}", emulator.base_url()));
+    if let Some(url) = emulator.console_url() {
+        note(format!(
+            "agent console at {url}: watch this chat live, answer as the agent, inject faults"
+        ));
+    }
     let result = demo(&emulator, args).await;
     emulator.shutdown().await;
     result

@@ -71,26 +71,41 @@ pub(crate) fn on_engagement_created(inner: &Arc<Inner>, engagement: &EngagementI
     };
     let engagement = engagement.clone();
     after(inner, inner.settings.join_delay, move |inner| {
-        let mut world = inner.world();
-        let ongoing = world
-            .engagements
-            .get(&engagement)
-            .is_some_and(|e| e.ongoing() && e.auto_agent.is_none());
-        if !ongoing {
-            return;
-        }
-        let Some(agent) = world.add_participant(&engagement, kind, Some(name.to_owned())) else {
-            return;
-        };
-        if let Some(state) = world.engagements.get_mut(&engagement) {
-            state.auto_agent = Some(agent.clone());
-        }
-        let greeting = match kind {
-            ParticipantType::Bot => "Hello! I am a virtual assistant. How can I help you today?",
-            _ => "Hello, my name is Alex. How can I help you today?",
-        };
-        world.add_message(&engagement, &agent, MessageBody::plain_text(greeting), None);
+        join(inner, &engagement, kind, name, false);
     });
+}
+
+/// The simulated agent joins an engagement at once and greets (turned on for one chat in
+/// which it is not present): as the current mode's participant, an AGENT when the mode is off.
+pub(crate) fn join_now(inner: &Inner, engagement: &EngagementId) {
+    let mode = inner.world().agent_mode;
+    let (kind, name) = mode
+        .participant()
+        .unwrap_or((ParticipantType::Agent, "Alex (agent)"));
+    join(inner, engagement, kind, name, true);
+}
+
+fn join(inner: &Inner, engagement: &EngagementId, kind: ParticipantType, name: &str, rejoin: bool) {
+    let mut world = inner.world();
+    let wanted = world
+        .engagements
+        .get(engagement)
+        .is_some_and(|e| e.ongoing() && (rejoin || e.auto_agent.is_none()))
+        && world.agent_override.get(engagement) != Some(&false);
+    if !wanted {
+        return;
+    }
+    let Some(agent) = world.add_participant(engagement, kind, Some(name.to_owned())) else {
+        return;
+    };
+    if let Some(state) = world.engagements.get_mut(engagement) {
+        state.auto_agent = Some(agent.clone());
+    }
+    let greeting = match kind {
+        ParticipantType::Bot => "Hello! I am a virtual assistant. How can I help you today?",
+        _ => "Hello, my name is Alex. How can I help you today?",
+    };
+    world.add_message(engagement, &agent, MessageBody::plain_text(greeting), None);
 }
 
 /// Schedules the answer to a customer message. The text `/end` makes the agent end the chat.
@@ -99,7 +114,7 @@ pub(crate) fn on_customer_message(
     engagement: &EngagementId,
     message: &RestMessage,
 ) {
-    if inner.world().agent_mode == AgentMode::Off {
+    if !inner.world().agent_on(engagement) {
         return;
     }
     let engagement = engagement.clone();
@@ -107,6 +122,9 @@ pub(crate) fn on_customer_message(
     let parent = message.message_id.clone();
     after(inner, inner.settings.reply_delay, move |inner| {
         let mut world = inner.world();
+        if !world.agent_on(&engagement) {
+            return;
+        }
         let Some(agent) = world
             .engagements
             .get(&engagement)

@@ -44,7 +44,7 @@ pub(crate) fn authorize(
         .signer
         .verify(token.trim(), now_unix())
         .map_err(|e| ApiError::unauthorized(e.detail()))?;
-    let world = inner.world();
+    let mut world = inner.world();
     if claims.generation < world.min_token_generation {
         return Err(ApiError::unauthorized(world.revocation_detail));
     }
@@ -64,12 +64,14 @@ pub(crate) fn authorize(
     if !world.integrations.contains_key(integration) {
         return Err(ApiError::not_found("Integration not found"));
     }
-    drop(world);
     let customer = CustomerKey {
         integration_id: integration.to_owned(),
         customer_id: claims.customer_id.clone(),
         verified: claims.verified_customer,
     };
+    // What the console shows as the session's token expiry: the customer's latest token.
+    world.token_expiry.insert(customer.clone(), claims.exp);
+    drop(world);
     Ok(Caller { claims, customer })
 }
 
@@ -192,6 +194,7 @@ pub(crate) async fn create_session(
     }
     // The name bound to the token wins over the one the client offers.
     let display_name = caller.claims.customer_name.clone().or(request.display_name);
+    let mut world = inner.world();
     let state = SessionState {
         id: SessionId::new(new_uuid()),
         customer: caller.customer,
@@ -199,9 +202,10 @@ pub(crate) async fn create_session(
         session_parameters: Some(request.session_parameters.unwrap_or_default()),
         events: Default::default(),
         notify: Default::default(),
+        feed: world.feed.clone(),
     };
-    let mut world = inner.world();
     let wire = world.session_wire(&state);
+    world.feed.send(crate::live::Change::session(&state.id));
     world.sessions.insert(state.id.clone(), state);
     Ok((StatusCode::CREATED, Json(wire)).into_response())
 }

@@ -128,6 +128,28 @@ pub struct EmulatorArgs {
         allow_hyphen_values = true
     )]
     pub control_key: Option<String>,
+    /// Do not serve the web console.
+    #[arg(long)]
+    pub no_console: bool,
+    /// Address of the web console [default: 127.0.0.1, the port after --listen's (a free
+    /// one if that is taken, or with port 0)]. An address other than loopback requires the
+    /// console secret.
+    #[arg(
+        long,
+        env = "CHAT_EMULATOR_CONSOLE_LISTEN",
+        conflicts_with = "no_console"
+    )]
+    pub console_listen: Option<SocketAddr>,
+    /// The secret the console asks for (required off loopback; generated and printed if not
+    /// given).
+    #[arg(
+        long,
+        env = "CHAT_EMULATOR_CONSOLE_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true,
+        conflicts_with = "no_console"
+    )]
+    pub console_secret: Option<String>,
 }
 
 impl fmt::Debug for EmulatorArgs {
@@ -138,6 +160,8 @@ impl fmt::Debug for EmulatorArgs {
             .field("agent", &self.agent)
             .field("account_id", &self.account_id)
             .field("client_id", &self.client_id)
+            .field("no_console", &self.no_console)
+            .field("console_listen", &self.console_listen)
             .finish_non_exhaustive()
     }
 }
@@ -179,6 +203,26 @@ impl EmulatorArgs {
         if let Some(key) = &self.control_key {
             builder = builder.control_key(key.clone());
         }
+        if !self.no_console {
+            builder = match self.console_listen {
+                Some(addr) => builder.console_listen(addr),
+                None => {
+                    let port = match self.listen.port() {
+                        0 | u16::MAX => 0,
+                        port => port + 1,
+                    };
+                    let mut builder = builder.console_listen(SocketAddr::new(
+                        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                        port,
+                    ));
+                    builder.console_fallback = true;
+                    builder
+                }
+            };
+            if let Some(secret) = &self.console_secret {
+                builder = builder.console_secret(secret.clone());
+            }
+        }
         builder
     }
 }
@@ -204,7 +248,8 @@ pub enum RunError {
 }
 
 /// Starts the emulator, prints its announcement (one JSON line with every credential) on
-/// stdout, writes it to `--credentials-out` if given, and serves until Ctrl-C.
+/// stdout, writes it to `--credentials-out` if given, prints the console's address (and a
+/// generated console secret) on stderr, and serves until Ctrl-C.
 pub async fn run(args: EmulatorArgs) -> Result<(), RunError> {
     run_until(args, async {
         // A failing Ctrl-C handler would otherwise stop the emulator at once.
@@ -232,6 +277,18 @@ pub async fn run_until(
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{line}")?;
         stdout.flush()?;
+    }
+    if let Some(url) = emulator.console_url() {
+        let mut stderr = std::io::stderr().lock();
+        writeln!(stderr, "Console: {url}")?;
+        if emulator.console_secret_generated() {
+            if let Some(secret) = emulator.console_secret() {
+                writeln!(
+                    stderr,
+                    "Console secret (generated, enter it once in the page): {secret}"
+                )?;
+            }
+        }
     }
     stop.await;
     tracing::info!("shutting down");
@@ -263,6 +320,8 @@ mod tests {
             "appkey-value",
             "--control-key",
             "control-value",
+            "--console-secret",
+            "console-value",
         ])
         .expect("parses");
         assert_eq!(cli.args.listen.to_string(), "127.0.0.1:8443");
@@ -278,7 +337,12 @@ mod tests {
         );
         assert_eq!(cli.args.account_id, "EMULAB");
         let debug = format!("{:?}", cli.args);
-        for secret in ["s3cret-value", "appkey-value", "control-value"] {
+        for secret in [
+            "s3cret-value",
+            "appkey-value",
+            "control-value",
+            "console-value",
+        ] {
             assert!(!debug.contains(secret), "{debug}");
         }
         assert!(

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chat_core::ids::{DialogId, EngagementId, ParticipantId, SessionId};
+use chat_core::ids::{DialogId, EngagementId, MessageId, ParticipantId, SessionId};
 use chat_core::wire::{
     EngagementErrorBody, EngagementStatus, MessageBody, Participant, ParticipantType, RestMessage,
     ServerEventType,
@@ -12,7 +12,8 @@ use chat_core::wire::{
 use serde::Serialize;
 
 use crate::agent::AgentMode;
-use crate::faults::{FaultAction, Route};
+use crate::faults::{FaultAction, FaultsView, Route};
+use crate::live::{Change, ChangeKind, StreamState};
 use crate::state::{EngagementState, Inner, World};
 
 /// Counters of a running emulator.
@@ -69,6 +70,149 @@ pub struct EngagementInfo {
     pub sessions: Vec<SessionId>,
     /// The `engagementParameters` it was created with.
     pub parameters: chat_core::wire::MappedData,
+    /// When it was created (ISO-8601).
+    pub created_at: String,
+    /// When it last changed (ISO-8601).
+    pub last_updated_at: String,
+    /// The participant the simulated agent speaks as, once it joined (and until it leaves).
+    pub simulated_agent: Option<Participant>,
+    /// Whether the simulated agent answers in this engagement (see
+    /// [`Control::set_engagement_agent`]).
+    pub simulated_agent_on: bool,
+}
+
+/// A chat session as the control API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The session.
+    pub session_id: SessionId,
+    /// The integration it belongs to.
+    pub integration_id: String,
+    /// The customer's id (from their token).
+    pub customer_id: String,
+    /// Whether the customer is verified (false: a guest).
+    pub verified_customer: bool,
+    /// The display name of the session.
+    pub display_name: Option<String>,
+    /// How its events are being read now.
+    pub stream: StreamState,
+    /// When it last had a poll or a WebSocket open (ISO-8601), if ever.
+    pub last_seen: Option<String>,
+    /// When the latest chat token the customer presented expires (ISO-8601).
+    pub token_expires_at: Option<String>,
+    /// Whether that token expired, or was expired or revoked through the control API.
+    pub token_refused: bool,
+    /// Events queued and not yet acknowledged by the client.
+    pub pending_events: usize,
+    /// The engagements it receives the events of, oldest first.
+    pub engagements: Vec<EngagementId>,
+}
+
+/// A message of a transcript, with its delivery to the customer's sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct TranscriptEntry {
+    /// The message, in the chat API's flat REST form.
+    #[serde(flatten)]
+    pub message: RestMessage,
+    /// Its `MESSAGE` event in each member session of the engagement.
+    pub delivery: Vec<Delivery>,
+}
+
+/// Where a message's event is in one session's queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Delivery {
+    /// The session.
+    pub session_id: SessionId,
+    /// True once the client acknowledged the event (`lastEventId` at or past it); false
+    /// while it waits in the queue.
+    pub acknowledged: bool,
+}
+
+/// A chat integration of the account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct IntegrationInfo {
+    /// Its id (a UUID).
+    pub integration_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its settings object.
+    pub settings: serde_json::Value,
+    /// When it was created (ISO-8601).
+    pub created_at: String,
+    /// Whether it is the one provisioned at start.
+    pub default: bool,
+}
+
+/// The emulator's settings and credentials, with the client secret masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct SettingsInfo {
+    /// The base URL of the APIs (`hostURL`).
+    #[serde(rename = "hostURL")]
+    pub host_url: String,
+    /// The account id.
+    pub account_id: String,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The OAuth client secret's first 4 characters and `…` (never the whole secret).
+    pub client_secret_masked: String,
+    /// The appkey, which chat apps send with every request.
+    pub appkey: String,
+    /// The integration provisioned at start.
+    pub default_integration_id: String,
+    /// The agent simulation for new engagements.
+    pub agent_mode: AgentMode,
+    /// Whether the APIs are served over HTTPS.
+    pub tls: bool,
+    /// The long-poll hold time in milliseconds.
+    pub hold_time_ms: u64,
+}
+
+/// Everything the control API can list, at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// Settings and (masked) credentials.
+    pub settings: SettingsInfo,
+    /// Counters.
+    pub stats: Stats,
+    /// Sessions, by customer id.
+    pub sessions: Vec<SessionInfo>,
+    /// Engagements, oldest first.
+    pub engagements: Vec<EngagementInfo>,
+    /// Integrations.
+    pub integrations: Vec<IntegrationInfo>,
+    /// Faults armed and fired.
+    pub faults: FaultsView,
+}
+
+/// The live feed of changes ([`Control::changes`]).
+#[derive(Debug)]
+pub struct Changes {
+    rx: tokio::sync::broadcast::Receiver<Change>,
+}
+
+impl Changes {
+    /// The next change. A watcher too slow to keep up gets one [`ChangeKind::Resync`] in
+    /// place of the notifications it missed. `None` once the emulator is gone.
+    pub async fn recv(&mut self) -> Option<Change> {
+        use tokio::sync::broadcast::error::RecvError;
+        match self.rx.recv().await {
+            Ok(change) => Some(change),
+            Err(RecvError::Lagged(_)) => Some(Change::new(ChangeKind::Resync)),
+            Err(RecvError::Closed) => None,
+        }
+    }
 }
 
 /// Why a control operation could not be done.
@@ -84,9 +228,19 @@ pub enum ControlError {
     /// No participant with that id in the engagement.
     #[error("participant not found")]
     ParticipantNotFound,
+    /// No message with that id in the engagement.
+    #[error("message not found")]
+    MessageNotFound,
+    /// The participant cannot do that (the customer cannot be handed over, SYSTEM posts
+    /// through its type).
+    #[error("not possible for this participant")]
+    WrongParticipant,
     /// The message text is empty or longer than 4096 characters.
     #[error("message text must be 1 to 4096 characters")]
     InvalidText,
+    /// An integration name must be 1 to 128 characters.
+    #[error("name must be 1 to 128 characters")]
+    InvalidName,
 }
 
 /// A cheap, cloneable handle to drive a running emulator from tests.
@@ -130,9 +284,198 @@ impl Control {
         action: FaultAction,
         count: u32,
     ) {
-        self.inner
-            .faults()
-            .add(route, session.map(|s| s.as_str().to_owned()), action, count);
+        self.arm_fault(route, session.map(|s| s.as_str().to_owned()), action, count);
+    }
+
+    /// Arms a fault (every `fail_next…`, `hang…`, `drop…` and `lose…` method, and the control
+    /// API's `POST /emulator/v1/faults`); its id, or `None` for a count of 0.
+    pub(crate) fn arm_fault(
+        &self,
+        route: Route,
+        session: Option<String>,
+        action: FaultAction,
+        count: u32,
+    ) -> Option<u64> {
+        let id = self.inner.faults().add(route, session, action, count);
+        self.notify(Change::new(ChangeKind::Faults));
+        id
+    }
+
+    fn notify(&self, change: Change) {
+        self.inner.world().feed.send(change);
+    }
+
+    /// The faults armed, the standing delays, the outage in progress and the recent firings.
+    pub fn faults(&self) -> FaultsView {
+        self.inner.faults().view()
+    }
+
+    /// Disarms one fault by its id ([`FaultsView::armed`]); false if it is not armed (any
+    /// more).
+    pub fn remove_fault(&self, id: u64) -> bool {
+        let removed = self.inner.faults().remove(id);
+        if removed {
+            self.notify(Change::new(ChangeKind::Faults));
+        }
+        removed
+    }
+
+    /// A whole outage: for `duration`, every request of every route (OAuth, the token API,
+    /// the chat API and its events, provisioning) answers `status` with `Retry-After` the
+    /// seconds left. Polls already held and open WebSockets are not cut. A new outage
+    /// replaces the one in progress.
+    pub fn outage(&self, duration: Duration, status: u16) {
+        self.inner.faults().start_outage(status, duration);
+        self.notify(Change::new(ChangeKind::Faults));
+        // Tell the watchers when it is over.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let inner = std::sync::Arc::downgrade(&self.inner);
+            runtime.spawn(async move {
+                let Some(strong) = inner.upgrade() else {
+                    return;
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(duration) => {}
+                    () = strong.shutting_down() => return,
+                }
+                strong.world().feed.send(Change::new(ChangeKind::Faults));
+            });
+        }
+    }
+
+    /// Ends the outage in progress; false if none was.
+    pub fn end_outage(&self) -> bool {
+        let ended = self.inner.faults().end_outage();
+        self.notify(Change::new(ChangeKind::Faults));
+        ended
+    }
+
+    /// A feed of every change of the state from now on.
+    pub fn changes(&self) -> Changes {
+        Changes {
+            rx: self.inner.world().feed.subscribe(),
+        }
+    }
+
+    /// The sessions alive now, by customer id, then session id.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        let world = self.inner.world();
+        let mut list: Vec<SessionInfo> = world
+            .sessions
+            .values()
+            .map(|s| {
+                let streams = world.streams.get(&s.id).cloned().unwrap_or_default();
+                let exp = world.token_expiry.get(&s.customer).copied();
+                let mut engagements: Vec<&EngagementState> = world
+                    .engagements
+                    .values()
+                    .filter(|e| e.members.contains(&s.id))
+                    .collect();
+                engagements.sort_by_key(|e| e.seq);
+                SessionInfo {
+                    session_id: s.id.clone(),
+                    integration_id: s.customer.integration_id.clone(),
+                    customer_id: s.customer.customer_id.clone(),
+                    verified_customer: s.customer.verified,
+                    display_name: s.display_name.clone(),
+                    stream: streams.state(),
+                    last_seen: streams.last_seen.clone(),
+                    token_expires_at: exp
+                        .map(|e| crate::util::iso_from_unix_millis(e.saturating_mul(1000))),
+                    token_refused: exp.is_some_and(|e| e <= crate::util::now_unix()),
+                    pending_events: s.events.len(),
+                    engagements: engagements.iter().map(|e| e.id.clone()).collect(),
+                }
+            })
+            .collect();
+        list.sort_by(|a, b| {
+            (&a.customer_id, a.session_id.as_str()).cmp(&(&b.customer_id, b.session_id.as_str()))
+        });
+        list
+    }
+
+    /// The messages of an engagement, oldest first, each with its delivery to the member
+    /// sessions.
+    pub fn transcript(
+        &self,
+        engagement: &EngagementId,
+    ) -> Result<Vec<TranscriptEntry>, ControlError> {
+        let world = self.inner.world();
+        let state = world
+            .engagements
+            .get(engagement)
+            .ok_or(ControlError::EngagementNotFound)?;
+        Ok(state
+            .messages
+            .iter()
+            .map(|m| TranscriptEntry {
+                message: m.clone(),
+                delivery: state
+                    .members
+                    .iter()
+                    .filter_map(|sid| world.sessions.get(sid))
+                    .map(|session| Delivery {
+                        session_id: session.id.clone(),
+                        acknowledged: !session.events.iter().any(|q| {
+                            q.event
+                                .message
+                                .as_ref()
+                                .is_some_and(|e| e.message_id == m.message_id)
+                        }),
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// The integrations of the account, by id.
+    pub fn integrations(&self) -> Vec<IntegrationInfo> {
+        crate::provisioning::list_integrations(&self.inner)
+    }
+
+    /// Provisions an integration (as the provisioning API's `POST …/integrations` does).
+    /// The name must be 1 to 128 characters.
+    pub fn create_integration(&self, name: &str) -> Result<IntegrationInfo, ControlError> {
+        crate::provisioning::create_integration(
+            &self.inner,
+            &serde_json::Value::String(name.to_owned()),
+            None,
+        )
+        .map_err(|_| ControlError::InvalidName)
+    }
+
+    /// Deletes an integration (as the provisioning API's `DELETE …/integrations/{id}`
+    /// does): its sessions end and its engagements terminate. False if unknown.
+    pub fn delete_integration(&self, integration_id: &str) -> bool {
+        crate::provisioning::delete_integration(&self.inner, integration_id)
+    }
+
+    /// The settings and credentials, the client secret masked.
+    pub fn settings(&self) -> SettingsInfo {
+        let inner = &self.inner;
+        SettingsInfo {
+            host_url: inner.settings.base_url.clone(),
+            account_id: inner.secrets.account_id.clone(),
+            client_id: inner.secrets.client_id.clone(),
+            client_secret_masked: mask(&inner.secrets.client_secret),
+            appkey: inner.secrets.appkey.clone(),
+            default_integration_id: inner.secrets.integration_id.clone(),
+            agent_mode: inner.world().agent_mode,
+            tls: inner.settings.scheme == "https",
+            hold_time_ms: inner.settings.hold_time.as_millis() as u64,
+        }
+    }
+
+    /// Everything at once: settings, counters, sessions, engagements, integrations, faults.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            settings: self.settings(),
+            stats: self.stats(),
+            sessions: self.sessions(),
+            engagements: self.engagements(),
+            integrations: self.integrations(),
+            faults: self.faults(),
+        }
     }
 
     /// The next `count` requests of `route` answer `status` with a problem body.
@@ -210,16 +553,20 @@ impl Control {
     /// Delays every request of `route` by `delay` (`None` or zero removes the delay).
     pub fn delay_responses(&self, route: Route, delay: Option<Duration>) {
         self.inner.faults().set_delay(route, delay);
+        self.notify(Change::new(ChangeKind::Faults));
     }
 
-    /// Removes every pending fault and delay.
+    /// Removes every pending fault and delay, and ends an outage.
     pub fn clear_faults(&self) {
         self.inner.faults().clear();
+        self.notify(Change::new(ChangeKind::Faults));
     }
 
     /// Every OAuth access token issued so far is refused (401) from now on.
     pub fn revoke_access_tokens(&self) {
-        self.inner.world().access_tokens.clear();
+        let mut world = self.inner.world();
+        world.access_tokens.clear();
+        world.feed.send(Change::new(ChangeKind::Tokens));
     }
 
     /// Removes a session: its polls then answer 404 "Session not found". False if unknown.
@@ -245,11 +592,77 @@ impl Control {
         for session in world.sessions.values() {
             session.notify.notify_waiters();
         }
+        // The customers' latest tokens are now refused.
+        let now = crate::util::now_unix();
+        for exp in world.token_expiry.values_mut() {
+            *exp = (*exp).min(now);
+        }
+        world.feed.send(Change::new(ChangeKind::Tokens));
     }
 
     /// Sets the agent simulation for engagements created from now on.
     pub fn set_agent_mode(&self, mode: AgentMode) {
-        self.inner.world().agent_mode = mode;
+        let mut world = self.inner.world();
+        world.agent_mode = mode;
+        world.feed.send(Change::new(ChangeKind::Agent));
+    }
+
+    /// Turns the simulated agent off or on for one engagement. Off: it stays in the chat
+    /// but answers nothing (a person answers through [`post_message`](Self::post_message)).
+    /// On: it answers again; if it never joined (the mode was off when the engagement was
+    /// created) or has left, it joins now and greets, as an AGENT (or a BOT in `Bot` mode).
+    pub fn set_engagement_agent(
+        &self,
+        engagement: &EngagementId,
+        on: bool,
+    ) -> Result<(), ControlError> {
+        let needs_agent = {
+            let mut world = self.inner.world();
+            let state = ongoing(&mut world, engagement)?;
+            let present = state
+                .auto_agent
+                .as_ref()
+                .is_some_and(|a| state.participants.contains(a));
+            world.agent_override.insert(engagement.clone(), on);
+            world
+                .feed
+                .send(Change::engagement(ChangeKind::Engagement, engagement));
+            on && !present
+        };
+        if needs_agent {
+            crate::agent::join_now(&self.inner, engagement);
+        }
+        Ok(())
+    }
+
+    /// Hands an engagement over from one participant (an agent, bot or supervisor) to a new
+    /// AGENT named `to_name`: PARTICIPANT_ADDED for the new agent, then
+    /// PARTICIPANT_DISCONNECTED for the one leaving. Handing over from the simulated agent
+    /// leaves the chat to the person (the simulation does not follow).
+    pub fn hand_over(
+        &self,
+        engagement: &EngagementId,
+        from: &ParticipantId,
+        to_name: &str,
+    ) -> Result<Participant, ControlError> {
+        {
+            let mut world = self.inner.world();
+            let state = ongoing(&mut world, engagement)?;
+            let leaving = state
+                .participants
+                .iter()
+                .find(|p| &p.participant_id == from)
+                .ok_or(ControlError::ParticipantNotFound)?;
+            if matches!(
+                leaving.participant_type,
+                ParticipantType::Customer | ParticipantType::System
+            ) {
+                return Err(ControlError::WrongParticipant);
+            }
+        }
+        let joined = self.add_participant(engagement, ParticipantType::Agent, to_name)?;
+        self.remove_participant(engagement, from)?;
+        Ok(joined)
     }
 
     /// All engagements, oldest first.
@@ -269,6 +682,10 @@ impl Control {
                 message_count: e.messages.len(),
                 sessions: e.members.clone(),
                 parameters: e.parameters.clone(),
+                created_at: e.created_at.clone(),
+                last_updated_at: e.last_updated_at.clone(),
+                simulated_agent: e.auto_agent.clone().filter(|a| e.participants.contains(a)),
+                simulated_agent_on: world.agent_on(&e.id),
             })
             .collect()
     }
@@ -282,12 +699,22 @@ impl Control {
         sender: ParticipantType,
         text: &str,
     ) -> Result<RestMessage, ControlError> {
-        let len = text.encode_utf16().count();
-        if !(1..=4096).contains(&len) {
-            return Err(ControlError::InvalidText);
-        }
+        self.post_reply(engagement, sender, text, None)
+    }
+
+    /// [`post_message`](Self::post_message) as a reply: `parent` (a message of the
+    /// engagement) becomes its `parentMessageId`.
+    pub fn post_reply(
+        &self,
+        engagement: &EngagementId,
+        sender: ParticipantType,
+        text: &str,
+        parent: Option<&MessageId>,
+    ) -> Result<RestMessage, ControlError> {
+        check_text(text)?;
         let mut world = self.inner.world();
         let state = ongoing(&mut world, engagement)?;
+        check_parent(state, parent)?;
         let existing = match sender {
             ParticipantType::Customer => Some(state.customer_participant.clone()),
             ParticipantType::System => Some(Participant {
@@ -312,7 +739,36 @@ impl Control {
                 engagement,
                 &participant,
                 MessageBody::plain_text(text),
-                None,
+                parent.cloned(),
+            )
+            .ok_or(ControlError::EngagementNotFound)
+    }
+
+    /// Posts a message as one participant of the engagement (an agent, bot, supervisor or
+    /// the customer), optionally as a reply to `parent`.
+    pub fn post_message_as(
+        &self,
+        engagement: &EngagementId,
+        participant: &ParticipantId,
+        text: &str,
+        parent: Option<&MessageId>,
+    ) -> Result<RestMessage, ControlError> {
+        check_text(text)?;
+        let mut world = self.inner.world();
+        let state = ongoing(&mut world, engagement)?;
+        check_parent(state, parent)?;
+        let sender = state
+            .participants
+            .iter()
+            .find(|p| &p.participant_id == participant)
+            .cloned()
+            .ok_or(ControlError::ParticipantNotFound)?;
+        world
+            .add_message(
+                engagement,
+                &sender,
+                MessageBody::plain_text(text),
+                parent.cloned(),
             )
             .ok_or(ControlError::EngagementNotFound)
     }
@@ -449,6 +905,34 @@ impl Control {
             None,
             ttl,
         )
+    }
+}
+
+fn check_text(text: &str) -> Result<(), ControlError> {
+    let len = text.encode_utf16().count();
+    if (1..=4096).contains(&len) {
+        Ok(())
+    } else {
+        Err(ControlError::InvalidText)
+    }
+}
+
+fn check_parent(state: &EngagementState, parent: Option<&MessageId>) -> Result<(), ControlError> {
+    match parent {
+        Some(id) if !state.messages.iter().any(|m| &m.message_id == id) => {
+            Err(ControlError::MessageNotFound)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A secret's first 4 characters and `…`; only `…` for a secret shorter than 12.
+pub(crate) fn mask(secret: &str) -> String {
+    if secret.chars().count() < 12 {
+        "…".to_owned()
+    } else {
+        let head: String = secret.chars().take(4).collect();
+        format!("{head}…")
     }
 }
 

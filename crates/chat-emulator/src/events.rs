@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::chat_api::{Caller, authorize, credentials, own_session};
+use crate::live::{Reader, StreamGuard};
 use crate::problem::ApiError;
 use crate::state::{Counters, Inner};
 use crate::util::now_unix;
@@ -132,6 +133,7 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Holds the poll until events are pending, the hold time passes, or the session goes away.
 async fn long_poll(inner: Arc<Inner>, caller: Caller, session: SessionId, cursor: u64) -> Response {
+    let _reader = StreamGuard::open(&inner, &session, Reader::LongPoll);
     let deadline = crate::util::deadline_after(inner.settings.hold_time);
     let mut acknowledged = false;
     loop {
@@ -213,6 +215,7 @@ async fn websocket_loop(
     cursor: u64,
 ) {
     Counters::bump(&inner.counters.ws_connections);
+    let _reader = StreamGuard::open(&inner, &session, Reader::WebSocket);
     let mut sent_up_to = cursor;
     let ping_every = inner.settings.ws_ping_interval;
     let mut ping = tokio::time::interval_at(crate::util::deadline_after(ping_every), ping_every);

@@ -1,7 +1,7 @@
 //! Fault injection: the next N requests of a route (optionally of one session) answer a
 //! status, hang, or lose their connection; and standing delays per route.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::problem::ApiError;
 use crate::state::{Counters, Inner};
@@ -61,10 +62,23 @@ pub(crate) enum FaultAction {
 
 #[derive(Debug, Clone)]
 struct Rule {
+    id: u64,
     route: Route,
     session: Option<String>,
     action: FaultAction,
     remaining: u32,
+}
+
+/// Firings kept for [`FaultsView::fired`].
+const FIRED_KEPT: usize = 50;
+
+/// An outage: every request of every route answers `status` until `until`.
+#[derive(Debug, Clone, Copy)]
+struct Outage {
+    id: u64,
+    status: u16,
+    until: Instant,
+    ends_at_unix_ms: u64,
 }
 
 /// The fault table.
@@ -72,23 +86,121 @@ struct Rule {
 pub(crate) struct Faults {
     rules: Vec<Rule>,
     delays: HashMap<Route, Duration>,
+    outage: Option<Outage>,
+    fired: VecDeque<FiredFault>,
+    next_id: u64,
 }
 
 impl Faults {
+    /// Arms a rule; its id, or `None` for a count of 0 (nothing armed).
     pub(crate) fn add(
         &mut self,
         route: Route,
         session: Option<String>,
         action: FaultAction,
         count: u32,
-    ) {
-        if count > 0 {
-            self.rules.push(Rule {
-                route,
-                session,
-                action,
-                remaining: count,
-            });
+    ) -> Option<u64> {
+        if count == 0 {
+            return None;
+        }
+        self.next_id += 1;
+        self.rules.push(Rule {
+            id: self.next_id,
+            route,
+            session,
+            action,
+            remaining: count,
+        });
+        Some(self.next_id)
+    }
+
+    /// Every request of every route answers `status` for `duration` from now.
+    pub(crate) fn start_outage(&mut self, status: u16, duration: Duration) {
+        self.next_id += 1;
+        let now_ms = unix_millis();
+        self.outage = Some(Outage {
+            id: self.next_id,
+            status,
+            until: crate::util::deadline_after(duration),
+            ends_at_unix_ms: now_ms.saturating_add(duration.as_millis() as u64),
+        });
+    }
+
+    /// Ends the outage; false if none was on.
+    pub(crate) fn end_outage(&mut self) -> bool {
+        self.outage.take().is_some()
+    }
+
+    /// Removes one armed rule; false if unknown (already used up, or cleared).
+    pub(crate) fn remove(&mut self, id: u64) -> bool {
+        let before = self.rules.len();
+        self.rules.retain(|r| r.id != id);
+        self.rules.len() != before
+    }
+
+    /// What is armed and what fired.
+    pub(crate) fn view(&mut self) -> FaultsView {
+        self.expire_outage();
+        let now = Instant::now();
+        FaultsView {
+            armed: self
+                .rules
+                .iter()
+                .map(|r| ArmedFault {
+                    id: r.id,
+                    route: r.route,
+                    session_id: r.session.clone(),
+                    action: ActionView::from(r.action),
+                    remaining: r.remaining,
+                })
+                .collect(),
+            delays: {
+                let mut delays: Vec<DelayView> = self
+                    .delays
+                    .iter()
+                    .map(|(route, d)| DelayView {
+                        route: *route,
+                        delay_ms: d.as_millis() as u64,
+                    })
+                    .collect();
+                delays.sort_by_key(|d| format!("{:?}", d.route));
+                delays
+            },
+            outage: self.outage.map(|o| OutageView {
+                status: o.status,
+                ends_at: crate::util::iso_from_unix_millis(o.ends_at_unix_ms),
+                remaining_ms: o.until.saturating_duration_since(now).as_millis() as u64,
+            }),
+            fired: self.fired.iter().rev().cloned().collect(),
+        }
+    }
+
+    fn expire_outage(&mut self) {
+        if self.outage.is_some_and(|o| o.until <= Instant::now()) {
+            self.outage = None;
+        }
+    }
+
+    fn record(&mut self, id: u64, route: Route, session: Option<&str>, action: FaultAction) {
+        let at = crate::util::iso_now();
+        if let Some(last) = self.fired.back_mut() {
+            if last.fault_id == id && last.route == route && last.session_id.as_deref() == session {
+                last.times += 1;
+                last.last_at = at;
+                return;
+            }
+        }
+        self.fired.push_back(FiredFault {
+            fault_id: id,
+            route,
+            session_id: session.map(str::to_owned),
+            action: ActionView::from(action),
+            first_at: at.clone(),
+            last_at: at,
+            times: 1,
+        });
+        while self.fired.len() > FIRED_KEPT {
+            self.fired.pop_front();
         }
     }
 
@@ -106,19 +218,33 @@ impl Faults {
     pub(crate) fn clear(&mut self) {
         self.rules.clear();
         self.delays.clear();
+        self.outage = None;
     }
 
-    /// Takes one use of the first rule matching the request, if any.
+    /// Takes one use of the first rule matching the request, if any (an outage first), and
+    /// records the firing.
     fn take(&mut self, route: Route, session: Option<&str>) -> Option<FaultAction> {
+        self.expire_outage();
+        if let Some(outage) = self.outage {
+            let left = outage.until.saturating_duration_since(Instant::now());
+            let action = FaultAction::Status {
+                status: outage.status,
+                retry_after: Some(left.as_secs() + 1),
+            };
+            self.record(outage.id, route, session, action);
+            return Some(action);
+        }
         let index = self.rules.iter().position(|r| {
             r.route.covers(route) && r.session.as_deref().is_none_or(|s| Some(s) == session)
         })?;
         let rule = &mut self.rules[index];
         rule.remaining -= 1;
         let action = rule.action;
+        let id = rule.id;
         if rule.remaining == 0 {
             self.rules.remove(index);
         }
+        self.record(id, route, session, action);
         Some(action)
     }
 
@@ -131,6 +257,140 @@ impl Faults {
         };
         direct.max(chat)
     }
+}
+
+/// What a fault does, as [`Control::faults`](crate::Control::faults) shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ActionView {
+    /// Answers this status (and `Retry-After`).
+    #[serde(rename_all = "camelCase")]
+    Status {
+        /// The status.
+        status: u16,
+        /// `Retry-After` in seconds, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
+    },
+    /// Holds the request, then serves it.
+    #[serde(rename_all = "camelCase")]
+    Hang {
+        /// How long, in milliseconds.
+        hold_ms: u64,
+    },
+    /// Closes the connection before the answer's body.
+    Drop,
+    /// Serves the request, then closes the connection before the answer's body.
+    LoseAnswer,
+}
+
+impl From<FaultAction> for ActionView {
+    fn from(action: FaultAction) -> Self {
+        match action {
+            FaultAction::Status {
+                status,
+                retry_after,
+            } => Self::Status {
+                status,
+                retry_after,
+            },
+            FaultAction::Hang(d) => Self::Hang {
+                hold_ms: d.as_millis() as u64,
+            },
+            FaultAction::Drop => Self::Drop,
+            FaultAction::LoseAnswer => Self::LoseAnswer,
+        }
+    }
+}
+
+/// A fault armed and not yet used up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ArmedFault {
+    /// Its id (for [`Control::remove_fault`](crate::Control::remove_fault)).
+    pub id: u64,
+    /// The requests it applies to.
+    pub route: Route,
+    /// Only this session's requests, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// What it does.
+    #[serde(flatten)]
+    pub action: ActionView,
+    /// Requests it will still apply to.
+    pub remaining: u32,
+}
+
+/// A standing delay of a route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct DelayView {
+    /// The route.
+    pub route: Route,
+    /// The delay in milliseconds.
+    pub delay_ms: u64,
+}
+
+/// An outage in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct OutageView {
+    /// What every request answers.
+    pub status: u16,
+    /// When it ends (ISO-8601).
+    pub ends_at: String,
+    /// Milliseconds left.
+    pub remaining_ms: u64,
+}
+
+/// A fault that fired: consecutive firings of the same fault on the same route and session
+/// are one entry with a count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct FiredFault {
+    /// The armed fault's id (or the outage's).
+    pub fault_id: u64,
+    /// The route of the request it hit.
+    pub route: Route,
+    /// The session of the request it hit, for session paths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// What it did.
+    #[serde(flatten)]
+    pub action: ActionView,
+    /// First firing (ISO-8601).
+    pub first_at: String,
+    /// Latest firing (ISO-8601).
+    pub last_at: String,
+    /// How many requests it hit.
+    pub times: u32,
+}
+
+/// What is armed and what fired, newest firing first (the last 50 kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct FaultsView {
+    /// Faults armed, in the order they apply.
+    pub armed: Vec<ArmedFault>,
+    /// Standing delays.
+    pub delays: Vec<DelayView>,
+    /// The outage in progress, if any.
+    pub outage: Option<OutageView>,
+    /// Recent firings, newest first.
+    pub fired: Vec<FiredFault>,
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Classifies a request path: its route and, for session paths, the session id.
@@ -212,6 +472,12 @@ pub(crate) async fn layer(
         let mut faults = inner.faults();
         (faults.delay(route), faults.take(route, session))
     };
+    if action.is_some() {
+        inner
+            .world()
+            .feed
+            .send(crate::live::Change::new(crate::live::ChangeKind::Faults));
+    }
     if let Some(delay) = delay {
         if !sleep_or_shutdown(&inner, delay).await {
             return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Emulator shutting down")

@@ -8,6 +8,9 @@
 //!   reference section 6, with the long-polling events resource and its WebSocket form;
 //! - a provisioning API for integrations, and a control and fault API under `/emulator/v1/…`.
 //!
+//! With [`EmulatorBuilder::console`], a web console on a port of its own
+//! (`http://127.0.0.1:PORT/console`) in which a person plays the contact center.
+//!
 //! A simulated agent (or bot) answers customers; [`Control`] drives the contact-center side
 //! and injects faults from tests. See `docs/emulator.md` for the whole picture.
 //!
@@ -34,12 +37,14 @@ mod agent;
 mod auth_api;
 mod chat_api;
 pub mod cli;
+mod console;
 mod control;
 mod control_http;
 mod events;
 mod faults;
 mod jwt;
 mod listen;
+mod live;
 mod problem;
 mod provisioning;
 mod server;
@@ -58,8 +63,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use agent::AgentMode;
-pub use control::{Control, ControlError, EngagementInfo, Stats};
-pub use faults::Route;
+pub use control::{
+    Changes, Control, ControlError, Delivery, EngagementInfo, IntegrationInfo, SessionInfo,
+    SettingsInfo, Snapshot, Stats, TranscriptEntry,
+};
+pub use faults::{ActionView, ArmedFault, DelayView, FaultsView, FiredFault, OutageView, Route};
+pub use live::{Change, ChangeKind, StreamState};
 
 use state::{Counters, Inner, Integration, Secrets, Settings, World};
 
@@ -104,6 +113,8 @@ struct Announcement<'a> {
     control_key: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     ca_cert_file: Option<String>,
+    #[serde(rename = "consoleURL", skip_serializing_if = "Option::is_none")]
+    console_url: Option<&'a str>,
 }
 
 /// Why the emulator could not start.
@@ -145,6 +156,11 @@ pub struct EmulatorBuilder {
     appkey: Option<String>,
     integration_id: Option<String>,
     control_key: Option<String>,
+    console: bool,
+    console_listen: Option<SocketAddr>,
+    console_secret: Option<String>,
+    /// A taken console address falls back to a free port (the binaries' derived default).
+    pub(crate) console_fallback: bool,
 }
 
 impl fmt::Debug for EmulatorBuilder {
@@ -157,6 +173,8 @@ impl fmt::Debug for EmulatorBuilder {
             .field("idle_timeout", &self.limits.idle_timeout)
             .field("max_connections", &self.limits.max_connections)
             .field("agent", &self.agent)
+            .field("console", &self.console)
+            .field("console_listen", &self.console_listen)
             .finish_non_exhaustive()
     }
 }
@@ -183,6 +201,10 @@ impl Default for EmulatorBuilder {
             appkey: None,
             integration_id: None,
             control_key: None,
+            console: false,
+            console_listen: None,
+            console_secret: None,
+            console_fallback: false,
         }
     }
 }
@@ -323,6 +345,30 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Serve the web console (off by default in the library, on in the binaries): its own
+    /// port, `/console`. See [`Emulator::console_url`].
+    pub fn console(mut self, on: bool) -> Self {
+        self.console = on;
+        self
+    }
+
+    /// Where the console listens (implies [`console`](Self::console)); default `127.0.0.1:0`
+    /// (a free port). An address other than loopback requires a console secret: the one
+    /// given with [`console_secret`](Self::console_secret), or one generated at start
+    /// ([`Emulator::console_secret`]).
+    pub fn console_listen(mut self, addr: SocketAddr) -> Self {
+        self.console = true;
+        self.console_listen = Some(addr);
+        self
+    }
+
+    /// A secret the console's API requires (`x-console-secret`, entered once in the page),
+    /// also on loopback.
+    pub fn console_secret(mut self, secret: impl Into<String>) -> Self {
+        self.console_secret = Some(secret.into());
+        self
+    }
+
     /// Binds, provisions the first integration and starts serving.
     pub async fn start(self) -> Result<Emulator, StartError> {
         let tcp = tokio::net::TcpListener::bind(self.listen)
@@ -335,6 +381,14 @@ impl EmulatorBuilder {
             addr: self.listen,
             source,
         })?;
+        let console_listener = if self.console {
+            let listen = self
+                .console_listen
+                .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
+            Some(console::bind(listen, self.console_fallback).await?)
+        } else {
+            None
+        };
         let host = match local.ip() {
             ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
             IpAddr::V6(ip) => format!("[{ip}]"),
@@ -419,6 +473,11 @@ impl EmulatorBuilder {
         };
         let server = tokio::spawn(listen::serve(tcp, app, self.limits, acceptor, shutdown_rx));
         tracing::info!(%base_url, "chat emulator listening");
+        let console = console_listener.map(|bound| {
+            let running = console::serve(inner.clone(), bound, self.console_secret.clone());
+            tracing::info!(url = %running.url, "console listening");
+            running
+        });
         Ok(Emulator {
             credentials: Credentials {
                 account_id: inner.secrets.account_id.clone(),
@@ -432,6 +491,7 @@ impl EmulatorBuilder {
             server: Some(server),
             cert_pem,
             cert_path,
+            console,
         })
     }
 }
@@ -444,6 +504,7 @@ pub struct Emulator {
     server: Option<JoinHandle<()>>,
     cert_pem: Option<String>,
     cert_path: Option<PathBuf>,
+    console: Option<console::Running>,
 }
 
 impl fmt::Debug for Emulator {
@@ -494,6 +555,23 @@ impl Emulator {
         server::router(self.inner.clone())
     }
 
+    /// The console's address, `http://127.0.0.1:PORT/console`, when it is served.
+    pub fn console_url(&self) -> Option<&str> {
+        self.console.as_ref().map(|c| c.url.as_str())
+    }
+
+    /// The secret the console's API requires, if any (given, or generated because the
+    /// console listens off loopback).
+    pub fn console_secret(&self) -> Option<&str> {
+        self.console.as_ref().and_then(|c| c.secret.as_deref())
+    }
+
+    /// Whether [`console_secret`](Self::console_secret) was generated at start (and should
+    /// be shown to the person who will log in).
+    pub fn console_secret_generated(&self) -> bool {
+        self.console.as_ref().is_some_and(|c| c.secret_generated)
+    }
+
     /// The in-process control handle.
     pub fn control(&self) -> Control {
         Control {
@@ -502,7 +580,8 @@ impl Emulator {
     }
 
     /// The one-line JSON a client needs (`hostURL`, `accountId`, `clientId`, `clientSecret`,
-    /// `appkey`, `integrationId`, `controlKey`, and `caCertFile` with TLS). It contains
+    /// `appkey`, `integrationId`, `controlKey`, `caCertFile` with TLS, and `consoleURL`
+    /// with the console; never the console secret). It contains
     /// secrets: hand it only to the processes that should have them.
     pub fn announcement_json(&self) -> String {
         let c = &self.credentials;
@@ -515,6 +594,7 @@ impl Emulator {
             integration_id: &c.integration_id,
             control_key: &self.inner.secrets.control_key,
             ca_cert_file: self.cert_path.as_ref().map(|p| p.display().to_string()),
+            console_url: self.console_url(),
         })
         .unwrap_or_default()
     }
@@ -525,6 +605,15 @@ impl Emulator {
         if let Some(server) = self.server.take() {
             let abort = server.abort_handle();
             if tokio::time::timeout(Duration::from_secs(5), server)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        if let Some(console) = self.console.take() {
+            let abort = console.task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), console.task)
                 .await
                 .is_err()
             {

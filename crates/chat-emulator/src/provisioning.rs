@@ -15,6 +15,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::auth_api::require_access_token;
+use crate::control::IntegrationInfo;
+use crate::live::{Change, ChangeKind};
 use crate::problem::{ApiError, body_rejection, parse_json, violation};
 use crate::state::{Inner, Integration};
 use crate::util::{iso_now, new_uuid};
@@ -29,13 +31,13 @@ pub(crate) struct IntegrationView {
     created_at: String,
 }
 
-impl From<&Integration> for IntegrationView {
-    fn from(i: &Integration) -> Self {
+impl From<IntegrationInfo> for IntegrationView {
+    fn from(i: IntegrationInfo) -> Self {
         Self {
-            integration_id: i.id.clone(),
-            name: i.name.clone(),
-            settings: i.settings.clone(),
-            created_at: i.created_at.clone(),
+            integration_id: i.integration_id,
+            name: i.name,
+            settings: i.settings,
+            created_at: i.created_at,
         }
     }
 }
@@ -58,17 +60,27 @@ pub(crate) async fn create(
     let body = body.map_err(body_rejection)?;
     require_access_token(&inner, &headers, &account)?;
     let request: CreateIntegration = parse_json(&body)?;
+    let info = create_integration(&inner, &request.name, request.settings)?;
+    Ok((StatusCode::CREATED, Json(IntegrationView::from(info))).into_response())
+}
+
+/// Provisions an integration: the one operation behind the provisioning API, the control
+/// API and the console. The name must be a string of 1 to 128 characters, the settings an
+/// object.
+pub(crate) fn create_integration(
+    inner: &Inner,
+    name: &serde_json::Value,
+    settings: Option<serde_json::Value>,
+) -> Result<IntegrationInfo, ApiError> {
     let mut violations = Vec::new();
-    let name = match request.name.as_str() {
+    let name = match name.as_str() {
         Some(n) if (1..=128).contains(&n.chars().count()) => n.to_owned(),
         _ => {
             violations.push(violation("name", "must be a string of 1 to 128 characters"));
             String::new()
         }
     };
-    let settings = request
-        .settings
-        .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+    let settings = settings.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
     if !settings.is_object() {
         violations.push(violation("settings", "must be an object"));
     }
@@ -81,12 +93,33 @@ pub(crate) async fn create(
         settings,
         created_at: iso_now(),
     };
-    let view = IntegrationView::from(&integration);
-    inner
-        .world()
+    let info = info(inner, &integration);
+    let mut world = inner.world();
+    world
         .integrations
         .insert(integration.id.clone(), integration);
-    Ok((StatusCode::CREATED, Json(view)).into_response())
+    world.feed.send(Change::new(ChangeKind::Integrations));
+    Ok(info)
+}
+
+fn info(inner: &Inner, i: &Integration) -> IntegrationInfo {
+    IntegrationInfo {
+        integration_id: i.id.clone(),
+        name: i.name.clone(),
+        settings: i.settings.clone(),
+        created_at: i.created_at.clone(),
+        default: i.id == inner.secrets.integration_id,
+    }
+}
+
+/// The integrations, by id.
+pub(crate) fn list_integrations(inner: &Inner) -> Vec<IntegrationInfo> {
+    let world = inner.world();
+    world
+        .integrations
+        .values()
+        .map(|i| info(inner, i))
+        .collect()
 }
 
 /// `GET …/integrations` → 200 `{integrations: [...]}`.
@@ -96,8 +129,10 @@ pub(crate) async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_access_token(&inner, &headers, &account)?;
-    let world = inner.world();
-    let list: Vec<IntegrationView> = world.integrations.values().map(Into::into).collect();
+    let list: Vec<IntegrationView> = list_integrations(&inner)
+        .into_iter()
+        .map(IntegrationView::from)
+        .collect();
     Ok(Json(serde_json::json!({ "integrations": list })).into_response())
 }
 
@@ -113,7 +148,7 @@ pub(crate) async fn get(
         .integrations
         .get(&id)
         .ok_or_else(|| ApiError::not_found("Integration not found"))?;
-    Ok(Json(IntegrationView::from(integration)).into_response())
+    Ok(Json(IntegrationView::from(info(&inner, integration))).into_response())
 }
 
 /// `DELETE …/integrations/{id}` → 204; its sessions end and its engagements terminate.
@@ -123,9 +158,18 @@ pub(crate) async fn delete(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_access_token(&inner, &headers, &account)?;
+    if delete_integration(&inner, &id) {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found("Integration not found"))
+    }
+}
+
+/// Deletes an integration: its sessions end and its engagements terminate. False if unknown.
+pub(crate) fn delete_integration(inner: &Inner, id: &str) -> bool {
     let mut world = inner.world();
-    if world.integrations.remove(&id).is_none() {
-        return Err(ApiError::not_found("Integration not found"));
+    if world.integrations.remove(id).is_none() {
+        return false;
     }
     let sessions: Vec<_> = world
         .sessions
@@ -141,5 +185,7 @@ pub(crate) async fn delete(
             engagement.status = chat_core::wire::EngagementStatus::Terminated;
         }
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    world.feed.send(Change::new(ChangeKind::Integrations));
+    world.feed.send(Change::new(ChangeKind::Engagement));
+    true
 }

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::agent::AgentMode;
 use crate::faults::Faults;
 use crate::jwt::Signer;
+use crate::live::{Change, ChangeKind, Feed, Streams};
 use crate::util::iso_now;
 
 /// Unacknowledged events kept per session; older ones are dropped beyond this.
@@ -126,13 +127,22 @@ pub(crate) struct SessionState {
     pub(crate) session_parameters: Option<MappedData>,
     pub(crate) events: VecDeque<Queued>,
     pub(crate) notify: Arc<Notify>,
+    /// The live feed, told when the client acknowledges events.
+    pub(crate) feed: Feed,
 }
 
 impl SessionState {
     /// Drops the events `seq <= upto`: the client has acknowledged them.
     pub(crate) fn acknowledge(&mut self, upto: u64) {
+        let before = self.events.len();
         while self.events.front().is_some_and(|q| q.seq <= upto) {
             self.events.pop_front();
+        }
+        if self.events.len() != before {
+            self.feed.send(Change {
+                session_id: Some(self.id.clone()),
+                ..Change::new(ChangeKind::Message)
+            });
         }
     }
 
@@ -213,6 +223,15 @@ pub(crate) struct World {
     pub(crate) revocation_detail: &'static str,
     pub(crate) next_seq: u64,
     pub(crate) agent_mode: AgentMode,
+    /// Engagements whose simulated agent was turned off (it stays, but answers nothing) or
+    /// on, whatever the mode.
+    pub(crate) agent_override: HashMap<EngagementId, bool>,
+    /// The live change feed.
+    pub(crate) feed: Feed,
+    /// Open long polls and WebSockets per session.
+    pub(crate) streams: HashMap<SessionId, Streams>,
+    /// The expiry (`exp`) of the latest chat token each customer presented.
+    pub(crate) token_expiry: HashMap<CustomerKey, u64>,
 }
 
 impl World {
@@ -226,7 +245,20 @@ impl World {
             revocation_detail: "Token revoked",
             next_seq: 1,
             agent_mode,
+            agent_override: HashMap::new(),
+            feed: Feed::default(),
+            streams: HashMap::new(),
+            token_expiry: HashMap::new(),
         }
+    }
+
+    /// Whether the simulated agent answers in this engagement: as turned on or off for it,
+    /// else as the mode says.
+    pub(crate) fn agent_on(&self, engagement: &EngagementId) -> bool {
+        self.agent_override
+            .get(engagement)
+            .copied()
+            .unwrap_or(self.agent_mode != AgentMode::Off)
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -243,6 +275,16 @@ impl World {
         };
         event.event_id = seq.to_string();
         event.session_id = Some(session.clone());
+        let kind = if event.message.is_some() {
+            ChangeKind::Message
+        } else {
+            ChangeKind::Engagement
+        };
+        let change = match &event.engagement_id {
+            Some(engagement) => Change::engagement(kind, engagement),
+            None => Change::session(session),
+        };
+        self.feed.send(change);
         state.events.push_back(Queued { seq, event });
         while state.events.len() > MAX_QUEUED_EVENTS {
             state.events.pop_front();
@@ -385,6 +427,7 @@ impl World {
             engagement.members.retain(|m| m != session);
         }
         state.notify.notify_waiters();
+        self.feed.send(Change::session(session));
         true
     }
 
