@@ -175,7 +175,7 @@ impl WebSocketTransport {
                     return Err(TransportError::Protocol);
                 }
                 Err(_) => return Err(TransportError::Disconnected),
-                Ok(Message::Text(text)) => return Ok(ws::batch(&text)),
+                Ok(Message::Text(text)) => return Ok(ws::batch(text.to_string())),
                 Ok(Message::Close(frame)) => return ws::closed(frame.map(|f| u16::from(f.code))),
                 Ok(Message::Binary(_)) => return Err(TransportError::Protocol),
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}

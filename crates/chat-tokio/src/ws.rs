@@ -153,7 +153,7 @@ impl WebSocketTransport {
                 }
                 Ok(None | Some(Err(_))) => return Err(TransportError::Disconnected),
                 Ok(Some(Ok(message))) => match message {
-                    Message::Text(text) => return Ok(ws::batch(&text)),
+                    Message::Text(text) => return Ok(ws::batch(text.to_string())),
                     Message::Close(frame) => return ws::closed(frame.map(|f| u16::from(f.code))),
                     Message::Binary(_) => return Err(TransportError::Protocol),
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
