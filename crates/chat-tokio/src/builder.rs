@@ -15,7 +15,7 @@ use crate::events::EventStream;
 use crate::http1::Http1LongPollTransport;
 use crate::transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport};
 use crate::ws::{AutoTransport, WebSocketTransport};
-use crate::{Error, TlsClientConfig, TokenProvider, WsConnector};
+use crate::{Error, TlsClientConfig, TokenProvider};
 use chat_net::Call;
 
 /// Default size of the event buffer.
@@ -317,11 +317,12 @@ impl ClientBuilder {
                         }
                     }
                 };
-                let ws = || match &self.tls {
-                    Some(c) => {
-                        WebSocketTransport::with_connector(WsConnector::Rustls(Arc::clone(c)))
+                let ws = || {
+                    match &self.tls {
+                        Some(c) => WebSocketTransport::with_tls_config(Arc::clone(c)),
+                        None => WebSocketTransport::new(),
                     }
-                    None => WebSocketTransport::new(),
+                    .allow_plain_http(self.allow_plain_http)
                 };
                 match self.transport {
                     StreamTransport::LongPoll => long_poll(),

@@ -80,16 +80,15 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub use builder::{ClientBuilder, DEFAULT_EVENT_CAPACITY, StreamTransport};
 pub use chat_net::Error;
-/// rustls's client configuration, for [`ClientBuilder::tls_config`] and
-/// [`Http1LongPollTransport::with_tls_config`] (see [`tls_config_with_roots`]).
+/// rustls's client configuration, for [`ClientBuilder::tls_config`],
+/// [`Http1LongPollTransport::with_tls_config`] and [`WebSocketTransport::with_tls_config`]
+/// (see [`tls_config_with_roots`]).
 pub use chat_net::TlsClientConfig;
 pub use chat_net::{TlsRootsError, tls_config_with_roots};
 pub use client::{Client, Engagement, HistoryPager};
 pub use events::{ChatEvent, EventStream};
 pub use http1::Http1LongPollTransport;
 pub use token::{BoxError, FnTokenProvider, TokenProvider, token_provider_fn};
-/// The TLS connector type of [`WebSocketTransport::with_connector`].
-pub use tokio_tungstenite::Connector as WsConnector;
 pub use transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport, Response};
 pub use ws::{AutoTransport, WebSocketTransport};
 

@@ -290,6 +290,10 @@ impl Decoder {
         let mut pos = 0;
         let result = self.run(&mut pos);
         self.input.drain(..pos);
+        if self.input.is_empty() {
+            // Waiting for the next frame holds no buffer: a process may hold thousands.
+            self.input = Vec::new();
+        }
         if let Err(e) = result {
             self.failed = Some(e);
             self.input = Vec::new();
