@@ -145,9 +145,12 @@ impl ClientBuilder {
                 b.lean_poll()
             }
         };
-        let ws = || match &self.tls {
-            Some(c) => WebSocketTransport::with_tls_config(Arc::clone(c)),
-            None => WebSocketTransport::new(),
+        let ws = || {
+            match &self.tls {
+                Some(c) => WebSocketTransport::with_tls_config(Arc::clone(c)),
+                None => WebSocketTransport::new(),
+            }
+            .allow_plain_http(self.options.allow_plain_http)
         };
         let events: Box<dyn EventTransport> = match self.events.take() {
             Some(e) => e,

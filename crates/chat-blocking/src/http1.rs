@@ -45,13 +45,15 @@ impl Default for Http1LongPollTransport {
     }
 }
 
-enum Stream {
+/// A connection, plain or over TLS.
+pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
 }
 
 impl Stream {
-    fn tcp(&self) -> &TcpStream {
+    /// The socket, for timeouts and [`Cancel`].
+    pub(crate) fn tcp(&self) -> &TcpStream {
         match self {
             Self::Plain(s) => s,
             Self::Tls(s) => s.get_ref(),
@@ -104,6 +106,44 @@ pub(crate) fn connect_tcp(target: &Target, deadline: Instant) -> Result<TcpStrea
     Err(TransportError::Connect)
 }
 
+/// Opens a connection to the target within `deadline`, registered with `cancel`: TCP, then
+/// for `https://` and `wss://` the whole TLS handshake (with this configuration, or the
+/// process-wide default). A certificate rustls refuses is [`TransportError::Certificate`].
+pub(crate) fn connect(
+    target: &Target,
+    tls: Option<&Arc<ClientConfig>>,
+    deadline: Instant,
+    cancel: &Cancel,
+) -> Result<Stream, TransportError> {
+    let mut tcp = connect_tcp(target, deadline)?;
+    cancel.watch(&tcp)?;
+    if !target.tls {
+        return Ok(Stream::Plain(tcp));
+    }
+    let config = match tls {
+        Some(c) => Arc::clone(c),
+        None => chat_net::default_config()?,
+    };
+    let name = ServerName::try_from(target.bare_host()).map_err(|_| TransportError::Connect)?;
+    let mut conn = ClientConnection::new(config, name).map_err(|_| TransportError::Connect)?;
+    // Now rather than at the first write: a refused certificate is then told apart from a
+    // lost connection.
+    while conn.is_handshaking() {
+        let left = remaining(deadline)?;
+        let _ = tcp.set_read_timeout(Some(left));
+        let _ = tcp.set_write_timeout(Some(left));
+        if let Err(e) = conn.complete_io(&mut tcp) {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            return Err(match io_error(&e, cancel) {
+                e @ (TransportError::Certificate | TransportError::Timeout) => e,
+                _ if cancel.is_cancelled() => TransportError::Disconnected,
+                _ => TransportError::Connect,
+            });
+        }
+    }
+    Ok(Stream::Tls(Box::new(StreamOwned::new(conn, tcp))))
+}
+
 /// Time left before `deadline`, or [`TransportError::Timeout`].
 pub(crate) fn remaining(deadline: Instant) -> Result<Duration, TransportError> {
     let left = deadline.saturating_duration_since(Instant::now());
@@ -114,9 +154,12 @@ pub(crate) fn remaining(deadline: Instant) -> Result<Duration, TransportError> {
     }
 }
 
-fn io_error(e: &io::Error, cancel: &Cancel) -> TransportError {
+pub(crate) fn io_error(e: &io::Error, cancel: &Cancel) -> TransportError {
     if cancel.is_cancelled() {
         return TransportError::Disconnected;
+    }
+    if chat_net::is_certificate_error(e) {
+        return TransportError::Certificate;
     }
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => TransportError::Timeout,
@@ -149,20 +192,6 @@ impl Http1LongPollTransport {
         self
     }
 
-    fn open(&self, target: &Target, deadline: Instant) -> Result<Stream, TransportError> {
-        let tcp = connect_tcp(target, deadline)?;
-        if !target.tls {
-            return Ok(Stream::Plain(tcp));
-        }
-        let config = match &self.tls {
-            Some(c) => Arc::clone(c),
-            None => chat_net::default_config()?,
-        };
-        let name = ServerName::try_from(target.bare_host()).map_err(|_| TransportError::Connect)?;
-        let conn = ClientConnection::new(config, name).map_err(|_| TransportError::Connect)?;
-        Ok(Stream::Tls(Box::new(StreamOwned::new(conn, tcp))))
-    }
-
     fn exchange(
         &mut self,
         request: &Request,
@@ -179,7 +208,7 @@ impl Http1LongPollTransport {
             Some(c) => c,
             None => Connection {
                 origin,
-                stream: self.open(target, deadline)?,
+                stream: connect(target, self.tls.as_ref(), deadline, cancel)?,
             },
         };
         cancel.watch(connection.stream.tcp())?;

@@ -3,7 +3,8 @@
 //!
 //! `chat-blocking` drives the sans-IO protocol core [`chat_core`] on the caller's own threads
 //! with blocking I/O: REST calls over reqwest's blocking client, the event stream over HTTP
-//! long polling (a lean HTTP/1.1 connection of its own) or tungstenite's blocking WebSocket.
+//! long polling (a lean HTTP/1.1 connection of its own) or a WebSocket (chat-net's, over
+//! blocking sockets).
 //! There is no hidden runtime: whichever thread is blocked in the client (reading events, or
 //! waiting for a command's reply) runs the protocol loop; one stream thread per client
 //! carries the blocking poll. Protocol rules all live in chat-core, so this client behaves

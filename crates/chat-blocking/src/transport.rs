@@ -259,7 +259,10 @@ fn send(client: &reqwest::blocking::Client, request: Request) -> Result<Response
 fn transport_error(e: reqwest::Error) -> TransportError {
     // reqwest's errors may quote the URL, never headers; only the kind is kept anyway.
     tracing::debug!(error = %e, "request failed");
-    if e.is_timeout() {
+    if chat_net::is_certificate_error(&e) {
+        // Before "connect": the TLS handshake is part of reqwest's connecting.
+        TransportError::Certificate
+    } else if e.is_timeout() {
         TransportError::Timeout
     } else if e.is_connect() {
         TransportError::Connect

@@ -1,32 +1,44 @@
 //! The WebSocket event transport (the emulator's WebSocket form of the events resource) over
-//! tungstenite's blocking socket, and [`AutoTransport`], which tries it and falls back to
-//! long polling.
+//! blocking sockets that [`Cancel`] can interrupt, and [`AutoTransport`], which tries it and
+//! falls back to long polling.
+//!
+//! The protocol is chat-net's sans-IO WebSocket ([`chat_net::ws::handshake`] and
+//! [`chat_net::ws::frame`]) over the same connections as the lean long poll (std's TCP,
+//! rustls): no WebSocket library, so nothing logs the upgrade's headers or a frame's payload,
+//! whatever subscriber the application installs.
 
-use std::io;
-use std::net::TcpStream;
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_core::{Request, TransportError};
 use chat_net::http1::Target;
-use chat_net::ws::{self, AutoMode, WsCursor, websocket_url};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::handshake::HandshakeError;
-use tungstenite::http::HeaderValue;
-use tungstenite::protocol::WebSocketConfig;
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Connector, Message, WebSocket};
+use chat_net::ws::frame::{Decoder, Encoder, Message, Role};
+use chat_net::ws::handshake::{ClientHandshake, Upgrade};
+use chat_net::ws::{self, AutoMode, READ_BUFFER, WsCursor, websocket_url};
 
 use crate::TlsClientConfig;
-use crate::http1::{connect_tcp, remaining};
+use crate::http1::{Stream, connect, io_error, remaining};
 use crate::transport::{Cancel, EventTransport, Response};
 
+/// How long closing a connection may take (the peer may be gone already).
+const CLOSE_WAIT: Duration = Duration::from_millis(200);
+
 struct Connection {
-    socket: WebSocket<MaybeTlsStream<TcpStream>>,
-    /// The same socket, for timeouts and [`Cancel`].
-    tcp: TcpStream,
+    stream: Stream,
+    decoder: Decoder,
+    encoder: Encoder,
     /// The cursor and token the server knows.
     cursor: WsCursor,
+}
+
+impl Connection {
+    /// Writes these bytes whole within `timeout` (through rustls's buffer, for TLS).
+    fn send(&mut self, bytes: &[u8], timeout: Duration) -> io::Result<()> {
+        self.stream.tcp().set_write_timeout(Some(timeout))?;
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
+    }
 }
 
 /// Carries the event stream over one WebSocket (`ws://` or `wss://` on the events resource).
@@ -36,18 +48,26 @@ struct Connection {
 /// frame comes for 60 % of the poll timeout it answers `200 []`, as a long poll would. The
 /// close codes 4401, 4403 and 4404 become the 401, 403 and 404 "Session not found" answers of
 /// long polling; any other loss of the connection is a network failure, after which the next
-/// poll reconnects with the cursor in the URL, so that nothing unacknowledged is lost. The
-/// same protocol as chat-tokio's `WebSocketTransport`.
+/// poll reconnects with the cursor in the URL, so that nothing unacknowledged is lost. Pings
+/// are answered while a poll waits. The same protocol as chat-tokio's `WebSocketTransport`.
+///
+/// `wss://` goes over rustls with the webpki roots (one configuration shared by the whole
+/// process) or the configuration given to [`with_tls_config`](Self::with_tls_config); a
+/// certificate it does not trust is [`TransportError::Certificate`]. `ws://` only to a
+/// loopback host, unless [`allow_plain_http`](Self::allow_plain_http). The socket is
+/// registered with the poll's [`Cancel`], and the upgrade bounded by the request's timeout.
 pub struct WebSocketTransport {
     connection: Option<Connection>,
     tls: Option<Arc<TlsClientConfig>>,
+    allow_plain_http: bool,
 }
 
 impl std::fmt::Debug for WebSocketTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocketTransport")
             .field("connected", &self.connection.is_some())
-            .finish()
+            .field("allow_plain_http", &self.allow_plain_http)
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,16 +91,23 @@ impl WebSocketTransport {
         Self {
             connection: None,
             tls: None,
+            allow_plain_http: false,
         }
     }
 
     /// A WebSocket transport with this TLS configuration (for instance one trusting the
-    /// emulator's self-signed certificate).
+    /// emulator's self-signed certificate). Give it no ALPN protocols.
     pub fn with_tls_config(config: Arc<TlsClientConfig>) -> Self {
         Self {
-            connection: None,
             tls: Some(config),
+            ..Self::new()
         }
+    }
+
+    /// Allow `ws://` to a host that is not loopback (never in production).
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
     }
 
     fn open(
@@ -90,60 +117,67 @@ impl WebSocketTransport {
         deadline: Instant,
     ) -> Result<Opened, TransportError> {
         self.connection = None;
-        let url = websocket_url(&request.url);
-        // Plain `ws://` was allowed or refused with the host, by chat-core.
-        let target = Target::parse(&url, true)?;
-        let mut upgrade = url
-            .as_str()
-            .into_client_request()
-            .map_err(|_| TransportError::Connect)?;
-        for (name, value) in request.headers() {
-            if name == "Content-Type" {
-                continue;
-            }
-            let value = HeaderValue::from_str(value).map_err(|_| TransportError::Connect)?;
-            upgrade.headers_mut().insert(name, value);
-        }
-        // Small buffers: a chat stream carries small frames. A message or frame past the
-        // response cap is refused (`Error::Capacity`).
-        let config = WebSocketConfig::default()
-            .read_buffer_size(ws::READ_BUFFER)
-            .write_buffer_size(0)
-            .max_message_size(Some(ws::MAX_MESSAGE))
-            .max_frame_size(Some(ws::MAX_MESSAGE));
-        let connector = if target.tls {
-            Connector::Rustls(match &self.tls {
-                Some(c) => Arc::clone(c),
-                None => chat_net::default_config()?,
-            })
-        } else {
-            Connector::Plain
+        let target = Target::parse(&websocket_url(&request.url), self.allow_plain_http)?;
+        let mut handshake = ClientHandshake::new()?;
+        let head = handshake.request_bytes(request, &target)?;
+        let mut stream = connect(&target, self.tls.as_ref(), deadline, cancel)?;
+        // An upgrade that fails without an answer is a failure to connect (or the timeout).
+        let failed = |e: &io::Error| match io_error(e, cancel) {
+            TransportError::Timeout => TransportError::Timeout,
+            _ if cancel.is_cancelled() => TransportError::Disconnected,
+            _ => TransportError::Connect,
         };
-        let tcp = connect_tcp(&target, deadline)?;
-        cancel.watch(&tcp)?;
-        let handle = tcp.try_clone().map_err(|_| TransportError::Connect)?;
-        let left = remaining(deadline)?;
-        let _ = handle.set_read_timeout(Some(left));
-        let _ = handle.set_write_timeout(Some(left));
-        match tungstenite::client_tls_with_config(upgrade, tcp, Some(config), Some(connector)) {
-            Ok((socket, _)) => {
+        stream
+            .tcp()
+            .set_write_timeout(Some(remaining(deadline)?))
+            .map_err(|e| failed(&e))?;
+        stream
+            .write_all(&head)
+            .and_then(|()| stream.flush())
+            .map_err(|e| {
+                tracing::debug!(error = %e, "WebSocket upgrade not sent");
+                failed(&e)
+            })?;
+        drop(head);
+        let mut chunk = [0u8; READ_BUFFER];
+        let upgrade = loop {
+            stream
+                .tcp()
+                .set_read_timeout(Some(remaining(deadline)?))
+                .map_err(|e| failed(&e))?;
+            match stream.read(&mut chunk) {
+                Ok(0) => break handshake.end(),
+                Ok(n) => {
+                    if let Some(upgrade) = handshake.push(&chunk[..n]).transpose() {
+                        break upgrade;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break handshake.end(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "WebSocket upgrade failed");
+                    return Err(failed(&e));
+                }
+            }
+        }
+        .map_err(|e| match e {
+            // The connection ended before an answer (unless the poll was cancelled).
+            TransportError::Disconnected if !cancel.is_cancelled() => TransportError::Connect,
+            e => e,
+        })?;
+        match upgrade {
+            Upgrade::Accepted { rest } => {
+                let mut decoder = Decoder::new(Role::Client);
+                decoder.push(&rest);
                 self.connection = Some(Connection {
-                    socket,
-                    tcp: handle,
+                    stream,
+                    decoder,
+                    encoder: Encoder::new(Role::Client),
                     cursor: WsCursor::upgraded(request),
                 });
                 Ok(Opened::Yes)
             }
-            Err(HandshakeError::Failure(tungstenite::Error::Http(response))) => {
-                let status = response.status().as_u16();
-                let body = response.body().clone().unwrap_or_default();
-                Ok(Opened::Refused(Response::new(status, body)))
-            }
-            Err(HandshakeError::Interrupted(_)) => Err(TransportError::Timeout),
-            Err(HandshakeError::Failure(e)) => {
-                tracing::debug!(error = %e, "WebSocket upgrade failed");
-                Err(TransportError::Connect)
-            }
+            Upgrade::Refused(response) => Ok(Opened::Refused(response)),
         }
     }
 
@@ -151,34 +185,62 @@ impl WebSocketTransport {
         let Some(c) = self.connection.as_mut() else {
             return Err(TransportError::Disconnected);
         };
-        cancel.watch(&c.tcp)?;
+        cancel.watch(c.stream.tcp())?;
         if let Some(text) = c.cursor.outgoing_for(request) {
-            let _ = c.tcp.set_write_timeout(Some(request.timeout));
-            c.socket
-                .send(Message::text(text))
+            let frame = c.encoder.text(&text);
+            c.send(&frame, request.timeout)
                 .map_err(|_| TransportError::Disconnected)?;
         }
         let until = Instant::now() + ws::hold(request.timeout);
+        let mut chunk = [0u8; READ_BUFFER];
         loop {
-            let Ok(left) = remaining(until) else {
-                return Ok(ws::idle());
-            };
-            let _ = c.tcp.set_read_timeout(Some(left));
-            match c.socket.read() {
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) && !cancel.is_cancelled() => {}
-                Err(tungstenite::Error::Capacity(e)) => {
-                    tracing::debug!(error = %e, "WebSocket message too large");
-                    return Err(TransportError::Protocol);
+            let message = match c.decoder.next() {
+                Ok(Some(message)) => message,
+                Ok(None) => {
+                    let Ok(left) = remaining(until) else {
+                        return Ok(ws::idle());
+                    };
+                    let _ = c.stream.tcp().set_read_timeout(Some(left));
+                    match c.stream.read(&mut chunk) {
+                        Ok(0) => return Err(TransportError::Disconnected),
+                        Ok(n) => c.decoder.push(&chunk[..n]),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock
+                                    | io::ErrorKind::TimedOut
+                                    | io::ErrorKind::Interrupted
+                            ) && !cancel.is_cancelled() => {}
+                        Err(_) => return Err(TransportError::Disconnected),
+                    }
+                    continue;
                 }
-                Err(_) => return Err(TransportError::Disconnected),
-                Ok(Message::Text(text)) => return Ok(ws::batch(&text)),
-                Ok(Message::Close(frame)) => return ws::closed(frame.map(|f| u16::from(f.code))),
-                Ok(Message::Binary(_)) => return Err(TransportError::Protocol),
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "WebSocket frame refused");
+                    let close = c.encoder.close(Some((e.close_code(), "")));
+                    let _ = c.send(&close, CLOSE_WAIT);
+                    return Err(e.into());
+                }
+            };
+            match message {
+                Message::Text(text) => return Ok(ws::batch(text)),
+                Message::Binary(_) => return Err(TransportError::Protocol),
+                Message::Pong(_) => {}
+                Message::Ping(_) => {
+                    if let Some(pong) = c.encoder.answer(&message) {
+                        c.send(&pong, request.timeout)
+                            .map_err(|_| TransportError::Disconnected)?;
+                    }
+                }
+                Message::Close(ref frame) => {
+                    let code = frame.as_ref().map(|f| f.code);
+                    tracing::debug!(?code, "WebSocket closed by the server");
+                    // The closing handshake's answer, if the server still listens.
+                    if let Some(answer) = c.encoder.answer(&message) {
+                        let _ = c.send(&answer, CLOSE_WAIT);
+                    }
+                    return ws::closed(code);
+                }
             }
         }
     }
@@ -202,10 +264,9 @@ impl EventTransport for WebSocketTransport {
     fn reset(&mut self) {
         if let Some(mut c) = self.connection.take() {
             // Best effort, and short: the connection may be dead already.
-            let _ = c.tcp.set_write_timeout(Some(Duration::from_millis(200)));
-            let _ = c.socket.close(None);
-            let _ = c.socket.flush();
-            let _ = c.tcp.shutdown(std::net::Shutdown::Both);
+            let close = c.encoder.close(None);
+            let _ = c.send(&close, CLOSE_WAIT);
+            let _ = c.stream.tcp().shutdown(std::net::Shutdown::Both);
         }
     }
 

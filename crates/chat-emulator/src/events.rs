@@ -1,19 +1,28 @@
 //! The events resource: HTTP long polling (reference 6.7) and its WebSocket form
-//! (specified in docs/emulator.md, "WebSocket form of the events resource").
+//! (specified in docs/protocol.md, "WebSocket form of the events resource").
+//!
+//! The WebSocket is chat-net's sans-IO implementation in the server role over hyper's
+//! upgraded connection: no WebSocket library, so nothing logs the upgrade's headers or a
+//! frame's payload (the in-band token, message text).
 
+use std::io;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Path, Request, State};
-use axum::http::HeaderMap;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_core::ids::SessionId;
 use chat_core::wire::ServerEvent;
+use chat_net::ws::READ_BUFFER;
+use chat_net::ws::frame::{Decoder, Encoder, FrameError, Message, Role};
+use chat_net::ws::handshake::{UpgradeError, server_accept};
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::chat_api::{Caller, authorize, credentials, own_session};
@@ -35,6 +44,13 @@ pub(crate) mod close {
     /// The emulator is shutting down.
     pub(crate) const GOING_AWAY: u16 = 1001;
 }
+
+/// The largest message a client may send (close 1009 beyond).
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// How long a write to a client may take before the connection is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the server waits for the client's answer to its close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -95,12 +111,34 @@ pub(crate) async fn events(
                 state.acknowledge(cursor);
             }
         }
-        return match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-            Ok(upgrade) => upgrade
-                .max_message_size(64 * 1024)
-                .on_upgrade(move |socket| websocket_loop(inner, socket, caller, session, cursor)),
-            Err(rejection) => rejection.into_response(),
+        let accept = match server_accept(
+            parts
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        ) {
+            Ok(accept) => accept,
+            Err(e) => return refused_upgrade(e),
         };
+        // Present when the connection is served by hyper with upgrades (not through the router
+        // in process).
+        let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+            return ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "This connection cannot be upgraded to a WebSocket",
+            )
+            .into_response();
+        };
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let socket = hyper_util::rt::TokioIo::new(upgraded);
+                    websocket_loop(inner, socket, caller, session, cursor).await;
+                }
+                Err(e) => tracing::debug!("WebSocket upgrade failed: {e}"),
+            }
+        });
+        return switching_protocols(&accept);
     }
     long_poll(inner, caller, session, cursor).await
 }
@@ -122,6 +160,33 @@ fn parse_query(query: &str) -> Option<EventsQuery> {
         }
     }
     Some(out)
+}
+
+/// The `101` answer that hands the connection over to the WebSocket.
+fn switching_protocols(accept: &str) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
+}
+
+/// An upgrade request without the headers RFC 6455 requires: 400, or 426 with the version
+/// this server speaks.
+fn refused_upgrade(e: UpgradeError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = ApiError::new(status, e.to_string()).into_response();
+    if e == UpgradeError::Version {
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+    }
+    response
 }
 
 fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -205,22 +270,111 @@ struct ClientFrame {
 enum Step {
     Continue,
     Close(u16, &'static str),
+    /// The client closed the connection (or it broke): nothing more to send.
+    End,
 }
 
-async fn websocket_loop(
+/// One side of a WebSocket: the connection and its codec.
+struct Socket<S> {
+    io: S,
+    decoder: Decoder,
+    encoder: Encoder,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
+    /// Writes one frame, within [`WRITE_TIMEOUT`].
+    async fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        let write = async {
+            self.io.write_all(frame).await?;
+            self.io.flush().await
+        };
+        tokio::time::timeout(WRITE_TIMEOUT, write)
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    }
+
+    /// Reads more of the client's frames; `false` when the connection ended.
+    async fn read(&mut self) -> bool {
+        let input = self.decoder.input();
+        input.reserve(READ_BUFFER);
+        matches!(self.io.read_buf(input).await, Ok(n) if n > 0)
+    }
+
+    /// The closing handshake started by the server: the close frame, then the client's
+    /// answer (or the end of the connection, or [`CLOSE_TIMEOUT`]) before the connection
+    /// is dropped, so that the close frame is not lost to a reset.
+    async fn close(&mut self, code: u16, reason: &str) {
+        let frame = self.encoder.close(Some((code, reason)));
+        if self.send(&frame).await.is_err() {
+            return;
+        }
+        let answered = async {
+            loop {
+                match self.decoder.next() {
+                    Ok(Some(Message::Close(_))) | Err(_) => return,
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        if !self.read().await {
+                            return;
+                        }
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, answered).await;
+        let _ = self.io.shutdown().await;
+    }
+}
+
+async fn websocket_loop<S>(
     inner: Arc<Inner>,
-    mut socket: WebSocket,
+    io: S,
     mut caller: Caller,
     session: SessionId,
     cursor: u64,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     Counters::bump(&inner.counters.ws_connections);
     let _reader = StreamGuard::open(&inner, &session, Reader::WebSocket);
+    let mut socket = Socket {
+        io,
+        decoder: Decoder::with_max_message(Role::Server, MAX_CLIENT_MESSAGE),
+        encoder: Encoder::new(Role::Server),
+    };
     let mut sent_up_to = cursor;
     let ping_every = inner.settings.ws_ping_interval;
     let mut ping = tokio::time::interval_at(crate::util::deadline_after(ping_every), ping_every);
     let mut last_heard = Instant::now();
-    let outcome = loop {
+    let outcome = 'connection: loop {
+        // What the client sent, in order (an acknowledgement before a ping is handled
+        // before the pong is sent).
+        loop {
+            let message = match socket.decoder.next() {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(e) => break 'connection refused_frame(e),
+            };
+            last_heard = Instant::now();
+            let step = match message {
+                Message::Ping(_) | Message::Close(_) => {
+                    let answer = socket.encoder.answer(&message);
+                    let sent = match answer {
+                        Some(frame) => socket.send(&frame).await.is_ok(),
+                        None => true,
+                    };
+                    if matches!(message, Message::Close(_)) || !sent {
+                        Step::End
+                    } else {
+                        Step::Continue
+                    }
+                }
+                message => handle_frame(&inner, &mut caller, &session, message),
+            };
+            if !matches!(step, Step::Continue) {
+                break 'connection step;
+            }
+        }
         // Send whatever is new, or learn that the session or token is gone.
         let notify;
         let batch = {
@@ -254,7 +408,8 @@ async fn websocket_loop(
                 .events_delivered
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
             let text = serde_json::to_string(&batch).unwrap_or_else(|_| "[]".to_owned());
-            if socket.send(Message::Text(text.into())).await.is_err() {
+            let frame = socket.encoder.text(&text);
+            if socket.send(&frame).await.is_err() {
                 return;
             }
             continue;
@@ -272,48 +427,48 @@ async fn websocket_loop(
             _ = ping.tick() => {
                 if last_heard.elapsed() > ping_every.saturating_mul(3) {
                     Step::Close(close::GOING_AWAY, "No pong")
-                } else if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
                 } else {
-                    Step::Continue
+                    let frame = socket.encoder.ping(&[]);
+                    if socket.send(&frame).await.is_err() { Step::End } else { Step::Continue }
                 }
             }
-            message = socket.recv() => match message {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(message)) => {
-                    last_heard = Instant::now();
-                    handle_frame(&inner, &mut caller, &session, message)
-                }
-            },
+            // Decoded at the top of the loop.
+            open = socket.read() => if open { Step::Continue } else { Step::End },
         };
-        if let Step::Close(code, reason) = step {
-            break Step::Close(code, reason);
+        if !matches!(step, Step::Continue) {
+            break step;
         }
     };
     if let Step::Close(code, reason) = outcome {
-        let _ = socket
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })))
-            .await;
+        socket.close(code, reason).await;
     }
+}
+
+/// A frame that breaks RFC 6455, or a message past 64 KiB: closed with the RFC's code.
+fn refused_frame(e: FrameError) -> Step {
+    tracing::debug!("WebSocket frame refused: {e}");
+    let reason = match e {
+        FrameError::TooLarge => "Message too large",
+        FrameError::Utf8 => "Text is not UTF-8",
+        _ => "Protocol error",
+    };
+    Step::Close(e.close_code(), reason)
 }
 
 fn handle_frame(inner: &Inner, caller: &mut Caller, session: &SessionId, message: Message) -> Step {
     let text = match message {
         Message::Text(text) => text,
-        // Pings are answered by the WebSocket layer; pongs only prove liveness.
-        Message::Ping(_) | Message::Pong(_) => return Step::Continue,
+        // Pongs only prove liveness (pings and closes are answered by the loop).
+        Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return Step::Continue,
         Message::Binary(_) => {
             return Step::Close(close::BAD_FRAME, "Binary frames are not supported");
         }
-        Message::Close(_) => return Step::Continue,
     };
-    let Ok(frame) = serde_json::from_str::<ClientFrame>(text.as_str()) else {
+    let Ok(frame) = serde_json::from_str::<ClientFrame>(&text) else {
         return Step::Close(close::BAD_FRAME, "Malformed frame");
     };
     if let Some(token) = frame.jwt_token {
+        tracing::debug!("WebSocket: a new token in-band");
         let appkey = inner.secrets.appkey.clone();
         match authorize(
             inner,

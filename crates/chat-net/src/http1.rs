@@ -127,7 +127,11 @@ pub fn request_bytes(request: &Request, target: &Target) -> Result<Vec<u8>, Tran
 }
 
 /// Appends `name: value` and its CRLF.
-fn push_header(out: &mut Vec<u8>, name: &str, value: &str) -> Result<(), TransportError> {
+pub(crate) fn push_header(
+    out: &mut Vec<u8>,
+    name: &str,
+    value: &str,
+) -> Result<(), TransportError> {
     if value.contains(['\r', '\n']) {
         return Err(TransportError::Protocol);
     }

@@ -1,9 +1,10 @@
 //! The network framing both chat adapters (`chat-tokio` and `chat-blocking`) share, free of
 //! any runtime and of I/O: the [`Response`] every transport answers with and the response
-//! size cap, the TLS configuration ([`tls_config_with_roots`]), the HTTP/1.1 long
-//! poll's framing as a sans-IO parser ([`http1`]), and the WebSocket event stream's message
-//! codec ([`ws`]). Each adapter keeps only its I/O: tokio or std sockets, tokio-tungstenite or
-//! tungstenite. Protocol rules stay in `chat-core`.
+//! size cap, the TLS configuration ([`tls_config_with_roots`]), the HTTP/1.1 long poll's
+//! framing as a sans-IO parser ([`http1`]), and the WebSocket protocol (RFC 6455 handshake
+//! and frames, client and server role) with the event stream's message codec ([`ws`]). Each
+//! adapter keeps only its I/O: tokio or std sockets, tokio-rustls or rustls. Protocol rules
+//! stay in `chat-core`.
 //!
 //! # Example
 //!
@@ -38,4 +39,4 @@ pub mod ws;
 pub use response::{Response, append_capped, declared_len, followed_redirect};
 /// rustls's client configuration, as [`tls_config_with_roots`] builds it.
 pub use rustls::ClientConfig as TlsClientConfig;
-pub use tls::{TlsRootsError, default_config, tls_config_with_roots};
+pub use tls::{TlsRootsError, default_config, is_certificate_error, tls_config_with_roots};

@@ -64,6 +64,38 @@ pub fn tls_config_with_roots(pem: &[u8]) -> Result<Arc<ClientConfig>, TlsRootsEr
         .map_err(|e| TlsRootsError::Refused(e.to_string()))
 }
 
+/// Whether this error, or any error it was caused by, is rustls refusing the server's
+/// certificate (unknown issuer, expired, another host's, none at all): the cue for
+/// [`TransportError::Certificate`] rather than [`TransportError::Connect`]. It sees through
+/// `std::io::Error` (how a TLS stream reports a failed handshake) and through the chain of
+/// [`source`](std::error::Error::source)s (how an HTTP client such as reqwest reports it).
+pub fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    // Bounded: a chain of causes is short, and a cyclic one must not hang.
+    for _ in 0..32 {
+        let Some(e) = next else { return false };
+        if let Some(rustls) = e.downcast_ref::<rustls::Error>() {
+            if matches!(
+                rustls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            ) {
+                return true;
+            }
+        }
+        // An io::Error's `source` is its inner error's source, not the inner error itself.
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if is_certificate_error(inner) {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
 fn default_roots() -> RootCertStore {
     RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -93,6 +125,44 @@ mod tests {
         let a = default_config().expect("builds");
         let b = default_config().expect("builds");
         assert!(Arc::ptr_eq(&a, &b));
+    }
+
+    #[derive(Debug)]
+    struct Wrapper(Box<dyn std::error::Error + Send + Sync>);
+
+    impl std::fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("request failed")
+        }
+    }
+
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(self.0.as_ref())
+        }
+    }
+
+    #[test]
+    fn certificate_errors_are_found_however_wrapped() {
+        let refused = || rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let bare = refused();
+        assert!(is_certificate_error(&bare));
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, refused());
+        assert!(is_certificate_error(&io));
+        let chained = Wrapper(Box::new(Wrapper(Box::new(
+            std::io::Error::other(refused()),
+        ))));
+        assert!(is_certificate_error(&chained));
+        assert!(is_certificate_error(
+            &rustls::Error::NoCertificatesPresented
+        ));
+        // Other TLS failures, and other errors, are not about the certificate.
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
+        assert!(!is_certificate_error(&alert));
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, alert);
+        assert!(!is_certificate_error(&Wrapper(Box::new(io))));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(!is_certificate_error(&refused));
     }
 
     #[test]

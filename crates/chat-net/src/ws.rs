@@ -1,7 +1,13 @@
-//! The WebSocket form of the event stream, without I/O: the URL and headers of the upgrade,
-//! the messages a poll sends (the cursor as `{"lastEventId": …}`, a refreshed token as
+//! The WebSocket form of the event stream, without I/O: the protocol itself (RFC 6455: the
+//! opening [`handshake`] and the [`frame`] codec, for the client and the server role), the
+//! messages a poll sends (the cursor as `{"lastEventId": …}`, a refreshed token as
 //! `{"jwtToken": …}`), what a pushed text message and a close code answer, and
 //! [`AutoMode`], `StreamTransport::Auto`'s decision.
+//!
+//! The protocol is written here rather than taken from a WebSocket library because such
+//! libraries log the upgrade request (the `appkey` and the `Bearer` token) and frame payloads
+//! (the in-band token, message text) at trace level through the `log` crate, which an
+//! application's subscriber picks up; nothing here logs more than lengths and kinds.
 //!
 //! ```
 //! use chat_net::ws::{WsCursor, closed};
@@ -20,6 +26,9 @@ use chat_core::validate::MAX_RESPONSE_LEN;
 use chat_core::{Request, RequestKind, TransportError};
 
 use crate::Response;
+
+pub mod frame;
+pub mod handshake;
 
 /// Read buffer of a socket (frames larger than this are still read whole): a chat stream
 /// carries small frames, and a process may hold thousands of sockets.
@@ -81,6 +90,7 @@ impl WsCursor {
     pub fn outgoing(&mut self, last_event_id: Option<&str>, bearer: &str) -> Option<String> {
         let mut frame = serde_json::Map::new();
         if bearer != self.bearer {
+            tracing::debug!("WebSocket: a new token goes in-band");
             let token = bearer.strip_prefix("Bearer ").unwrap_or(bearer);
             frame.insert("jwtToken".to_owned(), token.into());
             bearer.clone_into(&mut self.bearer);
@@ -112,8 +122,8 @@ pub fn idle() -> Response {
 }
 
 /// The answer of a poll that got a pushed text message: `200` with it, a batch of events.
-pub fn batch(text: &str) -> Response {
-    Response::new(200, text.as_bytes().to_vec())
+pub fn batch(text: String) -> Response {
+    Response::new(200, text.into_bytes())
 }
 
 /// What the closing of the socket answers, by close code (`None`: no code, 1005): 4401,
@@ -217,7 +227,7 @@ mod tests {
         assert_eq!(closed(Some(4400)), Err(TransportError::Protocol));
         assert_eq!(closed(Some(1000)), Err(TransportError::Disconnected));
         assert_eq!(closed(None), Err(TransportError::Disconnected));
-        assert!(keeps_socket(&Ok(idle())) && keeps_socket(&Ok(batch("[]"))));
+        assert!(keeps_socket(&Ok(idle())) && keeps_socket(&Ok(batch("[]".to_owned()))));
         assert!(!keeps_socket(&closed(Some(4401))));
     }
 

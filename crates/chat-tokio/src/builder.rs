@@ -11,7 +11,7 @@ use crate::events::EventStream;
 use crate::http1::Http1LongPollTransport;
 use crate::transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport};
 use crate::ws::{AutoTransport, WebSocketTransport};
-use crate::{Error, TlsClientConfig, TokenProvider, WsConnector};
+use crate::{Error, TlsClientConfig, TokenProvider};
 
 /// Which long polling the default transports use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,11 +183,12 @@ impl ClientBuilder {
                         }
                     }
                 };
-                let ws = || match &self.tls {
-                    Some(c) => {
-                        WebSocketTransport::with_connector(WsConnector::Rustls(Arc::clone(c)))
+                let ws = || {
+                    match &self.tls {
+                        Some(c) => WebSocketTransport::with_tls_config(Arc::clone(c)),
+                        None => WebSocketTransport::new(),
                     }
-                    None => WebSocketTransport::new(),
+                    .allow_plain_http(allow_plain_http)
                 };
                 match self.options.transport {
                     StreamTransport::WebSocket => Box::new(ws()),

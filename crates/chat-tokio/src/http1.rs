@@ -81,44 +81,56 @@ impl Http1LongPollTransport {
     }
 
     async fn connect(&self, target: &Target) -> Result<Connection, TransportError> {
-        let tcp = match &target.host {
-            url::Host::Domain(d) => TcpStream::connect((d.as_str(), target.port)).await,
-            url::Host::Ipv4(a) => TcpStream::connect((*a, target.port)).await,
-            url::Host::Ipv6(a) => TcpStream::connect((*a, target.port)).await,
-        }
-        .map_err(|e| {
-            tracing::debug!(error = %e, "long-poll connection failed");
-            TransportError::Connect
-        })?;
-        // Requests are written whole; waiting for more would only delay them.
-        let _ = tcp.set_nodelay(true);
-        let stream = if target.tls {
-            let config = match &self.tls {
-                Some(c) => Arc::clone(c),
-                None => chat_net::default_config()?,
-            };
-            let name = match &target.host {
-                url::Host::Domain(d) => ServerName::try_from(d.clone()),
-                url::Host::Ipv4(a) => Ok(ServerName::IpAddress(std::net::IpAddr::V4(*a).into())),
-                url::Host::Ipv6(a) => Ok(ServerName::IpAddress(std::net::IpAddr::V6(*a).into())),
-            }
-            .map_err(|_| TransportError::Connect)?;
-            let tls = TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| {
-                    tracing::debug!(error = %e, "long-poll TLS handshake failed");
-                    TransportError::Connect
-                })?;
-            Stream::Tls(Box::new(tls))
-        } else {
-            Stream::Plain(tcp)
-        };
         Ok(Connection {
             origin: target.origin(),
-            stream,
+            stream: connect(target, self.tls.as_ref()).await?,
         })
     }
+}
+
+/// Opens a connection to the target: TCP, then TLS for `https://` and `wss://` (with this
+/// configuration, or the process-wide default). A certificate rustls refuses is
+/// [`TransportError::Certificate`]; any other failure [`TransportError::Connect`].
+pub(crate) async fn connect(
+    target: &Target,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<Stream, TransportError> {
+    let tcp = match &target.host {
+        url::Host::Domain(d) => TcpStream::connect((d.as_str(), target.port)).await,
+        url::Host::Ipv4(a) => TcpStream::connect((*a, target.port)).await,
+        url::Host::Ipv6(a) => TcpStream::connect((*a, target.port)).await,
+    }
+    .map_err(|e| {
+        tracing::debug!(error = %e, "connection failed");
+        TransportError::Connect
+    })?;
+    // Requests are written whole; waiting for more would only delay them.
+    let _ = tcp.set_nodelay(true);
+    if !target.tls {
+        return Ok(Stream::Plain(tcp));
+    }
+    let config = match tls {
+        Some(c) => Arc::clone(c),
+        None => chat_net::default_config()?,
+    };
+    let name = match &target.host {
+        url::Host::Domain(d) => ServerName::try_from(d.clone()),
+        url::Host::Ipv4(a) => Ok(ServerName::IpAddress(std::net::IpAddr::V4(*a).into())),
+        url::Host::Ipv6(a) => Ok(ServerName::IpAddress(std::net::IpAddr::V6(*a).into())),
+    }
+    .map_err(|_| TransportError::Connect)?;
+    let tls = TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            if chat_net::is_certificate_error(&e) {
+                TransportError::Certificate
+            } else {
+                TransportError::Connect
+            }
+        })?;
+    Ok(Stream::Tls(Box::new(tls)))
 }
 
 #[cfg(test)]
@@ -210,7 +222,7 @@ async fn read_response(stream: &mut Stream) -> Result<(Response, bool), Transpor
 }
 
 /// A connection, plain or over TLS.
-enum Stream {
+pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
@@ -218,7 +230,7 @@ enum Stream {
 impl Stream {
     /// Whether an idle connection is still open and quiet: the server may have closed it
     /// since the last response (and sent nothing else, as HTTP/1.1 has nothing unasked for).
-    fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         let tcp = match self {
             Self::Plain(s) => s,
             Self::Tls(s) => s.get_ref().0,
@@ -232,7 +244,7 @@ impl Stream {
     }
 
     /// Waits until there is something to read.
-    async fn readable(&self) -> Result<(), TransportError> {
+    pub(crate) async fn readable(&self) -> Result<(), TransportError> {
         match self {
             Self::Plain(s) => s.readable().await.map_err(|_| TransportError::Disconnected),
             // rustls may hold decrypted bytes already; reading is how to find out.

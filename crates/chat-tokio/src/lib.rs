@@ -83,16 +83,15 @@ pub use chat_driver::{
     ChatEvent, DEFAULT_EVENT_CAPACITY, Error, ProviderError, RecvTimeoutError, StreamTransport,
     TryRecvError,
 };
-/// rustls's client configuration, for [`ClientBuilder::tls_config`] and
-/// [`Http1LongPollTransport::with_tls_config`] (see [`tls_config_with_roots`]).
+/// rustls's client configuration, for [`ClientBuilder::tls_config`],
+/// [`Http1LongPollTransport::with_tls_config`] and [`WebSocketTransport::with_tls_config`]
+/// (see [`tls_config_with_roots`]).
 pub use chat_net::TlsClientConfig;
 pub use chat_net::{TlsRootsError, tls_config_with_roots};
 pub use client::{Client, Engagement, HistoryPager, HistoryPages};
 pub use events::EventStream;
 pub use http1::Http1LongPollTransport;
 pub use token::{BoxError, TokenProvider};
-/// The TLS connector type of [`WebSocketTransport::with_connector`].
-pub use tokio_tungstenite::Connector as WsConnector;
 pub use transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport, Response};
 pub use ws::{AutoTransport, WebSocketTransport};
 

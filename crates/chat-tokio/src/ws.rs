@@ -1,25 +1,34 @@
 //! The WebSocket event transport (the emulator's WebSocket form of the events resource) and
 //! [`AutoTransport`], which tries it and falls back to long polling.
+//!
+//! The protocol is chat-net's sans-IO WebSocket ([`chat_net::ws::handshake`] and
+//! [`chat_net::ws::frame`]) over the same connections as the lean long poll (tokio's TCP,
+//! tokio-rustls): no WebSocket library, so nothing logs the upgrade's headers or a frame's
+//! payload, whatever subscriber the application installs.
 
+use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_core::{Request, TransportError};
-use chat_net::ws::{self, AutoMode, WsCursor, websocket_url};
-use futures::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use chat_net::http1::Target;
+use chat_net::ws::frame::{Decoder, Encoder, Message, Role};
+use chat_net::ws::handshake::{ClientHandshake, Upgrade};
+use chat_net::ws::{self, AutoMode, READ_BUFFER, WsCursor, websocket_url};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::rustls::ClientConfig;
 
+use crate::http1::{Stream, connect};
 use crate::transport::{EventTransport, Response};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// How long closing a connection may take (the peer may be gone already).
+const CLOSE_WAIT: Duration = Duration::from_millis(200);
 
 struct Connection {
-    socket: Socket,
+    stream: Stream,
+    decoder: Decoder,
+    encoder: Encoder,
     /// The cursor and token the server knows.
     cursor: WsCursor,
 }
@@ -31,17 +40,26 @@ struct Connection {
 /// frame comes for 60 % of the poll timeout it answers `200 []`, as a long poll would. The close
 /// codes 4401, 4403 and 4404 become the 401, 403 and 404 "Session not found" answers of long
 /// polling; any other loss of the connection is a network failure, after which the next poll
-/// reconnects with the cursor in the URL, so that nothing unacknowledged is lost.
+/// reconnects with the cursor in the URL, so that nothing unacknowledged is lost. Pings are
+/// answered while a poll waits.
+///
+/// `wss://` goes over rustls with the webpki roots (one configuration shared by the whole
+/// process) or the [`ClientConfig`] given to [`with_tls_config`](Self::with_tls_config); a
+/// certificate it does not trust is [`TransportError::Certificate`]. `ws://` only to a
+/// loopback host, unless [`allow_plain_http`](Self::allow_plain_http). A message longer than
+/// [`MAX_MESSAGE`](chat_net::ws::MAX_MESSAGE) is refused with [`TransportError::Protocol`].
 pub struct WebSocketTransport {
     connection: Option<Connection>,
-    connector: Option<Connector>,
+    tls: Option<Arc<ClientConfig>>,
+    allow_plain_http: bool,
 }
 
 impl std::fmt::Debug for WebSocketTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocketTransport")
             .field("connected", &self.connection.is_some())
-            .finish()
+            .field("allow_plain_http", &self.allow_plain_http)
+            .finish_non_exhaustive()
     }
 }
 
@@ -64,72 +82,73 @@ impl WebSocketTransport {
     pub fn new() -> Self {
         Self {
             connection: None,
-            connector: None,
+            tls: None,
+            allow_plain_http: false,
         }
     }
 
-    /// A WebSocket transport with this TLS connector (for instance a rustls configuration
-    /// trusting the emulator's self-signed certificate).
-    pub fn with_connector(connector: Connector) -> Self {
+    /// A WebSocket transport with this TLS configuration (for instance one trusting the
+    /// emulator's self-signed certificate, from
+    /// [`tls_config_with_roots`](crate::tls_config_with_roots)). Give it no ALPN protocols.
+    pub fn with_tls_config(config: Arc<ClientConfig>) -> Self {
         Self {
-            connection: None,
-            connector: Some(connector),
+            tls: Some(config),
+            ..Self::new()
         }
+    }
+
+    /// Allow `ws://` to a host that is not loopback (never in production).
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
     }
 
     pub(crate) async fn open(&mut self, request: &Request) -> Result<Opened, TransportError> {
         self.connection = None;
-        let url = websocket_url(&request.url);
-        let mut upgrade = url
-            .into_client_request()
-            .map_err(|_| TransportError::Connect)?;
-        for (name, value) in request.headers() {
-            if name == "Content-Type" {
-                continue;
+        let target = Target::parse(&websocket_url(&request.url), self.allow_plain_http)?;
+        let mut handshake = ClientHandshake::new()?;
+        let head = handshake.request_bytes(request, &target)?;
+        let mut stream = connect(&target, self.tls.as_ref()).await?;
+        send(&mut stream, &head).await.map_err(|e| {
+            tracing::debug!(error = %e, "WebSocket upgrade not sent");
+            TransportError::Connect
+        })?;
+        drop(head);
+        let mut chunk = Vec::new();
+        let upgrade = loop {
+            chunk.clear();
+            chunk.reserve(READ_BUFFER);
+            match stream.read_buf(&mut chunk).await {
+                Ok(0) => break handshake.end(),
+                Ok(_) => {
+                    if let Some(upgrade) = handshake.push(&chunk).transpose() {
+                        break upgrade;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "WebSocket upgrade failed");
+                    return Err(TransportError::Connect);
+                }
             }
-            let value = HeaderValue::from_str(value).map_err(|_| TransportError::Connect)?;
-            upgrade.headers_mut().insert(name, value);
         }
-        // Small buffers: a chat stream carries small frames, and a process may hold thousands
-        // of sockets (tungstenite's defaults are 128 KiB each way).
-        // A message or frame past the response cap is refused (`Error::Capacity`).
-        let config = WebSocketConfig::default()
-            .read_buffer_size(ws::READ_BUFFER)
-            .write_buffer_size(0)
-            .max_message_size(Some(ws::MAX_MESSAGE))
-            .max_frame_size(Some(ws::MAX_MESSAGE));
-        // `wss://` without a connector of the caller's: the process-wide rustls
-        // configuration, instead of a root store built for every connection.
-        let connector = match &self.connector {
-            Some(c) => Some(c.clone()),
-            None if ws::is_tls_url(&request.url) => {
-                Some(Connector::Rustls(chat_net::default_config()?))
-            }
-            None => None,
-        };
-        let connect = tokio_tungstenite::connect_async_tls_with_config(
-            upgrade,
-            Some(config),
-            true,
-            connector,
-        );
-        match connect.await {
-            Ok((socket, _)) => {
+        .map_err(|e| match e {
+            // The connection ended before an answer.
+            TransportError::Disconnected => TransportError::Connect,
+            e => e,
+        })?;
+        match upgrade {
+            Upgrade::Accepted { rest } => {
+                let mut decoder = Decoder::new(Role::Client);
+                decoder.push(&rest);
                 self.connection = Some(Connection {
-                    socket,
+                    stream,
+                    decoder,
+                    encoder: Encoder::new(Role::Client),
                     cursor: WsCursor::upgraded(request),
                 });
                 Ok(Opened::Yes)
             }
-            Err(tungstenite::Error::Http(response)) => {
-                let status = response.status().as_u16();
-                let body = response.body().clone().unwrap_or_default();
-                Ok(Opened::Refused(Response::new(status, body)))
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "WebSocket upgrade failed");
-                Err(TransportError::Connect)
-            }
+            Upgrade::Refused(response) => Ok(Opened::Refused(response)),
         }
     }
 
@@ -138,29 +157,68 @@ impl WebSocketTransport {
             return Err(TransportError::Disconnected);
         };
         if let Some(text) = c.cursor.outgoing_for(request) {
-            c.socket
-                .send(Message::text(text))
+            let frame = c.encoder.text(&text);
+            send(&mut c.stream, &frame)
                 .await
                 .map_err(|_| TransportError::Disconnected)?;
         }
         let until = tokio::time::Instant::now() + ws::hold(request.timeout);
         loop {
-            match tokio::time::timeout_at(until, c.socket.next()).await {
-                Err(_) => return Ok(ws::idle()),
-                Ok(Some(Err(tungstenite::Error::Capacity(e)))) => {
-                    tracing::debug!(error = %e, "WebSocket message too large");
-                    return Err(TransportError::Protocol);
+            let message = match c.decoder.next() {
+                Ok(Some(message)) => message,
+                Ok(None) => {
+                    // A held poll waits here without a buffer of its own (on plain TCP).
+                    if !c.decoder.has_input() {
+                        match tokio::time::timeout_at(until, c.stream.readable()).await {
+                            Err(_) => return Ok(ws::idle()),
+                            Ok(r) => r?,
+                        }
+                    }
+                    let input = c.decoder.input();
+                    input.reserve(READ_BUFFER);
+                    match tokio::time::timeout_at(until, c.stream.read_buf(input)).await {
+                        Err(_) => return Ok(ws::idle()),
+                        Ok(Ok(0) | Err(_)) => return Err(TransportError::Disconnected),
+                        Ok(Ok(_)) => continue,
+                    }
                 }
-                Ok(None | Some(Err(_))) => return Err(TransportError::Disconnected),
-                Ok(Some(Ok(message))) => match message {
-                    Message::Text(text) => return Ok(ws::batch(&text)),
-                    Message::Close(frame) => return ws::closed(frame.map(|f| u16::from(f.code))),
-                    Message::Binary(_) => return Err(TransportError::Protocol),
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-                },
+                Err(e) => {
+                    tracing::debug!(error = %e, "WebSocket frame refused");
+                    let close = c.encoder.close(Some((e.close_code(), "")));
+                    let _ = tokio::time::timeout(CLOSE_WAIT, send(&mut c.stream, &close)).await;
+                    return Err(e.into());
+                }
+            };
+            match message {
+                Message::Text(text) => return Ok(ws::batch(text)),
+                Message::Binary(_) => return Err(TransportError::Protocol),
+                Message::Pong(_) => {}
+                Message::Ping(_) => {
+                    if let Some(pong) = c.encoder.answer(&message) {
+                        send(&mut c.stream, &pong)
+                            .await
+                            .map_err(|_| TransportError::Disconnected)?;
+                    }
+                }
+                Message::Close(ref frame) => {
+                    let code = frame.as_ref().map(|f| f.code);
+                    tracing::debug!(?code, "WebSocket closed by the server");
+                    // The closing handshake's answer, if the server still listens.
+                    if let Some(answer) = c.encoder.answer(&message) {
+                        let _ =
+                            tokio::time::timeout(CLOSE_WAIT, send(&mut c.stream, &answer)).await;
+                    }
+                    return ws::closed(code);
+                }
             }
         }
     }
+}
+
+/// Writes these bytes whole (through rustls's buffer, for TLS).
+async fn send(stream: &mut Stream, bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }
 
 #[async_trait]
@@ -181,7 +239,12 @@ impl EventTransport for WebSocketTransport {
     async fn reset(&mut self) {
         if let Some(mut c) = self.connection.take() {
             // Best effort, and short: the connection may be dead already.
-            let _ = tokio::time::timeout(Duration::from_millis(200), c.socket.close(None)).await;
+            let close = c.encoder.close(None);
+            let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                send(&mut c.stream, &close).await?;
+                c.stream.shutdown().await
+            })
+            .await;
         }
     }
 
@@ -223,7 +286,8 @@ impl AutoTransport {
         Self::with_websocket(WebSocketTransport::new(), long_poll, upgrade_timeout)
     }
 
-    /// As [`new`](Self::new), with this WebSocket transport (a TLS connector of your own).
+    /// As [`new`](Self::new), with this WebSocket transport (a TLS configuration of your
+    /// own, plain `ws://` allowed...).
     pub fn with_websocket(
         ws: WebSocketTransport,
         long_poll: Box<dyn EventTransport>,
@@ -294,9 +358,11 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use futures::SinkExt;
+    use futures::{SinkExt, StreamExt};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::Message as TMessage;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame as TCloseFrame;
 
     use super::*;
     use crate::http1::tests::poll_request;
@@ -371,17 +437,32 @@ mod tests {
         assert!(format!("{t:?}").contains("fallback"));
     }
 
-    /// A WebSocket server that sends one text message of `len` bytes and then waits.
-    async fn sending(len: usize) -> String {
+    /// A WebSocket server of another implementation (tokio-tungstenite) that sends these
+    /// messages, then waits; what it received comes through the channel.
+    async fn serving(
+        messages: Vec<TMessage>,
+    ) -> (String, tokio::sync::mpsc::UnboundedReceiver<TMessage>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             let (socket, _) = listener.accept().await.unwrap();
             let mut ws = tokio_tungstenite::accept_async(socket).await.unwrap();
-            let _ = ws.send(Message::text(" ".repeat(len))).await;
-            while let Some(Ok(_)) = ws.next().await {}
+            for m in messages {
+                let _ = ws.send(m).await;
+            }
+            while let Some(Ok(m)) = ws.next().await {
+                if tx.send(m).is_err() {
+                    break;
+                }
+            }
         });
-        base
+        (base, rx)
+    }
+
+    /// A WebSocket server that sends one text message of `len` bytes and then waits.
+    async fn sending(len: usize) -> String {
+        serving(vec![TMessage::text(" ".repeat(len))]).await.0
     }
 
     #[tokio::test]
@@ -399,6 +480,106 @@ mod tests {
         let mut t = WebSocketTransport::new();
         let r = t.poll(poll_request(&base)).await.unwrap();
         assert_eq!((r.status, r.body.len()), (200, 1000));
+    }
+
+    #[tokio::test]
+    async fn pings_are_answered_and_close_codes_mapped() {
+        let close = TMessage::Close(Some(TCloseFrame {
+            code: 4404.into(),
+            reason: "Session not found".into(),
+        }));
+        let (base, mut heard) = serving(vec![
+            TMessage::Ping(vec![1, 2, 3].into()),
+            TMessage::text("[1]"),
+            close,
+        ])
+        .await;
+        let mut t = WebSocketTransport::new();
+        let r = t.poll(poll_request(&base)).await.unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"[1]"[..]));
+        assert_eq!(
+            heard.recv().await.unwrap(),
+            TMessage::Pong(vec![1, 2, 3].into())
+        );
+        let r = t.poll(poll_request(&base)).await.unwrap();
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (404, &br#"{"detail":"Session not found"}"#[..])
+        );
+        assert!(t.connection.is_none(), "closed: the next poll reconnects");
+        // The closing handshake was answered with the same code.
+        match heard.recv().await.unwrap() {
+            TMessage::Close(Some(f)) => assert_eq!(u16::from(f.code), 4404),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_quiet_socket_answers_an_empty_batch_and_stays_open() {
+        let (base, _heard) = serving(vec![]).await;
+        let mut t = WebSocketTransport::new();
+        let mut request = poll_request(&base);
+        request.timeout = Duration::from_millis(300);
+        let r = t.poll(request.clone()).await.unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"[]"[..]));
+        assert!(t.connection.is_some());
+        t.reset().await;
+        assert!(t.connection.is_none());
+    }
+
+    #[tokio::test]
+    async fn binary_and_broken_frames_are_protocol_errors() {
+        let (base, _heard) = serving(vec![TMessage::binary(vec![1])]).await;
+        let mut t = WebSocketTransport::new();
+        assert_eq!(
+            t.poll(poll_request(&base)).await,
+            Err(TransportError::Protocol)
+        );
+        // A server that masks its frames, which RFC 6455 forbids; and one that upgrades
+        // with the wrong accept key.
+        let masked: &[u8] = &[0x81, 0x81, b'a', b'b', b'c', b'd', 0];
+        for (accept_with, frames) in [
+            (None, masked),
+            (Some("AAAAAAAAAAAAAAAAAAAAAAAAAAA="), &[][..]),
+        ] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut head = vec![0; 4096];
+                let n = socket.read(&mut head).await.unwrap();
+                let head = String::from_utf8_lossy(&head[..n]).into_owned();
+                let key = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                    .unwrap();
+                let accept = accept_with
+                    .map_or_else(|| chat_net::ws::handshake::accept_key(key), str::to_owned);
+                let mut answer = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                )
+                .into_bytes();
+                answer.extend_from_slice(frames);
+                let _ = socket.write_all(&answer).await;
+                let _ = socket.read(&mut [0; 64]).await;
+            });
+            let mut t = WebSocketTransport::new();
+            assert_eq!(
+                t.poll(poll_request(&base)).await,
+                Err(TransportError::Protocol),
+                "{accept_with:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn plain_ws_only_to_loopback_unless_allowed() {
+        let mut t = WebSocketTransport::new();
+        let mut request = poll_request("http://127.0.0.1:1");
+        request.url = request.url.replace("127.0.0.1:1", "example.invalid:1");
+        assert_eq!(t.poll(request).await, Err(TransportError::Connect));
+        let t = WebSocketTransport::new().allow_plain_http(true);
+        assert!(format!("{t:?}").contains("allow_plain_http: true"));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! No secret reaches a log line or an error: a whole chat over each transport, with the
 //! backend's token client (client secret → access token → JWT) as the token provider, a
-//! refresh after a 401, injected faults and refused calls, traced at TRACE into memory.
+//! token pushed with `set_token` (in-band over the WebSocket), a refresh after a 401,
+//! injected faults and refused calls, traced at TRACE into memory, with the `log` crate's
+//! records bridged in as `tracing_subscriber::fmt().init()` does: whatever logs through
+//! either facade is captured.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -39,6 +42,26 @@ impl Texts {
     }
 }
 
+/// In every message the customer sends: no log line may quote it.
+const SAID: &str = "plover-said-7f3a";
+
+fn said(text: &str) -> String {
+    format!("{SAID} {text}")
+}
+
+/// `text` and its hexadecimal form (how a frame dump shows a payload).
+fn forms(text: &str) -> [String; 2] {
+    let hex = text.bytes().map(|b| format!("{b:02x}")).collect();
+    [text.to_owned(), hex]
+}
+
+/// Installs the `log` → `tracing` bridge once per process, as an application's
+/// `tracing_subscriber::fmt().init()` does; the records then go to each thread's subscriber.
+fn bridge_log() {
+    static BRIDGE: std::sync::Once = std::sync::Once::new();
+    BRIDGE.call_once(|| tracing_log::LogTracer::init().unwrap());
+}
+
 async fn whole_chat(transport: StreamTransport, texts: &mut Texts) -> Vec<String> {
     let emu = emulator(AgentMode::Agent).await;
     let c = emu.credentials().clone();
@@ -51,6 +74,7 @@ async fn whole_chat(transport: StreamTransport, texts: &mut Texts) -> Vec<String
         c.integration_id.clone(),
     ))
     .unwrap();
+    let pusher = backend.clone();
     // Every JWT handed to the client, and every access token, is a secret to look for.
     let minted = Arc::new(Mutex::new(Vec::<String>::new()));
     let seen = Arc::clone(&minted);
@@ -78,8 +102,23 @@ async fn whole_chat(transport: StreamTransport, texts: &mut Texts) -> Vec<String
     texts.0.push(format!("{chat:?}"));
     let (_, before) =
         expect_event_seen(&mut events, |e| matches!(e, Event::MessageArrived(_))).await;
-    chat.send_message("first").await.unwrap();
+    chat.send_message(&said("first")).await.unwrap();
     expect_event(&mut events, arrived_with("first")).await;
+
+    // A token pushed by the application: over the WebSocket, the next poll sends it in-band
+    // (`{"jwtToken": …}`) on the open socket. Two messages: the poll after the first one's
+    // arrival carries the token.
+    let pushed = pusher
+        .generate_jwt(&CustomerRequest::verified("redaction-customer"))
+        .await
+        .unwrap();
+    let pushed = pushed.token.expose().to_owned();
+    minted.lock().unwrap().push(pushed.clone());
+    client.set_token(&pushed).unwrap();
+    chat.send_message(&said("pushed")).await.unwrap();
+    expect_event(&mut events, arrived_with("pushed")).await;
+    chat.send_message(&said("in-band")).await.unwrap();
+    expect_event(&mut events, arrived_with("in-band")).await;
 
     // A 401 on the stream and a refresh through the provider.
     emu.control().expire_tokens();
@@ -90,17 +129,17 @@ async fn whole_chat(transport: StreamTransport, texts: &mut Texts) -> Vec<String
     expect_event(&mut events, |e| matches!(e, Event::EventStreamConnected)).await;
     // A 401 on a command, replayed after a refresh.
     emu.control().expire_tokens();
-    chat.send_message("after a refresh").await.unwrap();
+    chat.send_message(&said("after a refresh")).await.unwrap();
     expect_event(&mut events, arrived_with("after a refresh")).await;
 
     // Faults: the stream drops and fails; a command fails with a server error.
     emu.control().drop_next_polls(1);
     emu.control().fail_next(Route::Events, 503, 1);
     emu.control().fail_next(Route::AnyChat, 500, 1);
-    if let Err(e) = chat.send_message("through a fault").await {
+    if let Err(e) = chat.send_message(&said("through a fault")).await {
         texts.error(&e, &e);
     }
-    chat.send_message("after the faults").await.unwrap();
+    chat.send_message(&said("after the faults")).await.unwrap();
     expect_event(&mut events, arrived_with("after the faults")).await;
 
     // Refused calls: a bad argument, a token that is not one, an oversized text.
@@ -138,14 +177,15 @@ async fn whole_chat(transport: StreamTransport, texts: &mut Texts) -> Vec<String
         secrets.push(parts[2].to_owned());
     }
     assert!(
-        minted.lock().unwrap().len() >= 3,
-        "the provider was asked at start and twice on 401"
+        minted.lock().unwrap().len() >= 4,
+        "the provider was asked at start and twice on 401, and a token was pushed"
     );
     emu.shutdown().await;
     secrets
 }
 
 async fn no_secret_in_logs_or_errors(transport: StreamTransport) {
+    bridge_log();
     let buffer = Buffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -156,6 +196,8 @@ async fn no_secret_in_logs_or_errors(transport: StreamTransport) {
     // The test's runtime is single-threaded: the client's and the emulator's tasks all run
     // on this thread, under this subscriber.
     let _guard = tracing::subscriber::set_default(subscriber);
+    // A record of the `log` crate, to show that the bridge delivers them here.
+    log::trace!(target: "bridge", "log records are captured");
     let mut texts = Texts::default();
     let secrets = whole_chat(transport, &mut texts).await;
     let logs = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
@@ -164,17 +206,33 @@ async fn no_secret_in_logs_or_errors(transport: StreamTransport) {
         "tracing was not captured: {} lines",
         logs.lines().count()
     );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("bridge") && l.contains("log records are captured")),
+        "the log bridge is not installed"
+    );
     assert!(texts.0.len() > 10, "{}", texts.0.len());
     for secret in &secrets {
-        for line in logs.lines() {
-            assert!(
-                !line.contains(secret.as_str()),
-                "a secret in a log line: {line}"
-            );
+        for form in forms(secret) {
+            for line in logs.lines() {
+                assert!(!line.contains(&form), "a secret in a log line: {line}");
+            }
         }
         for text in &texts.0 {
             assert!(!text.contains(secret.as_str()), "a secret in: {text}");
         }
+    }
+    // What the customer said is no one's business either (errors and events may show it).
+    for form in forms(SAID) {
+        for line in logs.lines() {
+            assert!(!line.contains(&form), "message text in a log line: {line}");
+        }
+    }
+    if transport == StreamTransport::WebSocket {
+        assert!(
+            logs.contains("WebSocket: a new token goes in-band"),
+            "no in-band token refresh"
+        );
     }
 }
 

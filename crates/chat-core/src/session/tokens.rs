@@ -82,6 +82,7 @@ impl Session {
         });
         match token {
             Ok(token) => {
+                tracing::debug!(exp = token.expires_at_unix(), "chat token refreshed");
                 self.tokens.fetch = None;
                 self.timers.stop(Timer::TokenFetch);
                 self.install_token(now, wall, token);

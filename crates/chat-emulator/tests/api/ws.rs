@@ -249,3 +249,104 @@ async fn server_pings_keep_the_connection_alive() {
         }
     }
 }
+
+/// Writes a raw upgrade request (credentials and these WebSocket headers) and reads the
+/// status line and headers of the answer.
+async fn raw_upgrade(h: &Harness, token: &str, sid: &str, headers: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = h.chat(&format!("/sessions/{sid}/events"));
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut tcp = tokio::net::TcpStream::connect(authority).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nappkey: {}\r\n{headers}\r\n",
+        h.emu.credentials().appkey
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed without an answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).to_lowercase()
+}
+
+#[tokio::test]
+async fn upgrade_headers_are_checked() {
+    let h = start(AgentMode::Off).await;
+    let token = h.jwt("ws5", false).await;
+    let sid = h.create_session(&token).await;
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let ok = raw_upgrade(
+        &h,
+        &token,
+        &sid,
+        &format!("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n{key}"),
+    )
+    .await;
+    assert!(ok.starts_with("http/1.1 101"), "{ok}");
+    // RFC 6455's example key and the answer it expects.
+    assert!(
+        ok.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{ok}"
+    );
+    let old = raw_upgrade(
+        &h,
+        &token,
+        &sid,
+        &format!("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\n{key}"),
+    )
+    .await;
+    assert!(old.starts_with("http/1.1 426"), "{old}");
+    assert!(old.contains("sec-websocket-version: 13"), "{old}");
+    let keyless = raw_upgrade(
+        &h,
+        &token,
+        &sid,
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
+    )
+    .await;
+    assert!(keyless.starts_with("http/1.1 400"), "{keyless}");
+    let no_connection = raw_upgrade(
+        &h,
+        &token,
+        &sid,
+        &format!("Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n{key}"),
+    )
+    .await;
+    assert!(no_connection.starts_with("http/1.1 400"), "{no_connection}");
+}
+
+#[tokio::test]
+async fn oversized_messages_close_with_1009_and_client_closes_are_answered() {
+    let h = start(AgentMode::Off).await;
+    let token = h.jwt("ws6", false).await;
+    let sid = h.create_session(&token).await;
+    let mut socket = connect(&h, &token, &sid, None).await;
+    socket
+        .send(Message::Text(" ".repeat(64 * 1024 + 1).into()))
+        .await
+        .unwrap();
+    assert_eq!(next_close(&mut socket).await.0, 1009);
+    // The closing handshake started by the client: the server answers with the same code.
+    let mut socket = connect(&h, &token, &sid, None).await;
+    socket
+        .send(Message::Close(Some(
+            tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: 1000.into(),
+                reason: "bye".into(),
+            },
+        )))
+        .await
+        .unwrap();
+    assert_eq!(next_close(&mut socket).await.0, 1000);
+    // Exactly 64 KiB is read (and refused as a malformed frame: it is not JSON).
+    let mut socket = connect(&h, &token, &sid, None).await;
+    socket
+        .send(Message::Text(" ".repeat(64 * 1024).into()))
+        .await
+        .unwrap();
+    assert_eq!(next_close(&mut socket).await.0, 4400);
+}

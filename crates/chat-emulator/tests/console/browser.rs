@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use chat_emulator::{AgentMode, Emulator};
-use chat_tokio::{Client, Event, EventStream, StreamFailureReason, token_provider_fn};
+use chat_tokio::{Client, Event, EventStream, StreamFailureReason};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout};
@@ -126,11 +126,11 @@ async fn console_in_headless_chromium() {
     let provider = {
         let control = emu.control();
         let calls = Arc::clone(&calls);
-        token_provider_fn(move || {
+        move || {
             calls.fetch_add(1, Ordering::SeqCst);
             let token = control.mint_token("alice", true, Duration::from_secs(3600));
             async move { Ok(token) }
-        })
+        }
     };
     let (client, mut events) = Client::builder(emu.base_url(), &c.integration_id, &c.appkey)
         .token_provider(provider)
@@ -138,7 +138,7 @@ async fn console_in_headless_chromium() {
         .connect()
         .await
         .unwrap();
-    let chat = client.create_engagement(Default::default()).await.unwrap();
+    let chat = client.create_engagement().await.unwrap();
     script
         .tell(json!({"engagementId": chat.id().as_str()}))
         .await;
@@ -148,7 +148,7 @@ async fn console_in_headless_chromium() {
     })
     .await;
     let question = "Hi! My parcel 12345 has not arrived yet.";
-    chat.send_message(question, None).await.unwrap();
+    chat.send_message(question).await.unwrap();
     script.tell(json!({"customerText": question})).await;
 
     // Answered as the agent in the page, as a reply: the client receives it.
@@ -186,7 +186,7 @@ async fn console_in_headless_chromium() {
     script.expect("fault-armed").await;
     script.expect("fault-fired").await;
     let after = "Still there after the faults?";
-    chat.send_message(after, None).await.unwrap();
+    chat.send_message(after).await.unwrap();
     let transcript = emu.control().transcript(chat.id()).unwrap();
     assert!(
         transcript
@@ -205,13 +205,13 @@ async fn console_in_headless_chromium() {
         .connect()
         .await
         .unwrap();
-    let kiosk_chat = kiosk.create_engagement(Default::default()).await.unwrap();
+    let kiosk_chat = kiosk.create_engagement().await.unwrap();
     expect_event(&mut kiosk_events, "the simulated agent", |e| {
         matches!(e, Event::EngagementActive(_))
     })
     .await;
     let kiosk_text = "Hello from the kiosk";
-    kiosk_chat.send_message(kiosk_text, None).await.unwrap();
+    kiosk_chat.send_message(kiosk_text).await.unwrap();
     script
         .tell(json!({"engagementId": kiosk_chat.id().as_str(), "customerText": kiosk_text}))
         .await;

@@ -453,6 +453,7 @@ async fn the_default_roots_refuse_an_unknown_certificate() {
         .unwrap();
     let mut t = Http1LongPollTransport::new();
     let r = t.poll(poll_request(&emu.base_url())).await;
-    assert_eq!(r, Err(TransportError::Connect));
+    // Said as such, with its remedy, rather than as an unreachable server.
+    assert_eq!(r, Err(TransportError::Certificate));
     emu.shutdown().await;
 }
