@@ -28,7 +28,9 @@ type Ticket = u64;
 /// What the I/O threads post.
 pub(crate) enum Input {
     Rest(RequestId, Result<Response, TransportError>),
-    Poll(RequestId, Result<Response, TransportError>),
+    Poll(RequestId, PollOutcome),
+    /// A probe's answer: its failure says nothing about the stream's connection.
+    Probe(RequestId, PollOutcome),
     Token(RequestId, Result<String, BoxError>),
     /// A command changed the driver: recompute the deadline.
     Wake,
@@ -248,9 +250,9 @@ fn stream_thread(
     while let Ok(job) = jobs.recv() {
         let id = job.request.id;
         let input = if job.cancel.is_cancelled() {
-            Input::Rest(id, Err(TransportError::Disconnected))
+            Input::Poll(id, PollOutcome::Failed(TransportError::Disconnected))
         } else if job.request.kind == RequestKind::Probe {
-            Input::Rest(id, probes.poll(job.request, &job.cancel))
+            Input::Probe(id, probes.poll(job.request, &job.cancel))
         } else {
             if job.reset {
                 events.reset();
@@ -299,13 +301,14 @@ impl State {
                     }
                 }
             }
-            Input::Poll(id, result) => {
+            Input::Poll(id, outcome) => {
                 if self.in_flight.remove(&id).is_some() {
-                    self.reset_stream |= result.is_err();
-                    let outcome = match result {
-                        Ok(r) => PollOutcome::from_http(r.status, r.body),
-                        Err(e) => PollOutcome::Failed(e),
-                    };
+                    self.reset_stream |= matches!(outcome, PollOutcome::Failed(_));
+                    self.driver.handle_poll(now, id, outcome);
+                }
+            }
+            Input::Probe(id, outcome) => {
+                if self.in_flight.remove(&id).is_some() {
                     self.driver.handle_poll(now, id, outcome);
                 }
             }

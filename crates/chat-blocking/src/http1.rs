@@ -6,7 +6,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_core::{Request, TransportError};
+use chat_core::{PollOutcome, Request, TransportError};
 use chat_net::http1::{ParsedResponse, READ_CHUNK, ResponseParser, Target, request_bytes};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
@@ -270,13 +270,13 @@ fn read_response(
 }
 
 impl EventTransport for Http1LongPollTransport {
-    fn poll(&mut self, request: Request, cancel: &Cancel) -> Result<Response, TransportError> {
-        let target = Target::parse(&request.url, self.allow_plain_http)?;
-        let result = self.exchange(&request, &target, cancel);
+    fn poll(&mut self, request: Request, cancel: &Cancel) -> PollOutcome {
+        let result = Target::parse(&request.url, self.allow_plain_http)
+            .and_then(|target| self.exchange(&request, &target, cancel));
         if result.is_err() {
             self.connection = None;
         }
-        result
+        chat_net::poll_outcome(result)
     }
 
     fn reset(&mut self) {

@@ -10,9 +10,9 @@
 //! An embedder can bring their own HTTP stack, a proxy or an in-memory transport by
 //! implementing these traits and passing them to
 //! [`ClientBuilder::http_transport`](crate::ClientBuilder::http_transport) and
-//! [`ClientBuilder::event_transport`](crate::ClientBuilder::event_transport). The client
-//! applies each request's [`timeout`](chat_core::Request::timeout) itself (a late answer is
-//! ignored), but a thread blocked in a transport can only be waited for: implementations
+//! [`ClientBuilder::event_transport`](crate::ClientBuilder::event_transport). chat-core
+//! times each request out itself (at its [`timeout`](chat_core::Request::timeout) a late answer
+//! is ignored), but a thread blocked in a transport can only be waited for: implementations
 //! should bound their own calls by the request's timeout, and event transports should honour
 //! [`Cancel`].
 
@@ -21,7 +21,7 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chat_core::validate::MAX_RESPONSE_LEN;
-use chat_core::{Request, TransportError};
+use chat_core::{PollOutcome, Request, TransportError};
 
 use crate::TlsClientConfig;
 use crate::threads::on_own_thread;
@@ -103,16 +103,17 @@ pub trait HttpTransport: Send + Sync + 'static {
 /// Carries the event stream, one turn at a time, on the client's stream thread.
 ///
 /// Each [`RequestKind::Poll`](chat_core::RequestKind::Poll) request asks for the events after
-/// its `last_event_id`; answer with the next batch as a `200` response whose body is the JSON
-/// array of server events, or with the status the server refused the stream with (401, 403,
-/// 404 "Session not found"...). Only one poll is in flight at a time. When a poll is
+/// its `last_event_id`; answer with the next batch ([`PollOutcome::Events`], the JSON array of
+/// server events), the refusal the server answered with ([`PollOutcome::Unauthorized`],
+/// [`PollOutcome::SessionGone`]...: [`PollOutcome::from_http`] maps a long poll's status), or
+/// the failure to get any answer. Only one poll is in flight at a time. When a poll is
 /// cancelled (see [`Cancel`]) or fails, the next call is preceded by
 /// [`reset`](Self::reset), which must drop any persistent connection, so that everything not
 /// acknowledged is delivered again.
 pub trait EventTransport: Send + 'static {
-    /// The next batch of events after the request's cursor. Register the sockets you block
-    /// on with `cancel`.
-    fn poll(&mut self, request: Request, cancel: &Cancel) -> Result<Response, TransportError>;
+    /// How the turn ended: the next batch of events after the request's cursor, a refusal,
+    /// any other HTTP answer, or no answer. Register the sockets you block on with `cancel`.
+    fn poll(&mut self, request: Request, cancel: &Cancel) -> PollOutcome;
 
     /// Drops any persistent connection: the previous poll was abandoned or failed.
     fn reset(&mut self) {}
@@ -124,7 +125,7 @@ pub trait EventTransport: Send + 'static {
 }
 
 impl<T: EventTransport + ?Sized> EventTransport for Box<T> {
-    fn poll(&mut self, request: Request, cancel: &Cancel) -> Result<Response, TransportError> {
+    fn poll(&mut self, request: Request, cancel: &Cancel) -> PollOutcome {
         (**self).poll(request, cancel)
     }
     fn reset(&mut self) {
@@ -296,8 +297,8 @@ impl LongPollTransport {
 }
 
 impl EventTransport for LongPollTransport {
-    fn poll(&mut self, request: Request, _cancel: &Cancel) -> Result<Response, TransportError> {
-        self.http.send(request)
+    fn poll(&mut self, request: Request, _cancel: &Cancel) -> PollOutcome {
+        chat_net::poll_outcome(self.http.send(request))
     }
 
     fn name(&self) -> &'static str {

@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_core::{Request, TransportError};
+use chat_core::{PollOutcome, Request, TransportError};
 use chat_net::http1::Target;
 use chat_net::ws::frame::{Decoder, Encoder, Message, Role};
 use chat_net::ws::handshake::{ClientHandshake, Upgrade};
@@ -181,7 +181,7 @@ impl WebSocketTransport {
         }
     }
 
-    fn turn(&mut self, request: &Request, cancel: &Cancel) -> Result<Response, TransportError> {
+    fn turn(&mut self, request: &Request, cancel: &Cancel) -> Result<PollOutcome, TransportError> {
         let Some(c) = self.connection.as_mut() else {
             return Err(TransportError::Disconnected);
         };
@@ -239,7 +239,7 @@ impl WebSocketTransport {
                     if let Some(answer) = c.encoder.answer(&message) {
                         let _ = c.send(&answer, CLOSE_WAIT);
                     }
-                    return ws::closed(code);
+                    return Ok(ws::closed(code));
                 }
             }
         }
@@ -247,18 +247,22 @@ impl WebSocketTransport {
 }
 
 impl EventTransport for WebSocketTransport {
-    fn poll(&mut self, request: Request, cancel: &Cancel) -> Result<Response, TransportError> {
+    fn poll(&mut self, request: Request, cancel: &Cancel) -> PollOutcome {
         if self.connection.is_none() {
             let deadline = Instant::now() + request.timeout;
-            if let Opened::Refused(response) = self.open(&request, cancel, deadline)? {
-                return Ok(response);
+            match self.open(&request, cancel, deadline) {
+                Ok(Opened::Yes) => {}
+                Ok(Opened::Refused(r)) => return PollOutcome::from_http(r.status, r.body),
+                Err(e) => return PollOutcome::Failed(e),
             }
         }
-        let result = self.turn(&request, cancel);
-        if !ws::keeps_socket(&result) {
+        let outcome = self
+            .turn(&request, cancel)
+            .unwrap_or_else(PollOutcome::Failed);
+        if !ws::keeps_socket(&outcome) {
             self.reset();
         }
-        result
+        outcome
     }
 
     fn reset(&mut self) {
@@ -320,7 +324,7 @@ impl AutoTransport {
 }
 
 impl EventTransport for AutoTransport {
-    fn poll(&mut self, request: Request, cancel: &Cancel) -> Result<Response, TransportError> {
+    fn poll(&mut self, request: Request, cancel: &Cancel) -> PollOutcome {
         match self.mode {
             AutoMode::WebSocket => return self.ws.poll(request, cancel),
             AutoMode::LongPoll => return self.long_poll.poll(request, cancel),
@@ -333,8 +337,10 @@ impl EventTransport for AutoTransport {
                 self.mode = AutoMode::WebSocket;
                 self.ws.poll(request, cancel)
             }
-            Ok(Opened::Refused(r)) if AutoMode::passes_on(r.status) => Ok(r),
-            _ if cancel.is_cancelled() => Err(TransportError::Disconnected),
+            Ok(Opened::Refused(r)) if AutoMode::passes_on(r.status) => {
+                PollOutcome::from_http(r.status, r.body)
+            }
+            _ if cancel.is_cancelled() => PollOutcome::Failed(TransportError::Disconnected),
             _ => {
                 tracing::debug!("event stream: WebSocket refused, long polling");
                 self.mode = AutoMode::LongPoll;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chat_blocking::{
     AutoTransport, Cancel, ChatError, Error, EventTransport, Http1LongPollTransport, HttpTransport,
-    ReqwestTransport, StreamTransport, TransportError, WebSocketTransport,
+    PollOutcome, ReqwestTransport, StreamTransport, TransportError, WebSocketTransport,
 };
 use chat_emulator::AgentMode;
 use support::*;
@@ -47,12 +47,12 @@ fn every_transport_reports_the_certificate() {
     );
     assert_eq!(
         Http1LongPollTransport::new().poll(request.clone(), &Cancel::new()),
-        Err(TransportError::Certificate),
+        PollOutcome::Failed(TransportError::Certificate),
         "long poll"
     );
     assert_eq!(
         WebSocketTransport::new().poll(request.clone(), &Cancel::new()),
-        Err(TransportError::Certificate),
+        PollOutcome::Failed(TransportError::Certificate),
         "WebSocket"
     );
     // Auto falls back to long polling, which says the same.
@@ -63,7 +63,7 @@ fn every_transport_reports_the_certificate() {
     );
     assert_eq!(
         auto.poll(request, &Cancel::new()),
-        Err(TransportError::Certificate),
+        PollOutcome::Failed(TransportError::Certificate),
         "auto"
     );
 }

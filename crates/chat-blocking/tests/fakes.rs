@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chat_blocking::{
     BoxError, Cancel, Client, ClientBuilder, Config, Event, EventStream, EventTransport,
-    HttpTransport, Request, Response, StreamFailureReason, TransportError,
+    HttpTransport, PollOutcome, Request, Response, StreamFailureReason, TransportError,
 };
 use chat_core::Method;
 use serde_json::json;
@@ -70,15 +70,18 @@ impl HttpTransport for Rest {
     }
 }
 
-/// An event stream answered by a closure.
+/// An event stream answered by a closure, as a long poll's HTTP answers.
 struct Polls<F>(F);
 
 impl<F> EventTransport for Polls<F>
 where
     F: FnMut(Request) -> Result<Response, TransportError> + Send + 'static,
 {
-    fn poll(&mut self, request: Request, _cancel: &Cancel) -> Result<Response, TransportError> {
-        (self.0)(request)
+    fn poll(&mut self, request: Request, _cancel: &Cancel) -> PollOutcome {
+        match (self.0)(request) {
+            Ok(r) => PollOutcome::from_http(r.status, r.body),
+            Err(e) => PollOutcome::Failed(e),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chat_blocking::{
     Cancel, Client, Event, EventStream, EventTransport, Http1LongPollTransport, HttpTransport,
-    ReqwestTransport, StreamTransport, TransportError, tls_config_with_roots,
+    PollOutcome, ReqwestTransport, StreamTransport, TransportError, tls_config_with_roots,
 };
 use chat_emulator::{AgentMode, Route};
 use support::*;
@@ -134,7 +134,7 @@ fn responses_past_the_cap_are_refused() {
     let r = ReqwestTransport::new().send(request_to(&base));
     assert_eq!(r, Err(TransportError::Protocol));
     let r = Http1LongPollTransport::new().poll(request_to(&base), &Cancel::new());
-    assert_eq!(r, Err(TransportError::Protocol));
+    assert_eq!(r, PollOutcome::Failed(TransportError::Protocol));
 
     let mut chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
     let chunk = 64 * 1024;
@@ -148,16 +148,15 @@ fn responses_past_the_cap_are_refused() {
     let r = ReqwestTransport::new().send(request_to(&base));
     assert_eq!(r, Err(TransportError::Protocol));
     let r = Http1LongPollTransport::new().poll(request_to(&base), &Cancel::new());
-    assert_eq!(r, Err(TransportError::Protocol));
+    assert_eq!(r, PollOutcome::Failed(TransportError::Protocol));
 
     // Within the cap, both read the body.
     let base = answering(b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}".to_vec());
     let r = ReqwestTransport::new().send(request_to(&base)).unwrap();
     assert_eq!((r.status, r.body.as_slice()), (201, &b"{}"[..]));
-    let r = Http1LongPollTransport::new()
-        .poll(request_to(&base), &Cancel::new())
-        .unwrap();
-    assert_eq!((r.status, r.body.as_slice()), (201, &b"{}"[..]));
+    let r = Http1LongPollTransport::new().poll(request_to(&base), &Cancel::new());
+    let body = b"{}".to_vec();
+    assert_eq!(r, PollOutcome::Status { status: 201, body });
 }
 
 #[test]
@@ -180,7 +179,7 @@ fn a_cancelled_poll_returns_at_once() {
     };
     let start = std::time::Instant::now();
     let r = Http1LongPollTransport::new().poll(request_to(&base), &cancel);
-    assert_eq!(r, Err(TransportError::Disconnected));
+    assert_eq!(r, PollOutcome::Failed(TransportError::Disconnected));
     assert!(
         start.elapsed() < Duration::from_secs(2),
         "{:?}",

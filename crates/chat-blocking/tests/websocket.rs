@@ -1,6 +1,6 @@
 //! The blocking `WebSocketTransport` against scripted servers (chat-net's codec in the server
-//! role over std sockets): pings answered while a poll waits, close codes mapped to the long
-//! poll's statuses, the upgrade bounded by the request's timeout, and [`Cancel`] interrupting
+//! role over std sockets): pings answered while a poll waits, close codes mapped to the refusals
+//! they stand for, the upgrade bounded by the request's timeout, and [`Cancel`] interrupting
 //! a poll blocked on the socket.
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use chat_blocking::{Cancel, EventTransport, TransportError, WebSocketTransport};
+use chat_blocking::{Cancel, EventTransport, PollOutcome, TransportError, WebSocketTransport};
 use chat_net::ws::frame::{Decoder, Encoder, Message, Role};
 use chat_net::ws::handshake::accept_key;
 use support::request_to;
@@ -76,14 +76,15 @@ fn pings_are_answered_and_close_codes_mapped() {
         heard.send(next(&mut socket, &mut decoder)).unwrap();
     });
     let mut t = WebSocketTransport::new();
-    let r = t.poll(request_to(&base), &Cancel::new()).unwrap();
-    assert_eq!((r.status, r.body.as_slice()), (200, &b"[1]"[..]));
+    let r = t.poll(request_to(&base), &Cancel::new());
+    assert_eq!(r, PollOutcome::Events(b"[1]".to_vec()));
     assert_eq!(
         pongs.recv().unwrap(),
         Message::Pong(b"are you there".to_vec())
     );
-    let r = t.poll(request_to(&base), &Cancel::new()).unwrap();
-    assert_eq!(r.status, 401);
+    // The close code is the refusal it stands for, not an HTTP body to parse again.
+    let r = t.poll(request_to(&base), &Cancel::new());
+    assert_eq!(r, PollOutcome::Unauthorized);
     // The closing handshake is answered with the same code.
     match pongs.recv().unwrap() {
         Message::Close(Some(f)) => assert_eq!(f.code, 4401),
@@ -102,8 +103,8 @@ fn a_quiet_socket_answers_an_empty_batch() {
     let mut t = WebSocketTransport::new();
     let mut request = request_to(&base);
     request.timeout = Duration::from_millis(300);
-    let r = t.poll(request, &Cancel::new()).unwrap();
-    assert_eq!((r.status, r.body.as_slice()), (200, &b"[]"[..]));
+    let r = t.poll(request, &Cancel::new());
+    assert_eq!(r, PollOutcome::Events(b"[]".to_vec()));
     drop(done);
 }
 
@@ -122,7 +123,7 @@ fn the_upgrade_is_bounded_by_the_request_timeout() {
     request.timeout = Duration::from_millis(300);
     let start = Instant::now();
     let r = WebSocketTransport::new().poll(request, &Cancel::new());
-    assert_eq!(r, Err(TransportError::Timeout));
+    assert_eq!(r, PollOutcome::Failed(TransportError::Timeout));
     assert!(
         start.elapsed() < Duration::from_secs(3),
         "{:?}",
@@ -154,7 +155,7 @@ fn a_cancelled_poll_returns_at_once() {
     request.timeout = Duration::from_secs(60);
     let start = Instant::now();
     let r = WebSocketTransport::new().poll(request, &cancel);
-    assert_eq!(r, Err(TransportError::Disconnected));
+    assert_eq!(r, PollOutcome::Failed(TransportError::Disconnected));
     assert!(
         start.elapsed() < Duration::from_secs(5),
         "{:?}",
@@ -169,7 +170,7 @@ fn plain_ws_only_to_loopback_unless_allowed() {
     let mut request = request_to("http://127.0.0.1:1");
     request.url = request.url.replace("127.0.0.1:1", "example.invalid:1");
     let r = WebSocketTransport::new().poll(request, &Cancel::new());
-    assert_eq!(r, Err(TransportError::Connect));
+    assert_eq!(r, PollOutcome::Failed(TransportError::Connect));
     let t = WebSocketTransport::new().allow_plain_http(true);
     assert!(format!("{t:?}").contains("allow_plain_http: true"));
 }

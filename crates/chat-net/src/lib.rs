@@ -25,8 +25,8 @@
 //! let response = parser.push(rest)?.expect("whole");
 //! assert_eq!((response.status, response.body.as_slice()), (200, &b"[]"[..]));
 //!
-//! // The WebSocket's close code 4401 is long polling's 401.
-//! assert_eq!(closed(Some(4401))?.status, 401);
+//! // The WebSocket's close code 4401 is the refusal long polling answers with 401.
+//! assert_eq!(closed(Some(4401)), chat_core::PollOutcome::Unauthorized);
 //! # Ok::<(), chat_core::TransportError>(())
 //! ```
 #![forbid(unsafe_code)]
@@ -36,7 +36,7 @@ mod response;
 mod tls;
 pub mod ws;
 
-pub use response::{Response, append_capped, declared_len, followed_redirect};
+pub use response::{Response, append_capped, declared_len, followed_redirect, poll_outcome};
 /// rustls's client configuration, as [`tls_config_with_roots`] builds it.
 pub use rustls::ClientConfig as TlsClientConfig;
 pub use tls::{TlsRootsError, default_config, is_certificate_error, tls_config_with_roots};

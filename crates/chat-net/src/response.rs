@@ -23,6 +23,14 @@ impl Response {
     }
 }
 
+/// A long poll's HTTP exchange as the event stream's outcome.
+pub fn poll_outcome(result: Result<Response, TransportError>) -> chat_core::PollOutcome {
+    match result {
+        Ok(r) => chat_core::PollOutcome::from_http(r.status, r.body),
+        Err(e) => chat_core::PollOutcome::Failed(e),
+    }
+}
+
 /// Checks a body's declared length (`Content-Length`) against the cap before reading it, and
 /// gives the capacity to reserve: [`TransportError::Protocol`] past [`MAX_RESPONSE_LEN`].
 pub fn declared_len(declared: Option<u64>) -> Result<usize, TransportError> {

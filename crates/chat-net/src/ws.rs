@@ -16,16 +16,14 @@
 //! let mut cursor = WsCursor::new(Some("7".to_owned()), "Bearer jwt.a".to_owned());
 //! assert_eq!(cursor.outgoing(Some("9"), "Bearer jwt.a").as_deref(), Some(r#"{"lastEventId":"9"}"#));
 //! assert_eq!(cursor.outgoing(Some("9"), "Bearer jwt.a"), None);
-//! // Close code 4404 is long polling's 404 "Session not found".
-//! assert_eq!(closed(Some(4404)).unwrap().status, 404);
+//! // Close code 4404 is the refusal long polling answers with 404 "Session not found".
+//! assert_eq!(closed(Some(4404)), chat_core::PollOutcome::SessionGone);
 //! ```
 
 use std::time::Duration;
 
 use chat_core::validate::MAX_RESPONSE_LEN;
-use chat_core::{Request, RequestKind, TransportError};
-
-use crate::Response;
+use chat_core::{PollOutcome, Request, RequestKind, TransportError};
 
 pub mod frame;
 pub mod handshake;
@@ -117,34 +115,31 @@ pub fn hold(timeout: Duration) -> Duration {
 }
 
 /// The answer of a poll that got no message in time, as a long poll's: `200 []`.
-pub fn idle() -> Response {
-    Response::new(200, b"[]".to_vec())
+pub fn idle() -> PollOutcome {
+    PollOutcome::Events(b"[]".to_vec())
 }
 
-/// The answer of a poll that got a pushed text message: `200` with it, a batch of events.
-pub fn batch(text: String) -> Response {
-    Response::new(200, text.into_bytes())
+/// The answer of a poll that got a pushed text message: a batch of events.
+pub fn batch(text: String) -> PollOutcome {
+    PollOutcome::Events(text.into_bytes())
 }
 
-/// What the closing of the socket answers, by close code (`None`: no code, 1005): 4401,
-/// 4403 and 4404 are long polling's 401, 403 and 404 "Session not found"; 4400 is a
-/// protocol error; anything else a network failure.
-pub fn closed(code: Option<u16>) -> Result<Response, TransportError> {
+/// What the closing of the socket means, by close code (`None`: no code, 1005): 4401, 4403
+/// and 4404 are the refusals long polling answers with 401, 403 and 404 "Session not
+/// found"; 4400 is a protocol error; anything else a network failure.
+pub fn closed(code: Option<u16>) -> PollOutcome {
     match code.unwrap_or(1005) {
-        4401 => Ok(Response::new(401, b"{}".to_vec())),
-        4403 => Ok(Response::new(403, b"{}".to_vec())),
-        4404 => Ok(Response::new(
-            404,
-            br#"{"detail":"Session not found"}"#.to_vec(),
-        )),
-        4400 => Err(TransportError::Protocol),
-        _ => Err(TransportError::Disconnected),
+        4401 => PollOutcome::Unauthorized,
+        4403 => PollOutcome::Forbidden,
+        4404 => PollOutcome::SessionGone,
+        4400 => PollOutcome::Failed(TransportError::Protocol),
+        _ => PollOutcome::Failed(TransportError::Disconnected),
     }
 }
 
-/// Whether the socket may carry the next poll after this answer (only after a batch).
-pub fn keeps_socket(result: &Result<Response, TransportError>) -> bool {
-    matches!(result, Ok(r) if r.status == 200)
+/// Whether the socket may carry the next poll after this outcome (only after a batch).
+pub fn keeps_socket(outcome: &PollOutcome) -> bool {
+    matches!(outcome, PollOutcome::Events(_))
 }
 
 /// `StreamTransport::Auto`'s choice: undecided until the first upgrade attempt, then the
@@ -216,18 +211,23 @@ mod tests {
     }
 
     #[test]
-    fn close_codes() {
-        assert_eq!(closed(Some(4401)).unwrap().status, 401);
-        assert_eq!(closed(Some(4403)).unwrap().status, 403);
-        let nf = closed(Some(4404)).unwrap();
+    fn close_codes_are_the_refusals_they_stand_for() {
+        assert_eq!(closed(Some(4401)), PollOutcome::Unauthorized);
+        assert_eq!(closed(Some(4403)), PollOutcome::Forbidden);
+        assert_eq!(closed(Some(4404)), PollOutcome::SessionGone);
         assert_eq!(
-            (nf.status, nf.body.as_slice()),
-            (404, &br#"{"detail":"Session not found"}"#[..])
+            closed(Some(4400)),
+            PollOutcome::Failed(TransportError::Protocol)
         );
-        assert_eq!(closed(Some(4400)), Err(TransportError::Protocol));
-        assert_eq!(closed(Some(1000)), Err(TransportError::Disconnected));
-        assert_eq!(closed(None), Err(TransportError::Disconnected));
-        assert!(keeps_socket(&Ok(idle())) && keeps_socket(&Ok(batch("[]".to_owned()))));
+        assert_eq!(
+            closed(Some(1000)),
+            PollOutcome::Failed(TransportError::Disconnected)
+        );
+        assert_eq!(
+            closed(None),
+            PollOutcome::Failed(TransportError::Disconnected)
+        );
+        assert!(keeps_socket(&idle()) && keeps_socket(&batch("[]".to_owned())));
         assert!(!keeps_socket(&closed(Some(4401))));
     }
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use chat_tokio::{
     Client, ClientBuilder, Config, Event, EventStream, EventTransport, Http1LongPollTransport,
-    Request, Response, StreamTransport, TransportError,
+    Request, StreamTransport,
 };
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -75,7 +75,7 @@ struct Parked;
 
 #[async_trait::async_trait]
 impl EventTransport for Parked {
-    async fn poll(&mut self, _request: Request) -> Result<Response, TransportError> {
+    async fn poll(&mut self, _request: Request) -> chat_tokio::PollOutcome {
         futures::future::pending().await
     }
 }

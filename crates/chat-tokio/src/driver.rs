@@ -89,7 +89,7 @@ pub(crate) struct Io {
 
 enum Done {
     Rest(Result<Response, TransportError>),
-    Poll(Result<Response, TransportError>),
+    Poll(PollOutcome),
     Token(Result<String, BoxError>),
 }
 
@@ -164,9 +164,9 @@ pub(crate) async fn run(shared: Arc<Shared>, io: Io) {
                 match done {
                     Done::Rest(Ok(r)) => st.driver.handle_response(now, id, r.status, &r.body),
                     Done::Rest(Err(e)) => st.driver.handle_failure(now, id, e),
-                    Done::Poll(result) => {
-                        reset_stream |= result.is_err();
-                        st.driver.handle_poll(now, id, outcome(result));
+                    Done::Poll(outcome) => {
+                        reset_stream |= matches!(outcome, PollOutcome::Failed(_));
+                        st.driver.handle_poll(now, id, outcome);
                     }
                     Done::Token(token) => st.driver.handle_token(now, id, token),
                 }
@@ -191,14 +191,6 @@ async fn poll(
         transport.reset().await;
     }
     (id, Done::Poll(transport.poll(request).await))
-}
-
-/// A long poll's answer, or the WebSocket's as a long poll's.
-fn outcome(result: Result<Response, TransportError>) -> PollOutcome {
-    match result {
-        Ok(r) => PollOutcome::from_http(r.status, r.body),
-        Err(e) => PollOutcome::Failed(e),
-    }
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use chat_core::validate::MAX_RESPONSE_LEN;
-use chat_core::{Request, TransportError};
+use chat_core::{PollOutcome, Request, TransportError};
 use chat_net::http1::{Origin, READ_CHUNK, ResponseParser, Target, request_bytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -136,9 +136,9 @@ pub(crate) async fn connect(
 #[cfg(test)]
 pub(crate) mod tests;
 
-#[async_trait]
-impl EventTransport for Http1LongPollTransport {
-    async fn poll(&mut self, request: Request) -> Result<Response, TransportError> {
+impl Http1LongPollTransport {
+    /// One long poll's HTTP exchange: the status and body, whatever the status.
+    pub(crate) async fn exchange(&mut self, request: Request) -> Result<Response, TransportError> {
         let target = Target::parse(&request.url, self.allow_plain_http)?;
         let head = request_bytes(&request, &target)?;
         // Nothing of the request is kept while the server holds the poll.
@@ -164,6 +164,13 @@ impl EventTransport for Http1LongPollTransport {
             .map_err(|_| TransportError::Disconnected)?;
         drop((head, target));
         self.finish(c).await
+    }
+}
+
+#[async_trait]
+impl EventTransport for Http1LongPollTransport {
+    async fn poll(&mut self, request: Request) -> PollOutcome {
+        chat_net::poll_outcome(self.exchange(request).await)
     }
 
     async fn reset(&mut self) {

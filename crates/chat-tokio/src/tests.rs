@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_core::{Method, Request, RequestKind, TransportError};
+use chat_core::{Method, PollOutcome, Request, RequestKind, TransportError};
 use serde_json::json;
 
 use crate::token::MockTokenProvider;
@@ -159,7 +159,7 @@ async fn a_slow_app_gets_backpressure_not_loss() {
                 let i = next_index.fetch_add(1, Ordering::SeqCst);
                 batch.push(message(1 + i, i));
             }
-            Ok(Response::new(200, body(serde_json::Value::Array(batch))))
+            PollOutcome::Events(body(serde_json::Value::Array(batch)))
         });
     }
     polls.expect_reset().returning(|| ());
@@ -196,9 +196,9 @@ async fn a_401_on_the_stream_refreshes_once_and_resumes_with_the_new_token() {
             let bearer = request.headers().next().unwrap().1.to_owned();
             bearers.lock().unwrap().push(bearer);
             if std::mem::take(&mut first) {
-                Ok(Response::new(401, b"{}".to_vec()))
+                PollOutcome::Unauthorized
             } else {
-                Ok(Response::new(200, body(json!([customer_added(1)]))))
+                PollOutcome::Events(body(json!([customer_added(1)])))
             }
         });
     }
@@ -243,7 +243,7 @@ impl Drop for Abandon {
 
 #[async_trait]
 impl EventTransport for Silent {
-    async fn poll(&mut self, request: Request) -> Result<Response, TransportError> {
+    async fn poll(&mut self, request: Request) -> PollOutcome {
         assert!(matches!(request.kind, RequestKind::Poll { .. }));
         let _guard = Abandon(Arc::clone(&self.abandoned));
         std::future::pending().await
@@ -333,9 +333,9 @@ async fn retry_connection_cuts_the_backoff_short() {
     polls.expect_poll().returning(move |_request: Request| {
         n += 1;
         match n {
-            1 => Ok(Response::new(200, body(json!([customer_added(1)])))),
-            2 => Err(TransportError::Disconnected),
-            _ => Ok(Response::new(200, b"[]".to_vec())),
+            1 => PollOutcome::Events(body(json!([customer_added(1)]))),
+            2 => PollOutcome::Failed(TransportError::Disconnected),
+            _ => PollOutcome::Events(b"[]".to_vec()),
         }
     });
     polls.expect_reset().returning(|| ());

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chat_core::{Request, TransportError};
+use chat_core::{PollOutcome, Request, TransportError};
 
 pub use chat_net::Response;
 
@@ -44,8 +44,10 @@ pub trait HttpTransport: Send + Sync + 'static {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait EventTransport: Send + 'static {
-    /// The next batch of events after the request's cursor.
-    async fn poll(&mut self, request: Request) -> Result<Response, TransportError>;
+    /// How the turn ended: the next batch of events after the request's cursor, a refusal
+    /// (a long poll's 401, 403 or 404 "Session not found", a WebSocket's close codes), any
+    /// other HTTP answer, or no answer.
+    async fn poll(&mut self, request: Request) -> PollOutcome;
 
     /// Drops any persistent connection: the previous poll was abandoned or failed.
     async fn reset(&mut self) {}
@@ -167,8 +169,8 @@ impl LongPollTransport {
 
 #[async_trait]
 impl EventTransport for LongPollTransport {
-    async fn poll(&mut self, request: Request) -> Result<Response, TransportError> {
-        self.http.send(request).await
+    async fn poll(&mut self, request: Request) -> PollOutcome {
+        chat_net::poll_outcome(self.http.send(request).await)
     }
 
     fn name(&self) -> &'static str {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_core::{Request, TransportError};
+use chat_core::{PollOutcome, Request, TransportError};
 use chat_net::http1::Target;
 use chat_net::ws::frame::{Decoder, Encoder, Message, Role};
 use chat_net::ws::handshake::{ClientHandshake, Upgrade};
@@ -152,7 +152,7 @@ impl WebSocketTransport {
         }
     }
 
-    async fn turn(&mut self, request: &Request) -> Result<Response, TransportError> {
+    async fn turn(&mut self, request: &Request) -> Result<PollOutcome, TransportError> {
         let Some(c) = self.connection.as_mut() else {
             return Err(TransportError::Disconnected);
         };
@@ -208,7 +208,7 @@ impl WebSocketTransport {
                         let _ =
                             tokio::time::timeout(CLOSE_WAIT, send(&mut c.stream, &answer)).await;
                     }
-                    return ws::closed(code);
+                    return Ok(ws::closed(code));
                 }
             }
         }
@@ -223,17 +223,22 @@ async fn send(stream: &mut Stream, bytes: &[u8]) -> io::Result<()> {
 
 #[async_trait]
 impl EventTransport for WebSocketTransport {
-    async fn poll(&mut self, request: Request) -> Result<Response, TransportError> {
+    async fn poll(&mut self, request: Request) -> PollOutcome {
         if self.connection.is_none() {
-            if let Opened::Refused(response) = self.open(&request).await? {
-                return Ok(response);
+            match self.open(&request).await {
+                Ok(Opened::Yes) => {}
+                Ok(Opened::Refused(r)) => return PollOutcome::from_http(r.status, r.body),
+                Err(e) => return PollOutcome::Failed(e),
             }
         }
-        let result = self.turn(&request).await;
-        if !ws::keeps_socket(&result) {
+        let outcome = self
+            .turn(&request)
+            .await
+            .unwrap_or_else(PollOutcome::Failed);
+        if !ws::keeps_socket(&outcome) {
             self.connection = None;
         }
-        result
+        outcome
     }
 
     async fn reset(&mut self) {
@@ -315,7 +320,7 @@ impl AutoTransport {
 
 #[async_trait]
 impl EventTransport for AutoTransport {
-    async fn poll(&mut self, request: Request) -> Result<Response, TransportError> {
+    async fn poll(&mut self, request: Request) -> PollOutcome {
         match self.mode {
             AutoMode::WebSocket => return self.ws.poll(request).await,
             AutoMode::LongPoll => return self.long_poll.poll(request).await,
@@ -327,7 +332,9 @@ impl EventTransport for AutoTransport {
                 self.mode = AutoMode::WebSocket;
                 self.ws.poll(request).await
             }
-            Ok(Ok(Opened::Refused(r))) if AutoMode::passes_on(r.status) => Ok(r),
+            Ok(Ok(Opened::Refused(r))) if AutoMode::passes_on(r.status) => {
+                PollOutcome::from_http(r.status, r.body)
+            }
             _ => {
                 tracing::debug!("event stream: WebSocket refused, long polling");
                 self.mode = AutoMode::LongPoll;
@@ -367,6 +374,7 @@ mod tests {
     use super::*;
     use crate::http1::tests::poll_request;
     use crate::transport::MockEventTransport;
+    use crate::transport::Response;
 
     /// A plain HTTP server that answers every request (upgrades included) with this status
     /// line and an empty JSON array, counting connections.
@@ -391,12 +399,24 @@ mod tests {
         (base, accepted)
     }
 
+    /// A turn's outcome as the HTTP answer a long poll would have given, to compare.
+    fn as_result(outcome: PollOutcome) -> Result<Response, TransportError> {
+        match outcome {
+            PollOutcome::Events(body) => Ok(Response::new(200, body)),
+            PollOutcome::Unauthorized => Ok(Response::new(401, Vec::new())),
+            PollOutcome::Forbidden => Ok(Response::new(403, Vec::new())),
+            PollOutcome::Status { status, body } => Ok(Response::new(status, body)),
+            PollOutcome::Failed(e) => Err(e),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// A fallback that answers each poll with `[1]` and counts resets.
     fn fallback(polls: usize, resets: usize) -> Box<dyn EventTransport> {
         let mut t = MockEventTransport::new();
         t.expect_poll()
             .times(polls)
-            .returning(|_| Ok(Response::new(200, b"[1]".to_vec())));
+            .returning(|_| PollOutcome::Events(b"[1]".to_vec()));
         t.expect_reset().times(resets).return_const(());
         t.expect_name().return_const("fallback");
         Box::new(t)
@@ -407,12 +427,12 @@ mod tests {
         let (base, accepted) = answering("200 OK").await;
         let mut t = AutoTransport::new(fallback(2, 1), Duration::from_secs(5));
         assert_eq!(t.fallback().name(), "fallback");
-        let r = t.poll(poll_request(&base)).await.unwrap();
+        let r = as_result(t.poll(poll_request(&base)).await).unwrap();
         assert_eq!((r.status, r.body.as_slice()), (200, &b"[1]"[..]));
         assert_eq!(t.uses_websocket(), Some(false));
         assert_eq!(t.name(), "auto (long-poll)");
         // Decided: the next poll goes to the fallback without another upgrade attempt.
-        t.poll(poll_request(&base)).await.unwrap();
+        as_result(t.poll(poll_request(&base)).await).unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
         // The fallback's own connection is dropped on reset (the mock checks the count).
         t.reset().await;
@@ -422,7 +442,7 @@ mod tests {
     async fn auto_passes_session_refusals_on_undecided() {
         let (base, _) = answering("401 Unauthorized").await;
         let mut t = AutoTransport::new(fallback(0, 0), Duration::from_secs(5));
-        let r = t.poll(poll_request(&base)).await.unwrap();
+        let r = as_result(t.poll(poll_request(&base)).await).unwrap();
         assert_eq!(r.status, 401);
         assert_eq!(t.uses_websocket(), None);
     }
@@ -431,7 +451,7 @@ mod tests {
     async fn auto_keeps_the_websocket_when_the_server_upgrades() {
         let base = sending(1000).await;
         let mut t = AutoTransport::new(fallback(0, 0), Duration::from_secs(5));
-        let r = t.poll(poll_request(&base)).await.unwrap();
+        let r = as_result(t.poll(poll_request(&base)).await).unwrap();
         assert_eq!((r.status, r.body.len()), (200, 1000));
         assert_eq!(t.uses_websocket(), Some(true));
         assert!(format!("{t:?}").contains("fallback"));
@@ -469,7 +489,7 @@ mod tests {
     async fn a_message_past_the_cap_is_a_protocol_error() {
         let base = sending(chat_core::validate::MAX_RESPONSE_LEN + 1).await;
         let mut t = WebSocketTransport::new();
-        let r = t.poll(poll_request(&base)).await;
+        let r = as_result(t.poll(poll_request(&base)).await);
         assert_eq!(r, Err(TransportError::Protocol));
         assert!(t.connection.is_none(), "the connection is dropped");
     }
@@ -478,7 +498,7 @@ mod tests {
     async fn a_message_within_the_cap_is_delivered() {
         let base = sending(1000).await;
         let mut t = WebSocketTransport::new();
-        let r = t.poll(poll_request(&base)).await.unwrap();
+        let r = as_result(t.poll(poll_request(&base)).await).unwrap();
         assert_eq!((r.status, r.body.len()), (200, 1000));
     }
 
@@ -495,17 +515,14 @@ mod tests {
         ])
         .await;
         let mut t = WebSocketTransport::new();
-        let r = t.poll(poll_request(&base)).await.unwrap();
+        let r = as_result(t.poll(poll_request(&base)).await).unwrap();
         assert_eq!((r.status, r.body.as_slice()), (200, &b"[1]"[..]));
         assert_eq!(
             heard.recv().await.unwrap(),
             TMessage::Pong(vec![1, 2, 3].into())
         );
-        let r = t.poll(poll_request(&base)).await.unwrap();
-        assert_eq!(
-            (r.status, r.body.as_slice()),
-            (404, &br#"{"detail":"Session not found"}"#[..])
-        );
+        // The close code is the refusal it stands for, not an HTTP body to parse again.
+        assert_eq!(t.poll(poll_request(&base)).await, PollOutcome::SessionGone);
         assert!(t.connection.is_none(), "closed: the next poll reconnects");
         // The closing handshake was answered with the same code.
         match heard.recv().await.unwrap() {
@@ -520,7 +537,7 @@ mod tests {
         let mut t = WebSocketTransport::new();
         let mut request = poll_request(&base);
         request.timeout = Duration::from_millis(300);
-        let r = t.poll(request.clone()).await.unwrap();
+        let r = as_result(t.poll(request.clone()).await).unwrap();
         assert_eq!((r.status, r.body.as_slice()), (200, &b"[]"[..]));
         assert!(t.connection.is_some());
         t.reset().await;
@@ -532,7 +549,7 @@ mod tests {
         let (base, _heard) = serving(vec![TMessage::binary(vec![1])]).await;
         let mut t = WebSocketTransport::new();
         assert_eq!(
-            t.poll(poll_request(&base)).await,
+            as_result(t.poll(poll_request(&base)).await),
             Err(TransportError::Protocol)
         );
         // A server that masks its frames, which RFC 6455 forbids; and one that upgrades
@@ -565,7 +582,7 @@ mod tests {
             });
             let mut t = WebSocketTransport::new();
             assert_eq!(
-                t.poll(poll_request(&base)).await,
+                as_result(t.poll(poll_request(&base)).await),
                 Err(TransportError::Protocol),
                 "{accept_with:?}"
             );
@@ -577,7 +594,10 @@ mod tests {
         let mut t = WebSocketTransport::new();
         let mut request = poll_request("http://127.0.0.1:1");
         request.url = request.url.replace("127.0.0.1:1", "example.invalid:1");
-        assert_eq!(t.poll(request).await, Err(TransportError::Connect));
+        assert_eq!(
+            as_result(t.poll(request).await),
+            Err(TransportError::Connect)
+        );
         let t = WebSocketTransport::new().allow_plain_http(true);
         assert!(format!("{t:?}").contains("allow_plain_http: true"));
     }

@@ -75,12 +75,12 @@ async fn every_transport_reports_the_certificate() {
     );
     assert_eq!(
         Http1LongPollTransport::new().poll(request.clone()).await,
-        Err(TransportError::Certificate),
+        chat_tokio::PollOutcome::Failed(TransportError::Certificate),
         "long poll"
     );
     assert_eq!(
         WebSocketTransport::new().poll(request.clone()).await,
-        Err(TransportError::Certificate),
+        chat_tokio::PollOutcome::Failed(TransportError::Certificate),
         "WebSocket"
     );
     // Auto falls back to long polling, which says the same.
@@ -90,7 +90,7 @@ async fn every_transport_reports_the_certificate() {
     );
     assert_eq!(
         auto.poll(request).await,
-        Err(TransportError::Certificate),
+        chat_tokio::PollOutcome::Failed(TransportError::Certificate),
         "auto"
     );
 }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chat_blocking::{
-    Cancel, ChatEvent, Client, ClientBuilder, Config, Event, EventStream, EventTransport, Request,
-    Response, StreamTransport, TransportError, WebSocketTransport,
+    Cancel, ChatEvent, Client, ClientBuilder, Config, Event, EventStream, EventTransport,
+    PollOutcome, Request, StreamTransport, TransportError, WebSocketTransport,
 };
 use chat_emulator::{AgentMode, Emulator, EmulatorBuilder};
 
@@ -182,11 +182,11 @@ impl Cuttable {
 }
 
 impl EventTransport for Cuttable {
-    fn poll(&mut self, request: Request, cancel: &Cancel) -> Result<Response, TransportError> {
+    fn poll(&mut self, request: Request, cancel: &Cancel) -> PollOutcome {
         {
             let mut state = self.cut.0.lock().unwrap();
             if std::mem::take(&mut state.1) {
-                return Err(TransportError::Disconnected);
+                return PollOutcome::Failed(TransportError::Disconnected);
             }
             state.0 = Some(cancel.clone());
         }

@@ -178,9 +178,9 @@ async fn polls_reuse_one_connection() {
     let s = server(vec![ok("[]"), ok(r#"[{"eventId":"1"}]"#)]).await;
     let mut t = Http1LongPollTransport::new();
     let request = poll_request(&s.base);
-    let first = t.poll(request.clone()).await.unwrap();
+    let first = t.exchange(request.clone()).await.unwrap();
     assert_eq!(first, Response::new(200, b"[]".to_vec()));
-    let second = t.poll(request.clone()).await.unwrap();
+    let second = t.exchange(request.clone()).await.unwrap();
     assert_eq!(second.body, br#"[{"eventId":"1"}]"#);
     assert_eq!(s.accepts.load(Ordering::SeqCst), 1);
 
@@ -202,10 +202,10 @@ async fn reads_a_chunked_body_arriving_in_pieces() {
     let s = server(vec![Answer::Bytes(body.as_bytes().to_vec(), 7), ok("[]")]).await;
     let mut t = Http1LongPollTransport::new();
     let request = poll_request(&s.base);
-    let r = t.poll(request.clone()).await.unwrap();
+    let r = t.exchange(request.clone()).await.unwrap();
     assert_eq!(r, Response::new(200, br#"[{"eventId":"7"}]"#.to_vec()));
     // The chunked body ended where it should: the connection carries the next poll.
-    assert_eq!(t.poll(request).await.unwrap().body, b"[]");
+    assert_eq!(t.exchange(request).await.unwrap().body, b"[]");
     assert_eq!(s.accepts.load(Ordering::SeqCst), 1);
 }
 
@@ -233,14 +233,14 @@ async fn refusals_come_back_with_their_status_and_body() {
     let mut t = Http1LongPollTransport::new();
     let request = poll_request(&s.base);
     assert_eq!(
-        t.poll(request.clone()).await.unwrap(),
+        t.exchange(request.clone()).await.unwrap(),
         Response::new(401, b"{}".to_vec())
     );
     assert_eq!(
-        t.poll(request.clone()).await.unwrap(),
+        t.exchange(request.clone()).await.unwrap(),
         Response::new(403, Vec::new())
     );
-    let r = t.poll(request).await.unwrap();
+    let r = t.exchange(request).await.unwrap();
     assert_eq!(r, Response::new(404, not_found.as_bytes().to_vec()));
     // `Connection: close` was honoured.
     assert!(t.connection.is_none());
@@ -255,8 +255,8 @@ async fn a_body_running_to_the_end_of_the_connection() {
     .await;
     let mut t = Http1LongPollTransport::new();
     let request = poll_request(&s.base);
-    assert_eq!(t.poll(request.clone()).await.unwrap().body, b"[]");
-    assert_eq!(t.poll(request).await.unwrap().body, b"[1]");
+    assert_eq!(t.exchange(request.clone()).await.unwrap().body, b"[]");
+    assert_eq!(t.exchange(request).await.unwrap().body, b"[1]");
     assert_eq!(s.accepts.load(Ordering::SeqCst), 2);
 }
 
@@ -272,10 +272,10 @@ async fn a_connection_closed_while_idle_is_replaced_before_sending() {
     let mut written = s.written;
     let mut t = Http1LongPollTransport::new();
     let request = poll_request(&s.base);
-    assert_eq!(t.poll(request.clone()).await.unwrap().body, b"[]");
+    assert_eq!(t.exchange(request.clone()).await.unwrap().body, b"[]");
     assert!(t.connection.is_some(), "kept: the server did not say close");
     written.recv().await.unwrap();
-    assert_eq!(t.poll(request).await.unwrap().body, b"[2]");
+    assert_eq!(t.exchange(request).await.unwrap().body, b"[2]");
     assert_eq!(s.accepts.load(Ordering::SeqCst), 2);
 }
 
@@ -289,10 +289,10 @@ async fn a_connection_lost_mid_response_is_reported_and_the_next_poll_reconnects
     let mut t = Http1LongPollTransport::new();
     let request = poll_request(&s.base);
     assert_eq!(
-        t.poll(request.clone()).await,
+        t.exchange(request.clone()).await,
         Err(TransportError::Disconnected)
     );
-    assert_eq!(t.poll(request).await.unwrap().body, b"[3]");
+    assert_eq!(t.exchange(request).await.unwrap().body, b"[3]");
     assert_eq!(s.accepts.load(Ordering::SeqCst), 2);
 }
 
@@ -303,10 +303,10 @@ async fn an_abandoned_poll_leaves_no_connection_behind() {
     let s = server(vec![Answer::Hang, ok("[4]")]).await;
     let mut t = Http1LongPollTransport::new();
     let request = poll_request(&s.base);
-    let held = tokio::time::timeout(Duration::from_secs(30), t.poll(request.clone())).await;
+    let held = tokio::time::timeout(Duration::from_secs(30), t.exchange(request.clone())).await;
     assert!(held.is_err(), "the held poll timed out");
     assert!(t.connection.is_none());
-    assert_eq!(t.poll(request).await.unwrap().body, b"[4]");
+    assert_eq!(t.exchange(request).await.unwrap().body, b"[4]");
     assert_eq!(s.accepts.load(Ordering::SeqCst), 2);
 }
 
@@ -315,9 +315,9 @@ async fn reset_drops_the_connection() {
     let s = server(vec![ok("[]"), ok("[5]")]).await;
     let mut t = Http1LongPollTransport::new();
     let request = poll_request(&s.base);
-    t.poll(request.clone()).await.unwrap();
+    t.exchange(request.clone()).await.unwrap();
     t.reset().await;
-    assert_eq!(t.poll(request).await.unwrap().body, b"[5]");
+    assert_eq!(t.exchange(request).await.unwrap().body, b"[5]");
     assert_eq!(s.accepts.load(Ordering::SeqCst), 2);
 }
 
@@ -329,7 +329,7 @@ async fn a_declared_length_past_the_cap_is_refused_unread() {
     );
     let s = server(vec![Answer::Bytes(head.into_bytes(), usize::MAX)]).await;
     let mut t = Http1LongPollTransport::new();
-    let r = t.poll(poll_request(&s.base)).await;
+    let r = t.exchange(poll_request(&s.base)).await;
     assert_eq!(r, Err(TransportError::Protocol));
     assert!(t.connection.is_none());
 }
@@ -344,7 +344,7 @@ async fn a_chunked_body_growing_past_the_cap_is_refused() {
     bytes.extend_from_slice(format!("\r\n{half:x}\r\n").as_bytes());
     let s = server(vec![Answer::Bytes(bytes, usize::MAX)]).await;
     let mut t = Http1LongPollTransport::new();
-    let r = t.poll(poll_request(&s.base)).await;
+    let r = t.exchange(poll_request(&s.base)).await;
     assert_eq!(r, Err(TransportError::Protocol));
 }
 
@@ -354,7 +354,7 @@ async fn a_body_to_the_end_of_the_connection_past_the_cap_is_refused() {
     bytes.resize(bytes.len() + MAX_RESPONSE_LEN + 1, b' ');
     let s = server(vec![Answer::ThenClose(bytes)]).await;
     let mut t = Http1LongPollTransport::new();
-    let r = t.poll(poll_request(&s.base)).await;
+    let r = t.exchange(poll_request(&s.base)).await;
     assert_eq!(r, Err(TransportError::Protocol));
 }
 
@@ -366,7 +366,7 @@ async fn garbage_is_a_protocol_error() {
     )])
     .await;
     let mut t = Http1LongPollTransport::new();
-    let r = t.poll(poll_request(&s.base)).await;
+    let r = t.exchange(poll_request(&s.base)).await;
     assert_eq!(r, Err(TransportError::Protocol));
 }
 
@@ -377,7 +377,10 @@ async fn plain_http_is_refused_to_a_host_that_is_not_loopback() {
     let mut request = poll_request("https://axp.example");
     request.url = request.url.replacen("https://", "http://", 1);
     let mut t = Http1LongPollTransport::new();
-    assert_eq!(t.poll(request.clone()).await, Err(TransportError::Connect));
+    assert_eq!(
+        t.exchange(request.clone()).await,
+        Err(TransportError::Connect)
+    );
     // With the explicit opt-in, the check passes and the connection itself is attempted.
     let parsed = Target::parse(&request.url, true).unwrap();
     assert!(!parsed.tls);
@@ -452,7 +455,7 @@ async fn the_default_roots_refuse_an_unknown_certificate() {
         .await
         .unwrap();
     let mut t = Http1LongPollTransport::new();
-    let r = t.poll(poll_request(&emu.base_url())).await;
+    let r = t.exchange(poll_request(&emu.base_url())).await;
     // Said as such, with its remedy, rather than as an unreachable server.
     assert_eq!(r, Err(TransportError::Certificate));
     emu.shutdown().await;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chat_emulator::{AgentMode, Emulator};
 use chat_tokio::{
-    ChatEvent, Client, ClientBuilder, Config, Event, EventStream, EventTransport, Request,
-    Response, StreamTransport, TransportError, WebSocketTransport,
+    ChatEvent, Client, ClientBuilder, Config, Event, EventStream, EventTransport, PollOutcome,
+    Request, StreamTransport, TransportError, WebSocketTransport,
 };
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -133,10 +133,10 @@ pub struct Cuttable {
 
 #[async_trait]
 impl EventTransport for Cuttable {
-    async fn poll(&mut self, request: Request) -> Result<Response, TransportError> {
+    async fn poll(&mut self, request: Request) -> PollOutcome {
         tokio::select! {
             r = self.inner.poll(request) => r,
-            () = self.cut.notified() => Err(TransportError::Disconnected),
+            () = self.cut.notified() => PollOutcome::Failed(TransportError::Disconnected),
         }
     }
     async fn reset(&mut self) {
