@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chat_core::{ChatError, UserContext};
-use chat_driver::{Call, Driver, Options, StreamTransport};
+use chat_driver::{Call, Driver, StreamTransport};
 
 use crate::client::Client;
 use crate::driver::{Parts, Shared, wall};
@@ -14,67 +14,25 @@ use crate::transport::{EventTransport, HttpTransport, LongPollTransport, Reqwest
 use crate::ws::{AutoTransport, WebSocketTransport};
 use crate::{Error, TlsClientConfig, TokenProvider};
 
-/// Configures and connects a [`Client`].
-///
-/// ```no_run
-/// # fn demo(jwt: String) -> Result<(), chat_blocking::Error> {
-/// use chat_blocking::Client;
-/// let (client, events) = Client::builder(
-///     "https://na.api.avayacloud.com",
-///     "123e4567-e89b-12d3-a456-426614174000",
-///     "my-appkey",
-/// )
-/// .token(jwt)
-/// .connect()?;
-/// # Ok(()) }
-/// ```
-pub struct ClientBuilder {
-    options: Options,
-    provider: Option<Arc<dyn TokenProvider>>,
-    http: Option<Arc<dyn HttpTransport>>,
-    http_client: Option<ReqwestTransport>,
-    events: Option<Box<dyn EventTransport>>,
-    tls: Option<Arc<TlsClientConfig>>,
-}
-
-impl std::fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("options", &self.options)
-            .field("provider", &self.provider.is_some())
-            .finish_non_exhaustive()
-    }
+chat_driver::client_builder! {
+    /// Configures and connects a [`Client`].
+    ///
+    /// ```no_run
+    /// # fn demo(jwt: String) -> Result<(), chat_blocking::Error> {
+    /// use chat_blocking::Client;
+    /// let (client, events) = Client::builder(
+    ///     "https://na.api.avayacloud.com",
+    ///     "123e4567-e89b-12d3-a456-426614174000",
+    ///     "my-appkey",
+    /// )
+    /// .token(jwt)
+    /// .connect()?;
+    /// # Ok(()) }
+    /// ```
+    http_client: ReqwestTransport
 }
 
 impl ClientBuilder {
-    /// A builder for this AXP host (such as `https://na.api.avayacloud.com`), chat
-    /// integration and application key. Add a [`token`](Self::token) or a
-    /// [`token_provider`](Self::token_provider) (or both) before connecting.
-    pub fn new(
-        host: impl Into<String>,
-        integration_id: impl Into<String>,
-        appkey: impl AsRef<str>,
-    ) -> Self {
-        Self {
-            options: Options::new(host, integration_id, appkey),
-            provider: None,
-            http: None,
-            http_client: None,
-            events: None,
-            tls: None,
-        }
-    }
-
-    chat_driver::client_builder_setters!();
-
-    /// Where to get tokens: called at connect when no [`token`](Self::token) is given, ahead
-    /// of expiry, and after a 401. Any `Fn() -> Result<String, BoxError>` closure is one.
-    #[must_use]
-    pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
-        self.provider = Some(Arc::new(provider));
-        self
-    }
-
     /// The reqwest blocking client for REST calls (proxy, root certificates). Long polling
     /// and probes then go through it too (they can no longer be interrupted, so an aborted
     /// poll ends at its timeout); to keep the lean, interruptible polls, also pass
@@ -82,33 +40,6 @@ impl ClientBuilder {
     #[must_use]
     pub fn http_client(mut self, client: reqwest::blocking::Client) -> Self {
         self.http_client = Some(ReqwestTransport::with_client(client));
-        self
-    }
-
-    /// The TLS configuration (rustls) of the connections the client opens itself: the long
-    /// polls and probes of [`Http1LongPollTransport`], the WebSocket, and the REST calls
-    /// unless an [`http_client`](Self::http_client) or
-    /// [`http_transport`](Self::http_transport) is given. Use it to trust extra roots; give
-    /// it no ALPN protocols. Default: rustls with the webpki roots, one configuration per
-    /// process.
-    #[must_use]
-    pub fn tls_config(mut self, config: Arc<TlsClientConfig>) -> Self {
-        self.tls = Some(config);
-        self
-    }
-
-    /// Your own HTTP exchange for REST calls (and for long polling and probes unless an
-    /// [`event_transport`](Self::event_transport) is given).
-    #[must_use]
-    pub fn http_transport(mut self, http: Arc<dyn HttpTransport>) -> Self {
-        self.http = Some(http);
-        self
-    }
-
-    /// Your own event stream transport; overrides [`stream_transport`](Self::stream_transport).
-    #[must_use]
-    pub fn event_transport(mut self, events: Box<dyn EventTransport>) -> Self {
-        self.events = Some(events);
         self
     }
 

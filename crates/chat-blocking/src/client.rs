@@ -1,17 +1,16 @@
 //! The handles: [`Client`], [`Engagement`], [`HistoryPager`] and [`HistoryPages`].
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use chat_core::wire::{
-    DisconnectReason, EngagementStatus, MappedData, Participant, ShutdownReason,
-};
+use chat_core::wire::{DisconnectReason, EngagementStatus, MappedData, ShutdownReason};
 use chat_core::{
-    DialogId, EndReason, EngagementId, EngagementInfo, HistoryPage, Message, MessageId, PageLink,
-    Resumption, SessionId, StreamState, UserContext,
+    EndReason, EngagementId, EngagementInfo, HistoryPage, Message, MessageId, PageLink, UserContext,
 };
-use chat_driver::{Call, Error, Reply, Transcript, from_reply};
+use chat_driver::{Call, Driver, Error, Reply, Transcript, from_reply};
 
-use crate::driver::{Shared, State};
+use crate::ClientBuilder;
+use crate::driver::{Shared, State, Ticket};
 
 /// A connected chat session: a cheap [`Clone`] handle, [`Send`] and [`Sync`].
 ///
@@ -49,31 +48,29 @@ impl Client {
         }
     }
 
-    /// A builder; see [`ClientBuilder`](crate::ClientBuilder).
-    pub fn builder(
-        host: impl Into<String>,
-        integration_id: impl Into<String>,
-        appkey: impl AsRef<str>,
-    ) -> crate::ClientBuilder {
-        crate::ClientBuilder::new(host, integration_id, appkey)
+    chat_driver::client_local_methods!();
+
+    fn context(&self) -> &UserContext {
+        &self.context
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Driver<Ticket>) -> R) -> R {
+        f(&self.shared.lock().driver)
+    }
+
+    fn command<R>(&self, f: impl FnOnce(&mut Driver<Ticket>, Instant) -> R) -> R {
+        self.shared.with(|st| {
+            let now = st.now();
+            f(&mut st.driver, now)
+        })
     }
 
     fn call<T: Reply>(&self, call: Call) -> Result<T, Error> {
         from_reply(self.shared.call(call))
     }
 
-    fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+    fn state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         f(&self.shared.lock())
-    }
-
-    /// What `init` returned (also delivered as the `INITIALIZED` event).
-    pub fn user_context(&self) -> &UserContext {
-        &self.context
-    }
-
-    /// The session's id.
-    pub fn session_id(&self) -> &SessionId {
-        &self.context.session_id
     }
 
     /// Starts a new chat (`createEngagement`). It is PENDING until `ENGAGEMENT_ACTIVE`; see
@@ -99,77 +96,10 @@ impl Client {
             .collect())
     }
 
-    /// An engagement this session knows (`getEngagementById`), without a network call.
-    pub fn engagement(&self, id: &EngagementId) -> Option<Engagement> {
-        let info = self.read(|st| st.driver.engagement(id))?;
-        Some(self.engagement_handle(info))
-    }
-
-    /// Every engagement this session knows, without a network call.
-    pub fn engagements(&self) -> Vec<Engagement> {
-        let list = self.read(|st| st.driver.engagements());
-        list.into_iter()
-            .map(|i| self.engagement_handle(i))
-            .collect()
-    }
-
-    /// A handle on an engagement from its snapshot (for instance from the `INITIALIZED`
-    /// event's user context).
-    pub fn engagement_handle(&self, info: EngagementInfo) -> Engagement {
-        Engagement {
-            client: self.clone(),
-            info,
-        }
-    }
-
-    /// Replaces the chat token (`setJwtToken`, the push style): no network call; later
-    /// requests carry it, the expiry timers restart, and a stream paused by a 401 resumes.
-    pub fn set_token(&self, token: &str) -> Result<(), Error> {
-        self.shared.with(|st| {
-            let now = st.now();
-            st.driver.set_token(now, token)
-        })
-    }
-
     /// Asks the [`TokenProvider`](crate::TokenProvider) for a new token now and sets it
     /// (single-flight with the automatic refreshes).
     pub fn refresh_token(&self) -> Result<(), Error> {
         self.call(Call::RefreshToken)
-    }
-
-    /// Retries the event stream now (`retryConnection`): after `RECONNECTION_TIMEOUT`, or to
-    /// cut a backoff short. ACS-318 otherwise.
-    pub fn retry_connection(&self) -> Result<(), Error> {
-        self.shared.with(|st| {
-            let now = st.now();
-            st.driver.retry_connection(now)
-        })
-    }
-
-    /// Customer activity: restarts the idle timer and cancels a grace period
-    /// (`resetIdleTimeout`).
-    pub fn reset_idle_timeout(&self) -> Result<(), Error> {
-        self.shared.with(|st| {
-            let now = st.now();
-            st.driver.reset_idle_timeout(now)
-        })
-    }
-
-    /// The event stream's state.
-    pub fn stream_state(&self) -> StreamState {
-        self.read(|st| st.driver.stream_state())
-    }
-
-    /// What to keep to resume this session later (the official SDK's `sessionStorage`), see
-    /// [`ClientBuilder::resume`](crate::ClientBuilder::resume). Free of secrets. Its
-    /// positions are those of the events the application has taken: a message still queued
-    /// comes again after the resume. Save it after taking events, not before.
-    pub fn resumption(&self) -> Result<Resumption, Error> {
-        self.read(|st| {
-            st.driver
-                .resumption()
-                .ok_or(Error::Closed(st.driver.end_reason()))
-        })
     }
 
     /// Ends the session (`shutdown`): deletes it on the server, emits `SHUTDOWN`, and
@@ -189,14 +119,9 @@ impl Client {
         self.end_reason().unwrap_or(EndReason::Shutdown(None))
     }
 
-    /// Why the session ended, once it has.
-    pub fn end_reason(&self) -> Option<EndReason> {
-        self.read(|st| st.driver.end_reason())
-    }
-
     /// Whether the client has stopped.
     pub fn is_closed(&self) -> bool {
-        self.read(|st| st.stopped)
+        self.state(|st| st.stopped)
     }
 
     /// Moves this client's protocol clock forward by `by`, for test rigs: chat-core's timers
@@ -216,7 +141,7 @@ impl Client {
     /// a token provider call in flight; 0 once it has stopped. For tests.
     #[cfg(feature = "test-util")]
     pub fn thread_count(&self) -> usize {
-        self.read(State::threads)
+        self.state(State::threads)
     }
 
     fn fetch_history(
@@ -229,52 +154,9 @@ impl Client {
     }
 }
 
-/// One engagement (chat) of the session: the official SDK's Engagement object.
-///
-/// Holds a snapshot ([`info`](Self::info)) taken when the handle was made; the live status
-/// and participants come from [`status`](Self::status) and
-/// [`participants`](Self::participants).
-#[derive(Debug, Clone)]
-pub struct Engagement {
-    client: Client,
-    info: EngagementInfo,
-}
+chat_driver::engagement_handle!();
 
 impl Engagement {
-    /// The engagement's id.
-    pub fn id(&self) -> &EngagementId {
-        &self.info.engagement_id
-    }
-
-    /// Its dialog's id.
-    pub fn dialog_id(&self) -> &DialogId {
-        &self.info.dialog_id
-    }
-
-    /// The snapshot this handle was made from.
-    pub fn info(&self) -> &EngagementInfo {
-        &self.info
-    }
-
-    /// The current state as this session knows it; `None` once it is over and forgotten.
-    pub fn current(&self) -> Option<EngagementInfo> {
-        self.client.read(|st| st.driver.engagement(self.id()))
-    }
-
-    /// The SDK status (`engagementStatus`): TERMINATED once the engagement is over.
-    pub fn status(&self) -> EngagementStatus {
-        self.current()
-            .map_or(EngagementStatus::Terminated, |i| i.status)
-    }
-
-    /// Who is in it now (`participants`); ACS-314 once it is over.
-    pub fn participants(&self) -> Result<Vec<Participant>, Error> {
-        match self.current() {
-            Some(i) if !is_over(i.status) => Ok(i.participants),
-            _ => Err(chat_core::ChatError::EngagementNotFound.into()),
-        }
-    }
-
     /// Waits until the engagement is ACTIVE (the server has reported the customer in it),
     /// when messages can be sent: right after [`Client::create_engagement`] or
     /// [`join`](Self::join) it is still PENDING, and a send fails with ACS-313. ACS-314 if
@@ -364,13 +246,6 @@ impl Engagement {
     }
 }
 
-fn is_over(status: EngagementStatus) -> bool {
-    matches!(
-        status,
-        EngagementStatus::Terminated | EngagementStatus::Terminating
-    )
-}
-
 /// The pages of an engagement's history, newest first: from
 /// [`Engagement::history_pages`]. Ends after the oldest page, or after the first error.
 #[derive(Debug)]
@@ -409,24 +284,9 @@ impl Iterator for HistoryPages {
     }
 }
 
-/// Message history of one engagement, paged locally like the official `PageIterator`.
-#[derive(Debug, Clone)]
-pub struct HistoryPager {
-    engagement: Engagement,
-    pager: chat_core::history::HistoryPager,
-}
+chat_driver::history_pager!();
 
 impl HistoryPager {
-    /// The messages of the current page, newest first.
-    pub fn items(&self) -> &[Message] {
-        self.pager.items()
-    }
-
-    /// The page size.
-    pub fn page_size(&self) -> usize {
-        self.pager.page_size()
-    }
-
     /// Moves to the next older page, fetching from the server as needed (`previous()`).
     /// Returns whether it moved. Errors are ACS-317.
     pub fn older(&mut self) -> Result<bool, Error> {
@@ -436,20 +296,5 @@ impl HistoryPager {
             self.pager.add_page(page);
         }
         Ok(self.pager.older())
-    }
-
-    /// Moves to the next newer page (`next()`); never fetches. Returns whether it moved.
-    pub fn newer(&mut self) -> bool {
-        self.pager.newer()
-    }
-
-    /// Whether older messages exist, loaded or on the server (`hasPrevious()`).
-    pub fn has_older(&self) -> bool {
-        self.pager.has_older()
-    }
-
-    /// Whether newer messages are loaded (`hasNext()`).
-    pub fn has_newer(&self) -> bool {
-        self.pager.has_newer()
     }
 }

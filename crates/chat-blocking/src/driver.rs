@@ -23,7 +23,7 @@ use crate::TokenProvider;
 use crate::threads;
 use crate::transport::{Cancel, EventTransport, HttpTransport, Response};
 
-type Ticket = u64;
+pub(crate) type Ticket = u64;
 
 /// What the I/O threads post.
 pub(crate) enum Input {

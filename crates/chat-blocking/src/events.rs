@@ -33,9 +33,7 @@ pub struct EventStream {
 
 impl std::fmt::Debug for EventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventStream")
-            .field("queued", &self.queued())
-            .finish_non_exhaustive()
+        self.shared.lock().driver.fmt_event_stream(f)
     }
 }
 

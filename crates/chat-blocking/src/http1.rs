@@ -30,20 +30,7 @@ pub struct Http1LongPollTransport {
     connection: Option<Connection>,
 }
 
-impl std::fmt::Debug for Http1LongPollTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Http1LongPollTransport")
-            .field("connected", &self.connection.is_some())
-            .field("allow_plain_http", &self.allow_plain_http)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for Http1LongPollTransport {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+chat_net::own_connection_transport!(Http1LongPollTransport, "http://");
 
 /// A connection, plain or over TLS.
 pub(crate) enum Stream {
@@ -169,29 +156,6 @@ pub(crate) fn io_error(e: &io::Error, cancel: &Cancel) -> TransportError {
 }
 
 impl Http1LongPollTransport {
-    /// Long polling with the default TLS setup (rustls, webpki roots).
-    pub fn new() -> Self {
-        Self {
-            tls: None,
-            allow_plain_http: false,
-            connection: None,
-        }
-    }
-
-    /// Long polling with this TLS configuration (extra roots...). Give it no ALPN protocols.
-    pub fn with_tls_config(config: Arc<ClientConfig>) -> Self {
-        Self {
-            tls: Some(config),
-            ..Self::new()
-        }
-    }
-
-    /// Allow `http://` to a host that is not loopback (never in production).
-    pub fn allow_plain_http(mut self, allow: bool) -> Self {
-        self.allow_plain_http = allow;
-        self
-    }
-
     fn exchange(
         &mut self,
         request: &Request,

@@ -68,8 +68,6 @@
 //!
 //! See `docs/blocking-client.md` for the guide: the threading model, and the mapping to
 //! chat-tokio.
-#![forbid(unsafe_code)]
-
 mod builder;
 mod client;
 mod driver;
@@ -84,10 +82,7 @@ mod ws;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub use builder::ClientBuilder;
-pub use chat_driver::{
-    ChatEvent, DEFAULT_EVENT_CAPACITY, Error, ProviderError, RecvTimeoutError, StreamTransport,
-    TryRecvError,
-};
+pub use chat_driver::api::*;
 /// rustls's client configuration, for [`ClientBuilder::tls_config`] (see
 /// [`tls_config_with_roots`]).
 pub use chat_net::TlsClientConfig;
@@ -100,13 +95,3 @@ pub use transport::{
     Cancel, EventTransport, HttpTransport, LongPollTransport, ReqwestTransport, Response,
 };
 pub use ws::{AutoTransport, WebSocketTransport};
-
-pub use chat_core::wire::{
-    DisconnectReason, EngagementStatus, MappedData, MessageBody, Participant, ParticipantType,
-    ShutdownReason,
-};
-pub use chat_core::{
-    ChatError, Config, EndReason, EngagementId, EngagementInfo, Event, HistoryPage, Message,
-    MessageId, PollOutcome, Request, Resumption, SessionId, StreamFailure, StreamFailureReason,
-    StreamState, TokenRefresh, TransportError, UserContext,
-};

@@ -218,11 +218,7 @@ impl HttpTransport for ReqwestTransport {
 }
 
 fn send(client: &reqwest::blocking::Client, request: Request) -> Result<Response, TransportError> {
-    let method = match request.method {
-        chat_core::Method::Get => reqwest::Method::GET,
-        chat_core::Method::Post => reqwest::Method::POST,
-        chat_core::Method::Delete => reqwest::Method::DELETE,
-    };
+    let method = chat_net::reqwest_method(request.method);
     let mut builder = client
         .request(method, &request.url)
         .timeout(request.timeout);
@@ -232,7 +228,7 @@ fn send(client: &reqwest::blocking::Client, request: Request) -> Result<Response
     if let Some(body) = request.body {
         builder = builder.body(body);
     }
-    let response = builder.send().map_err(transport_error)?;
+    let response = builder.send().map_err(|e| chat_net::reqwest_error(&e))?;
     if chat_net::followed_redirect(&request.url, response.url().as_str()) {
         return Err(TransportError::Protocol);
     }
@@ -257,44 +253,11 @@ fn send(client: &reqwest::blocking::Client, request: Request) -> Result<Response
     Ok(Response { status, body })
 }
 
-fn transport_error(e: reqwest::Error) -> TransportError {
-    // reqwest's errors may quote the URL, never headers; only the kind is kept anyway.
-    tracing::debug!(error = %e, "request failed");
-    if chat_net::is_certificate_error(&e) {
-        // Before "connect": the TLS handshake is part of reqwest's connecting.
-        TransportError::Certificate
-    } else if e.is_timeout() {
-        TransportError::Timeout
-    } else if e.is_connect() {
-        TransportError::Connect
-    } else if e.is_decode() {
-        TransportError::Protocol
-    } else {
-        TransportError::Disconnected
-    }
-}
-
 /// HTTP long polling over an [`HttpTransport`], each poll one `GET …/events?lastEventId=…`:
 /// what [`StreamTransport::LongPoll`](crate::StreamTransport::LongPoll) uses when the builder
 /// is given an HTTP client or transport of the caller's. It cannot be interrupted: a
 /// cancelled poll ends at its timeout.
-#[derive(Clone)]
-pub struct LongPollTransport {
-    http: Arc<dyn HttpTransport>,
-}
-
-impl std::fmt::Debug for LongPollTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LongPollTransport")
-    }
-}
-
-impl LongPollTransport {
-    /// Long polling over this HTTP transport.
-    pub fn new(http: Arc<dyn HttpTransport>) -> Self {
-        Self { http }
-    }
-}
+pub type LongPollTransport = chat_net::LongPoll<Arc<dyn HttpTransport>>;
 
 impl EventTransport for LongPollTransport {
     fn poll(&mut self, request: Request, _cancel: &Cancel) -> PollOutcome {
@@ -303,5 +266,11 @@ impl EventTransport for LongPollTransport {
 
     fn name(&self) -> &'static str {
         "long-poll"
+    }
+}
+
+impl std::fmt::Debug for dyn EventTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }

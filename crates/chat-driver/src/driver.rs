@@ -301,6 +301,15 @@ impl<W> Driver<W> {
         self.events.len()
     }
 
+    /// Writes the `Debug` form of an adapter's event receiver: how many events are queued,
+    /// and whether the stream is held back for want of room.
+    pub fn fmt_event_stream(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("queued", &self.queued())
+            .field("holding", &self.holding)
+            .finish_non_exhaustive()
+    }
+
     /// The application's receiver is gone: events are no longer kept, and the stream is no
     /// longer held back.
     pub fn close_events(&mut self, now: Instant) {

@@ -56,6 +56,7 @@ mod call;
 mod driver;
 mod error;
 mod events;
+mod handles;
 mod options;
 mod reply;
 mod transcript;
@@ -64,13 +65,37 @@ pub use call::Call;
 pub use driver::{Action, Driver};
 pub use error::{BoxError, Error, ProviderError};
 pub use events::{ChatEvent, RecvTimeoutError, TryRecvError};
+pub use handles::{is_over, live_participants, live_status};
 pub use options::{DEFAULT_EVENT_CAPACITY, Options, StreamTransport};
 pub use reply::{Reply, from_reply};
 pub use transcript::Transcript;
 
-/// Names the setters of [`client_builder_setters!`] refer to; not part of the API.
+/// What every adapter re-exports at its root, so that both name the same types alike:
+/// `pub use chat_driver::api::*;`.
+pub mod api {
+    pub use crate::{
+        ChatEvent, DEFAULT_EVENT_CAPACITY, Error, ProviderError, RecvTimeoutError, StreamTransport,
+        TryRecvError,
+    };
+    pub use chat_core::wire::{
+        DisconnectReason, EngagementStatus, MappedData, MessageBody, Participant, ParticipantType,
+        ShutdownReason,
+    };
+    pub use chat_core::{
+        ChatError, Config, EndReason, EngagementId, EngagementInfo, Event, HistoryPage, Message,
+        MessageId, PollOutcome, Request, Resumption, SessionId, StreamFailure, StreamFailureReason,
+        StreamState, TokenRefresh, TransportError, UserContext,
+    };
+}
+
+/// Names the methods of [`client_builder_setters!`] and the handles' macros refer to; not
+/// part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use chat_core::wire::MappedData;
-    pub use chat_core::{Config, Resumption};
+    pub use chat_core::history::HistoryPager;
+    pub use chat_core::wire::{EngagementStatus, MappedData, Participant};
+    pub use chat_core::{
+        Config, DialogId, EndReason, EngagementId, EngagementInfo, Message, Resumption, SessionId,
+        StreamState, UserContext,
+    };
 }

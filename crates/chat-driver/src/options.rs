@@ -233,3 +233,91 @@ macro_rules! client_builder_setters {
         }
     };
 }
+
+/// Defines an adapter's `ClientBuilder`: its fields, `Debug`, `new`, the setters of
+/// [`client_builder_setters!`] and those of the pluggable parts (`token_provider`,
+/// `tls_config`, `http_transport`, `event_transport`). Expand it where the names
+/// `TokenProvider`, `HttpTransport`, `EventTransport` and `TlsClientConfig` are in scope,
+/// with the struct's docs and the type its `http_client` setter stores; the adapter adds
+/// `http_client` and `connect`.
+#[macro_export]
+macro_rules! client_builder {
+    ($(#[$meta:meta])* http_client: $http_client:ty) => {
+        $(#[$meta])*
+        pub struct ClientBuilder {
+            options: $crate::Options,
+            provider: Option<::std::sync::Arc<dyn TokenProvider>>,
+            http: Option<::std::sync::Arc<dyn HttpTransport>>,
+            http_client: Option<$http_client>,
+            events: Option<Box<dyn EventTransport>>,
+            tls: Option<::std::sync::Arc<TlsClientConfig>>,
+        }
+
+        impl ::std::fmt::Debug for ClientBuilder {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct("ClientBuilder")
+                    .field("options", &self.options)
+                    .field("provider", &self.provider.is_some())
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl ClientBuilder {
+            /// A builder for this AXP host (such as `https://na.api.avayacloud.com`), chat
+            /// integration and application key. Add a [`token`](Self::token) or a
+            /// [`token_provider`](Self::token_provider) (or both) before connecting.
+            pub fn new(
+                host: impl Into<String>,
+                integration_id: impl Into<String>,
+                appkey: impl AsRef<str>,
+            ) -> Self {
+                Self {
+                    options: $crate::Options::new(host, integration_id, appkey),
+                    provider: None,
+                    http: None,
+                    http_client: None,
+                    events: None,
+                    tls: None,
+                }
+            }
+
+            $crate::client_builder_setters!();
+
+            /// Where to get tokens: called at connect when no [`token`](Self::token) is
+            /// given, ahead of expiry, and after a 401. A closure returning the token is one.
+            #[must_use]
+            pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
+                self.provider = Some(::std::sync::Arc::new(provider));
+                self
+            }
+
+            /// The TLS configuration (rustls) of the connections the client opens itself:
+            /// the lean long polls, the WebSocket, and the REST calls unless an
+            /// [`http_client`](Self::http_client) or [`http_transport`](Self::http_transport)
+            /// is given. Use it to trust extra roots (a test server's self-signed
+            /// certificate); give it no ALPN protocols, as these connections speak HTTP/1.1.
+            /// Default: rustls with the webpki roots, one configuration per process.
+            #[must_use]
+            pub fn tls_config(mut self, config: ::std::sync::Arc<TlsClientConfig>) -> Self {
+                self.tls = Some(config);
+                self
+            }
+
+            /// Your own HTTP exchange for REST calls and probes (and for long polling unless
+            /// an [`event_transport`](Self::event_transport) is given).
+            #[must_use]
+            pub fn http_transport(mut self, http: ::std::sync::Arc<dyn HttpTransport>) -> Self {
+                self.http = Some(http);
+                self
+            }
+
+            /// Your own event stream transport; overrides
+            /// [`stream_transport`](Self::stream_transport).
+            #[must_use]
+            pub fn event_transport(mut self, events: Box<dyn EventTransport>) -> Self {
+                self.events = Some(events);
+                self
+            }
+        }
+    };
+}

@@ -32,11 +32,15 @@
 #![forbid(unsafe_code)]
 
 pub mod http1;
+mod own_connection;
 mod response;
 mod tls;
 pub mod ws;
 
-pub use response::{Response, append_capped, declared_len, followed_redirect, poll_outcome};
+pub use response::{
+    LongPoll, Response, append_capped, declared_len, followed_redirect, poll_outcome,
+    reqwest_error, reqwest_method,
+};
 /// rustls's client configuration, as [`tls_config_with_roots`] builds it.
 pub use rustls::ClientConfig as TlsClientConfig;
 pub use tls::{TlsRootsError, default_config, is_certificate_error, tls_config_with_roots};

@@ -103,3 +103,51 @@ mod tests {
         assert_eq!(body.len(), MAX_RESPONSE_LEN);
     }
 }
+
+/// reqwest's method for a chat-core request's.
+pub fn reqwest_method(method: chat_core::Method) -> reqwest::Method {
+    match method {
+        chat_core::Method::Get => reqwest::Method::GET,
+        chat_core::Method::Post => reqwest::Method::POST,
+        chat_core::Method::Delete => reqwest::Method::DELETE,
+    }
+}
+
+/// What a reqwest failure (async or blocking client) is to chat-core.
+pub fn reqwest_error(e: &reqwest::Error) -> TransportError {
+    // reqwest's errors may quote the URL, never headers; only the kind is kept anyway.
+    tracing::debug!(error = %e, "request failed");
+    if crate::is_certificate_error(e) {
+        // Before "connect": the TLS handshake is part of reqwest's connecting.
+        TransportError::Certificate
+    } else if e.is_timeout() {
+        TransportError::Timeout
+    } else if e.is_connect() {
+        TransportError::Connect
+    } else if e.is_decode() {
+        TransportError::Protocol
+    } else {
+        TransportError::Disconnected
+    }
+}
+
+/// HTTP long polling over an adapter's HTTP transport `H`, each poll one
+/// `GET …/events?lastEventId=…`; each adapter implements its event transport trait for it.
+#[derive(Clone)]
+pub struct LongPoll<H> {
+    /// The HTTP transport the polls go through.
+    pub http: H,
+}
+
+impl<H> LongPoll<H> {
+    /// Long polling over this HTTP transport.
+    pub fn new(http: H) -> Self {
+        Self { http }
+    }
+}
+
+impl<H> std::fmt::Debug for LongPoll<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LongPollTransport")
+    }
+}

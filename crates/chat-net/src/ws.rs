@@ -25,8 +25,14 @@ use std::time::Duration;
 use chat_core::validate::MAX_RESPONSE_LEN;
 use chat_core::{PollOutcome, Request, RequestKind, TransportError};
 
+mod client;
 pub mod frame;
 pub mod handshake;
+
+pub use client::{
+    Auto, AutoRoute, ClientSocket, Connection, Step, Upgraded, accept, unless_upgraded,
+    upgrade_failed,
+};
 
 /// Read buffer of a socket (frames larger than this are still read whole): a chat stream
 /// carries small frames, and a process may hold thousands of sockets.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chat_core::{ChatError, UserContext};
-use chat_driver::{Call, Driver, Options, StreamTransport};
+use chat_driver::{Call, Driver, StreamTransport};
 
 use crate::client::Client;
 use crate::driver::{Io, Shared, now, run, wall};
@@ -42,68 +42,26 @@ fn default_client(tls: Option<&TlsClientConfig>) -> Result<reqwest::Client, Erro
     }
 }
 
-/// Configures and connects a [`Client`].
-///
-/// ```no_run
-/// # async fn demo(jwt: String) -> Result<(), chat_tokio::Error> {
-/// use chat_tokio::Client;
-/// let (client, mut events) = Client::builder(
-///     "https://na.api.avayacloud.com",
-///     "123e4567-e89b-12d3-a456-426614174000",
-///     "my-appkey",
-/// )
-/// .token(jwt)
-/// .connect()
-/// .await?;
-/// # Ok(()) }
-/// ```
-pub struct ClientBuilder {
-    options: Options,
-    provider: Option<Arc<dyn TokenProvider>>,
-    http: Option<Arc<dyn HttpTransport>>,
-    http_client: Option<reqwest::Client>,
-    events: Option<Box<dyn EventTransport>>,
-    tls: Option<Arc<TlsClientConfig>>,
-}
-
-impl std::fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("options", &self.options)
-            .field("provider", &self.provider.is_some())
-            .finish_non_exhaustive()
-    }
+chat_driver::client_builder! {
+    /// Configures and connects a [`Client`].
+    ///
+    /// ```no_run
+    /// # async fn demo(jwt: String) -> Result<(), chat_tokio::Error> {
+    /// use chat_tokio::Client;
+    /// let (client, mut events) = Client::builder(
+    ///     "https://na.api.avayacloud.com",
+    ///     "123e4567-e89b-12d3-a456-426614174000",
+    ///     "my-appkey",
+    /// )
+    /// .token(jwt)
+    /// .connect()
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
+    http_client: reqwest::Client
 }
 
 impl ClientBuilder {
-    /// A builder for this AXP host (such as `https://na.api.avayacloud.com`), chat
-    /// integration and application key. Add a [`token`](Self::token) or a
-    /// [`token_provider`](Self::token_provider) (or both) before connecting.
-    pub fn new(
-        host: impl Into<String>,
-        integration_id: impl Into<String>,
-        appkey: impl AsRef<str>,
-    ) -> Self {
-        Self {
-            options: Options::new(host, integration_id, appkey),
-            provider: None,
-            http: None,
-            http_client: None,
-            events: None,
-            tls: None,
-        }
-    }
-
-    chat_driver::client_builder_setters!();
-
-    /// Where to get tokens: called at connect when no [`token`](Self::token) is given, ahead
-    /// of expiry, and after a 401.
-    #[must_use]
-    pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
-        self.provider = Some(Arc::new(provider));
-        self
-    }
-
     /// The reqwest client for the default transports (proxy, root certificates, a pool
     /// shared by many chat clients of one runtime). Long polling then goes through it too;
     /// to keep each session's lean connection for the polls while sharing this client for
@@ -112,33 +70,6 @@ impl ClientBuilder {
     #[must_use]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
-        self
-    }
-
-    /// The TLS configuration (rustls) of the connections the client opens itself: the long
-    /// polls of [`Http1LongPollTransport`], the WebSocket, and the REST calls unless an
-    /// [`http_client`](Self::http_client) or [`http_transport`](Self::http_transport) is
-    /// given. Use it to trust extra roots (a test server's self-signed certificate); give it
-    /// no ALPN protocols, as these connections speak HTTP/1.1. Default: rustls with the
-    /// webpki roots, one configuration per process.
-    #[must_use]
-    pub fn tls_config(mut self, config: Arc<TlsClientConfig>) -> Self {
-        self.tls = Some(config);
-        self
-    }
-
-    /// Your own HTTP exchange for REST calls and probes (and for long polling unless an
-    /// [`event_transport`](Self::event_transport) is given).
-    #[must_use]
-    pub fn http_transport(mut self, http: Arc<dyn HttpTransport>) -> Self {
-        self.http = Some(http);
-        self
-    }
-
-    /// Your own event stream transport; overrides [`stream_transport`](Self::stream_transport).
-    #[must_use]
-    pub fn event_transport(mut self, events: Box<dyn EventTransport>) -> Self {
-        self.events = Some(events);
         self
     }
 
@@ -193,7 +124,7 @@ impl ClientBuilder {
                 match self.options.transport {
                     StreamTransport::WebSocket => Box::new(ws()),
                     // The same fallback as plain long polling would be.
-                    StreamTransport::Auto => Box::new(AutoTransport::with_websocket(
+                    StreamTransport::Auto => Box::new(AutoTransport::new(
                         ws(),
                         long_poll(),
                         self.options.ws_upgrade_timeout,

@@ -3,19 +3,18 @@
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
-use chat_core::wire::{
-    DisconnectReason, EngagementStatus, MappedData, Participant, ShutdownReason,
-};
+use chat_core::wire::{DisconnectReason, EngagementStatus, MappedData, ShutdownReason};
 use chat_core::{
-    DialogId, EndReason, EngagementId, EngagementInfo, HistoryPage, Message, MessageId, PageLink,
-    Resumption, SessionId, StreamState, UserContext,
+    EndReason, EngagementId, EngagementInfo, HistoryPage, Message, MessageId, PageLink, UserContext,
 };
-use chat_driver::{Call, Error, Reply, Transcript, from_reply};
+use chat_driver::{Call, Driver, Error, Reply, Transcript, from_reply};
 use futures::Stream;
 use tokio::task::JoinHandle;
 
-use crate::driver::{Shared, now};
+use crate::ClientBuilder;
+use crate::driver::{Shared, Waiter, now};
 
 /// A connected chat session: a cheap [`Clone`] handle.
 ///
@@ -67,31 +66,26 @@ impl Client {
         }
     }
 
-    /// A builder; see [`ClientBuilder`](crate::ClientBuilder).
-    pub fn builder(
-        host: impl Into<String>,
-        integration_id: impl Into<String>,
-        appkey: impl AsRef<str>,
-    ) -> crate::ClientBuilder {
-        crate::ClientBuilder::new(host, integration_id, appkey)
-    }
+    chat_driver::client_local_methods!();
 
     fn shared(&self) -> &Shared {
         &self.handle.shared
     }
 
-    async fn call<T: Reply>(&self, call: Call) -> Result<T, Error> {
-        from_reply(self.shared().call(call).await)
-    }
-
-    /// What `init` returned (also delivered as the `INITIALIZED` event).
-    pub fn user_context(&self) -> &UserContext {
+    fn context(&self) -> &UserContext {
         &self.handle.context
     }
 
-    /// The session's id.
-    pub fn session_id(&self) -> &SessionId {
-        &self.handle.context.session_id
+    fn read<R>(&self, f: impl FnOnce(&Driver<Waiter>) -> R) -> R {
+        f(&self.shared().lock().driver)
+    }
+
+    fn command<R>(&self, f: impl FnOnce(&mut Driver<Waiter>, Instant) -> R) -> R {
+        self.shared().with(|d| f(d, now()))
+    }
+
+    async fn call<T: Reply>(&self, call: Call) -> Result<T, Error> {
+        from_reply(self.shared().call(call).await)
     }
 
     /// Starts a new chat (`createEngagement`). It is PENDING until `ENGAGEMENT_ACTIVE`; see
@@ -120,67 +114,10 @@ impl Client {
             .collect())
     }
 
-    /// An engagement this session knows (`getEngagementById`), without a network call.
-    pub fn engagement(&self, id: &EngagementId) -> Option<Engagement> {
-        let info = self.shared().lock().driver.engagement(id)?;
-        Some(self.engagement_handle(info))
-    }
-
-    /// Every engagement this session knows, without a network call.
-    pub fn engagements(&self) -> Vec<Engagement> {
-        let list = self.shared().lock().driver.engagements();
-        list.into_iter()
-            .map(|i| self.engagement_handle(i))
-            .collect()
-    }
-
-    /// A handle on an engagement from its snapshot (for instance from the `INITIALIZED`
-    /// event's user context).
-    pub fn engagement_handle(&self, info: EngagementInfo) -> Engagement {
-        Engagement {
-            client: self.clone(),
-            info,
-        }
-    }
-
-    /// Replaces the chat token (`setJwtToken`, the push style): no network call; later
-    /// requests carry it, the expiry timers restart, and a stream paused by a 401 resumes.
-    pub fn set_token(&self, token: &str) -> Result<(), Error> {
-        self.shared().with(|d| d.set_token(now(), token))
-    }
-
     /// Asks the [`TokenProvider`](crate::TokenProvider) for a new token now and sets it
     /// (single-flight with the automatic refreshes).
     pub async fn refresh_token(&self) -> Result<(), Error> {
         self.call(Call::RefreshToken).await
-    }
-
-    /// Retries the event stream now (`retryConnection`): after `RECONNECTION_TIMEOUT`, or to
-    /// cut a backoff short. ACS-318 otherwise.
-    pub fn retry_connection(&self) -> Result<(), Error> {
-        self.shared().with(|d| d.retry_connection(now()))
-    }
-
-    /// Customer activity: restarts the idle timer and cancels a grace period
-    /// (`resetIdleTimeout`).
-    pub fn reset_idle_timeout(&self) -> Result<(), Error> {
-        self.shared().with(|d| d.reset_idle_timeout(now()))
-    }
-
-    /// The event stream's state.
-    pub fn stream_state(&self) -> StreamState {
-        self.shared().lock().driver.stream_state()
-    }
-
-    /// What to keep to resume this session later (the official SDK's `sessionStorage`), see
-    /// [`ClientBuilder::resume`](crate::ClientBuilder::resume). Free of secrets. Its
-    /// positions are those of the events the application has taken: a message still queued
-    /// comes again after the resume. Save it after taking events, not before.
-    pub fn resumption(&self) -> Result<Resumption, Error> {
-        let st = self.shared().lock();
-        st.driver
-            .resumption()
-            .ok_or(Error::Closed(st.driver.end_reason()))
     }
 
     /// Ends the session (`shutdown`): deletes it on the server, emits `SHUTDOWN`, ends the
@@ -214,11 +151,6 @@ impl Client {
         self.end_reason().unwrap_or(EndReason::Shutdown(None))
     }
 
-    /// Why the session ended, once it has.
-    pub fn end_reason(&self) -> Option<EndReason> {
-        self.shared().lock().driver.end_reason()
-    }
-
     /// Whether the client has stopped.
     pub fn is_closed(&self) -> bool {
         *self.shared().stopped.borrow()
@@ -234,52 +166,9 @@ impl Client {
     }
 }
 
-/// One engagement (chat) of the session: the official SDK's Engagement object.
-///
-/// Holds a snapshot ([`info`](Self::info)) taken when the handle was made; the live status
-/// and participants come from [`status`](Self::status) and
-/// [`participants`](Self::participants).
-#[derive(Debug, Clone)]
-pub struct Engagement {
-    client: Client,
-    info: EngagementInfo,
-}
+chat_driver::engagement_handle!();
 
 impl Engagement {
-    /// The engagement's id.
-    pub fn id(&self) -> &EngagementId {
-        &self.info.engagement_id
-    }
-
-    /// Its dialog's id.
-    pub fn dialog_id(&self) -> &DialogId {
-        &self.info.dialog_id
-    }
-
-    /// The snapshot this handle was made from.
-    pub fn info(&self) -> &EngagementInfo {
-        &self.info
-    }
-
-    /// The current state as this session knows it; `None` once it is over and forgotten.
-    pub fn current(&self) -> Option<EngagementInfo> {
-        self.client.shared().lock().driver.engagement(self.id())
-    }
-
-    /// The SDK status (`engagementStatus`): TERMINATED once the engagement is over.
-    pub fn status(&self) -> EngagementStatus {
-        self.current()
-            .map_or(EngagementStatus::Terminated, |i| i.status)
-    }
-
-    /// Who is in it now (`participants`); ACS-314 once it is over.
-    pub fn participants(&self) -> Result<Vec<Participant>, Error> {
-        match self.current() {
-            Some(i) if !is_over(i.status) => Ok(i.participants),
-            _ => Err(chat_core::ChatError::EngagementNotFound.into()),
-        }
-    }
-
     /// Waits until the engagement is ACTIVE (the server has reported the customer in it),
     /// when messages can be sent: right after [`Client::create_engagement`] or
     /// [`join`](Self::join) it is still PENDING, and a send fails with ACS-313. ACS-314 if
@@ -382,13 +271,6 @@ impl Engagement {
     }
 }
 
-fn is_over(status: EngagementStatus) -> bool {
-    matches!(
-        status,
-        EngagementStatus::Terminated | EngagementStatus::Terminating
-    )
-}
-
 /// The pages of an engagement's history, newest first: from [`Engagement::history_pages`].
 /// Ends after the oldest page, or after the first error.
 pub struct HistoryPages(Pin<Box<dyn Stream<Item = Result<Vec<Message>, Error>> + Send>>);
@@ -407,24 +289,9 @@ impl Stream for HistoryPages {
     }
 }
 
-/// Message history of one engagement, paged locally like the official `PageIterator`.
-#[derive(Debug, Clone)]
-pub struct HistoryPager {
-    engagement: Engagement,
-    pager: chat_core::history::HistoryPager,
-}
+chat_driver::history_pager!();
 
 impl HistoryPager {
-    /// The messages of the current page, newest first.
-    pub fn items(&self) -> &[Message] {
-        self.pager.items()
-    }
-
-    /// The page size.
-    pub fn page_size(&self) -> usize {
-        self.pager.page_size()
-    }
-
     /// Moves to the next older page, fetching from the server as needed (`previous()`).
     /// Returns whether it moved. Errors are ACS-317.
     pub async fn older(&mut self) -> Result<bool, Error> {
@@ -438,20 +305,5 @@ impl HistoryPager {
             self.pager.add_page(page);
         }
         Ok(self.pager.older())
-    }
-
-    /// Moves to the next newer page (`next()`); never fetches. Returns whether it moved.
-    pub fn newer(&mut self) -> bool {
-        self.pager.newer()
-    }
-
-    /// Whether older messages exist, loaded or on the server (`hasPrevious()`).
-    pub fn has_older(&self) -> bool {
-        self.pager.has_older()
-    }
-
-    /// Whether newer messages are loaded (`hasNext()`).
-    pub fn has_newer(&self) -> bool {
-        self.pager.has_newer()
     }
 }

@@ -41,45 +41,9 @@ pub struct Http1LongPollTransport {
     connection: Option<Connection>,
 }
 
-impl std::fmt::Debug for Http1LongPollTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Http1LongPollTransport")
-            .field("connected", &self.connection.is_some())
-            .field("allow_plain_http", &self.allow_plain_http)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for Http1LongPollTransport {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+chat_net::own_connection_transport!(Http1LongPollTransport, "http://");
 
 impl Http1LongPollTransport {
-    /// Long polling with the default TLS setup (rustls, webpki roots).
-    pub fn new() -> Self {
-        Self {
-            tls: None,
-            allow_plain_http: false,
-            connection: None,
-        }
-    }
-
-    /// Long polling with this TLS configuration (extra roots, a proxy's certificate...).
-    pub fn with_tls_config(config: Arc<ClientConfig>) -> Self {
-        Self {
-            tls: Some(config),
-            ..Self::new()
-        }
-    }
-
-    /// Allow `http://` to a host that is not loopback (never in production).
-    pub fn allow_plain_http(mut self, allow: bool) -> Self {
-        self.allow_plain_http = allow;
-        self
-    }
-
     async fn connect(&self, target: &Target) -> Result<Connection, TransportError> {
         Ok(Connection {
             origin: target.origin(),

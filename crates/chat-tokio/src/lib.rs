@@ -61,8 +61,6 @@
 //! ```
 //!
 //! See `docs/async-client.md` for the guide and the mapping from the official JavaScript SDK.
-#![forbid(unsafe_code)]
-
 mod builder;
 mod client;
 mod driver;
@@ -79,10 +77,7 @@ mod tests;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub use builder::ClientBuilder;
-pub use chat_driver::{
-    ChatEvent, DEFAULT_EVENT_CAPACITY, Error, ProviderError, RecvTimeoutError, StreamTransport,
-    TryRecvError,
-};
+pub use chat_driver::api::*;
 /// rustls's client configuration, for [`ClientBuilder::tls_config`],
 /// [`Http1LongPollTransport::with_tls_config`] and [`WebSocketTransport::with_tls_config`]
 /// (see [`tls_config_with_roots`]).
@@ -94,13 +89,3 @@ pub use http1::Http1LongPollTransport;
 pub use token::{BoxError, TokenProvider};
 pub use transport::{EventTransport, HttpTransport, LongPollTransport, ReqwestTransport, Response};
 pub use ws::{AutoTransport, WebSocketTransport};
-
-pub use chat_core::wire::{
-    DisconnectReason, EngagementStatus, MappedData, MessageBody, Participant, ParticipantType,
-    ShutdownReason,
-};
-pub use chat_core::{
-    ChatError, Config, EndReason, EngagementId, EngagementInfo, Event, HistoryPage, Message,
-    MessageId, PollOutcome, Request, Resumption, SessionId, StreamFailure, StreamFailureReason,
-    StreamState, TokenRefresh, TransportError, UserContext,
-};

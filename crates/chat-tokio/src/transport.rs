@@ -99,11 +99,7 @@ pub(crate) fn default_client() -> reqwest::Client {
 #[async_trait]
 impl HttpTransport for ReqwestTransport {
     async fn send(&self, request: Request) -> Result<Response, TransportError> {
-        let method = match request.method {
-            chat_core::Method::Get => reqwest::Method::GET,
-            chat_core::Method::Post => reqwest::Method::POST,
-            chat_core::Method::Delete => reqwest::Method::DELETE,
-        };
+        let method = chat_net::reqwest_method(request.method);
         let mut builder = self.client.request(method, &request.url);
         for (name, value) in request.headers() {
             builder = builder.header(name, value);
@@ -111,7 +107,10 @@ impl HttpTransport for ReqwestTransport {
         if let Some(body) = request.body {
             builder = builder.body(body);
         }
-        let mut response = builder.send().await.map_err(transport_error)?;
+        let mut response = builder
+            .send()
+            .await
+            .map_err(|e| chat_net::reqwest_error(&e))?;
         if chat_net::followed_redirect(&request.url, response.url().as_str()) {
             return Err(TransportError::Protocol);
         }
@@ -129,43 +128,10 @@ impl HttpTransport for ReqwestTransport {
     }
 }
 
-fn transport_error(e: reqwest::Error) -> TransportError {
-    // reqwest's errors may quote the URL, never headers; only the kind is kept anyway.
-    tracing::debug!(error = %e, "request failed");
-    if chat_net::is_certificate_error(&e) {
-        // Before "connect": the TLS handshake is part of reqwest's connecting.
-        TransportError::Certificate
-    } else if e.is_timeout() {
-        TransportError::Timeout
-    } else if e.is_connect() {
-        TransportError::Connect
-    } else if e.is_decode() {
-        TransportError::Protocol
-    } else {
-        TransportError::Disconnected
-    }
-}
-
 /// HTTP long polling (what AXP serves) over an [`HttpTransport`], each poll one
 /// `GET …/events?lastEventId=…`: what [`StreamTransport::LongPoll`](crate::StreamTransport::LongPoll)
 /// uses when the builder is given an HTTP client or transport of the caller's.
-#[derive(Clone)]
-pub struct LongPollTransport {
-    http: Arc<dyn HttpTransport>,
-}
-
-impl std::fmt::Debug for LongPollTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LongPollTransport")
-    }
-}
-
-impl LongPollTransport {
-    /// Long polling over this HTTP transport.
-    pub fn new(http: Arc<dyn HttpTransport>) -> Self {
-        Self { http }
-    }
-}
+pub type LongPollTransport = chat_net::LongPoll<Arc<dyn HttpTransport>>;
 
 #[async_trait]
 impl EventTransport for LongPollTransport {
@@ -175,6 +141,12 @@ impl EventTransport for LongPollTransport {
 
     fn name(&self) -> &'static str {
         "long-poll"
+    }
+}
+
+impl std::fmt::Debug for dyn EventTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

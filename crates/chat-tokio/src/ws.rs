@@ -1,47 +1,39 @@
 //! The WebSocket event transport (the emulator's WebSocket form of the events resource) and
 //! [`AutoTransport`], which tries it and falls back to long polling.
 //!
-//! The protocol is chat-net's sans-IO WebSocket ([`chat_net::ws::handshake`] and
-//! [`chat_net::ws::frame`]) over the same connections as the lean long poll (tokio's TCP,
-//! tokio-rustls): no WebSocket library, so nothing logs the upgrade's headers or a frame's
-//! payload, whatever subscriber the application installs.
+//! The protocol is chat-net's sans-IO WebSocket ([`chat_net::ws::handshake`],
+//! [`chat_net::ws::frame`] and [`ClientSocket`](chat_net::ws::ClientSocket)) over the same connections as the lean long
+//! poll (tokio's TCP, tokio-rustls): no WebSocket library, so nothing logs the upgrade's
+//! headers or a frame's payload, whatever subscriber the application installs.
 
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_core::{PollOutcome, Request, TransportError};
 use chat_net::http1::Target;
-use chat_net::ws::frame::{Decoder, Encoder, Message, Role};
-use chat_net::ws::handshake::{ClientHandshake, Upgrade};
-use chat_net::ws::{self, AutoMode, READ_BUFFER, WsCursor, websocket_url};
+use chat_net::ws::handshake::ClientHandshake;
+use chat_net::ws::{self, AutoMode, AutoRoute, READ_BUFFER, Step, Upgraded};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::ClientConfig;
 
 use crate::http1::{Stream, connect};
-use crate::transport::{EventTransport, Response};
+use crate::transport::EventTransport;
 
 /// How long closing a connection may take (the peer may be gone already).
 const CLOSE_WAIT: Duration = Duration::from_millis(200);
 
-struct Connection {
-    stream: Stream,
-    decoder: Decoder,
-    encoder: Encoder,
-    /// The cursor and token the server knows.
-    cursor: WsCursor,
-}
+type Connection = ws::Connection<Stream>;
 
 /// Carries the event stream over one WebSocket (`ws://` or `wss://` on the events resource).
 ///
 /// A poll sends the cursor as `{"lastEventId": …}` when it moved (and a new token as
 /// `{"jwtToken": …}` in-band after a refresh), then waits for the next pushed frame. When no
-/// frame comes for 60 % of the poll timeout it answers `200 []`, as a long poll would. The close
-/// codes 4401, 4403 and 4404 become the 401, 403 and 404 "Session not found" answers of long
-/// polling; any other loss of the connection is a network failure, after which the next poll
-/// reconnects with the cursor in the URL, so that nothing unacknowledged is lost. Pings are
-/// answered while a poll waits.
+/// frame comes for 60 % of the poll timeout it answers an empty batch, as a long poll would.
+/// The close codes 4401, 4403 and 4404 are the refusals long polling answers with 401, 403
+/// and 404 "Session not found"; any other loss of the connection is a network failure, after
+/// which the next poll reconnects with the cursor in the URL, so that nothing unacknowledged
+/// is lost. Pings are answered while a poll waits.
 ///
 /// `wss://` goes over rustls with the webpki roots (one configuration shared by the whole
 /// process) or the [`ClientConfig`] given to [`with_tls_config`](Self::with_tls_config); a
@@ -54,58 +46,12 @@ pub struct WebSocketTransport {
     allow_plain_http: bool,
 }
 
-impl std::fmt::Debug for WebSocketTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebSocketTransport")
-            .field("connected", &self.connection.is_some())
-            .field("allow_plain_http", &self.allow_plain_http)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for WebSocketTransport {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// The outcome of an upgrade attempt.
-pub(crate) enum Opened {
-    Yes,
-    /// The server answered the upgrade with a plain HTTP status.
-    Refused(Response),
-}
+chat_net::own_connection_transport!(WebSocketTransport, "ws://");
 
 impl WebSocketTransport {
-    /// A WebSocket transport with the default TLS setup (rustls, webpki roots; one
-    /// configuration shared by the whole process).
-    pub fn new() -> Self {
-        Self {
-            connection: None,
-            tls: None,
-            allow_plain_http: false,
-        }
-    }
-
-    /// A WebSocket transport with this TLS configuration (for instance one trusting the
-    /// emulator's self-signed certificate, from
-    /// [`tls_config_with_roots`](crate::tls_config_with_roots)). Give it no ALPN protocols.
-    pub fn with_tls_config(config: Arc<ClientConfig>) -> Self {
-        Self {
-            tls: Some(config),
-            ..Self::new()
-        }
-    }
-
-    /// Allow `ws://` to a host that is not loopback (never in production).
-    pub fn allow_plain_http(mut self, allow: bool) -> Self {
-        self.allow_plain_http = allow;
-        self
-    }
-
-    pub(crate) async fn open(&mut self, request: &Request) -> Result<Opened, TransportError> {
+    pub(crate) async fn open(&mut self, request: &Request) -> Result<Upgraded, TransportError> {
         self.connection = None;
-        let target = Target::parse(&websocket_url(&request.url), self.allow_plain_http)?;
+        let target = Target::parse(&ws::websocket_url(&request.url), self.allow_plain_http)?;
         let mut handshake = ClientHandshake::new()?;
         let head = handshake.request_bytes(request, &target)?;
         let mut stream = connect(&target, self.tls.as_ref()).await?;
@@ -131,84 +77,48 @@ impl WebSocketTransport {
                 }
             }
         }
-        .map_err(|e| match e {
-            // The connection ended before an answer.
-            TransportError::Disconnected => TransportError::Connect,
-            e => e,
-        })?;
-        match upgrade {
-            Upgrade::Accepted { rest } => {
-                let mut decoder = Decoder::new(Role::Client);
-                decoder.push(&rest);
-                self.connection = Some(Connection {
-                    stream,
-                    decoder,
-                    encoder: Encoder::new(Role::Client),
-                    cursor: WsCursor::upgraded(request),
-                });
-                Ok(Opened::Yes)
-            }
-            Upgrade::Refused(response) => Ok(Opened::Refused(response)),
-        }
+        .map_err(ws::upgrade_failed)?;
+        let (connection, upgraded) = ws::accept(upgrade, request, stream);
+        self.connection = connection;
+        Ok(upgraded)
     }
 
     async fn turn(&mut self, request: &Request) -> Result<PollOutcome, TransportError> {
         let Some(c) = self.connection.as_mut() else {
             return Err(TransportError::Disconnected);
         };
-        if let Some(text) = c.cursor.outgoing_for(request) {
-            let frame = c.encoder.text(&text);
+        if let Some(frame) = c.socket.outgoing(request) {
             send(&mut c.stream, &frame)
                 .await
                 .map_err(|_| TransportError::Disconnected)?;
         }
         let until = tokio::time::Instant::now() + ws::hold(request.timeout);
         loop {
-            let message = match c.decoder.next() {
-                Ok(Some(message)) => message,
-                Ok(None) => {
+            match c.socket.step() {
+                Step::Read => {
                     // A held poll waits here without a buffer of its own (on plain TCP).
-                    if !c.decoder.has_input() {
+                    if !c.socket.has_input() {
                         match tokio::time::timeout_at(until, c.stream.readable()).await {
                             Err(_) => return Ok(ws::idle()),
                             Ok(r) => r?,
                         }
                     }
-                    let input = c.decoder.input();
+                    let input = c.socket.input();
                     input.reserve(READ_BUFFER);
                     match tokio::time::timeout_at(until, c.stream.read_buf(input)).await {
                         Err(_) => return Ok(ws::idle()),
                         Ok(Ok(0) | Err(_)) => return Err(TransportError::Disconnected),
-                        Ok(Ok(_)) => continue,
+                        Ok(Ok(_)) => {}
                     }
                 }
-                Err(e) => {
-                    tracing::debug!(error = %e, "WebSocket frame refused");
-                    let close = c.encoder.close(Some((e.close_code(), "")));
-                    let _ = tokio::time::timeout(CLOSE_WAIT, send(&mut c.stream, &close)).await;
-                    return Err(e.into());
-                }
-            };
-            match message {
-                Message::Text(text) => return Ok(ws::batch(text)),
-                Message::Binary(_) => return Err(TransportError::Protocol),
-                Message::Pong(_) => {}
-                Message::Ping(_) => {
-                    if let Some(pong) = c.encoder.answer(&message) {
-                        send(&mut c.stream, &pong)
-                            .await
-                            .map_err(|_| TransportError::Disconnected)?;
+                Step::Send(pong) => send(&mut c.stream, &pong)
+                    .await
+                    .map_err(|_| TransportError::Disconnected)?,
+                Step::End { outcome, farewell } => {
+                    if let Some(frame) = farewell {
+                        let _ = tokio::time::timeout(CLOSE_WAIT, send(&mut c.stream, &frame)).await;
                     }
-                }
-                Message::Close(ref frame) => {
-                    let code = frame.as_ref().map(|f| f.code);
-                    tracing::debug!(?code, "WebSocket closed by the server");
-                    // The closing handshake's answer, if the server still listens.
-                    if let Some(answer) = c.encoder.answer(&message) {
-                        let _ =
-                            tokio::time::timeout(CLOSE_WAIT, send(&mut c.stream, &answer)).await;
-                    }
-                    return Ok(ws::closed(code));
+                    return Ok(outcome);
                 }
             }
         }
@@ -216,7 +126,7 @@ impl WebSocketTransport {
 }
 
 /// Writes these bytes whole (through rustls's buffer, for TLS).
-async fn send(stream: &mut Stream, bytes: &[u8]) -> io::Result<()> {
+async fn send(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
     stream.write_all(bytes).await?;
     stream.flush().await
 }
@@ -225,10 +135,8 @@ async fn send(stream: &mut Stream, bytes: &[u8]) -> io::Result<()> {
 impl EventTransport for WebSocketTransport {
     async fn poll(&mut self, request: Request) -> PollOutcome {
         if self.connection.is_none() {
-            match self.open(&request).await {
-                Ok(Opened::Yes) => {}
-                Ok(Opened::Refused(r)) => return PollOutcome::from_http(r.status, r.body),
-                Err(e) => return PollOutcome::Failed(e),
+            if let Some(outcome) = ws::unless_upgraded(self.open(&request).await) {
+                return outcome;
             }
         }
         let outcome = self
@@ -244,7 +152,7 @@ impl EventTransport for WebSocketTransport {
     async fn reset(&mut self) {
         if let Some(mut c) = self.connection.take() {
             // Best effort, and short: the connection may be dead already.
-            let close = c.encoder.close(None);
+            let close = c.socket.close();
             let _ = tokio::time::timeout(CLOSE_WAIT, async {
                 send(&mut c.stream, &close).await?;
                 c.stream.shutdown().await
@@ -267,91 +175,33 @@ impl EventTransport for WebSocketTransport {
 /// gives it the one [`StreamTransport::LongPoll`](crate::StreamTransport::LongPoll) would use
 /// (the lean [`Http1LongPollTransport`](crate::Http1LongPollTransport), or a
 /// [`LongPollTransport`](crate::LongPollTransport) over the caller's HTTP stack).
-pub struct AutoTransport {
-    ws: WebSocketTransport,
-    long_poll: Box<dyn EventTransport>,
-    mode: AutoMode,
-    upgrade_timeout: Duration,
-}
-
-impl std::fmt::Debug for AutoTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AutoTransport")
-            .field("ws", &self.ws)
-            .field("long_poll", &self.long_poll.name())
-            .field("mode", &self.mode)
-            .field("upgrade_timeout", &self.upgrade_timeout)
-            .finish()
-    }
-}
-
-impl AutoTransport {
-    /// WebSocket first (default TLS setup), then this long-polling transport.
-    pub fn new(long_poll: Box<dyn EventTransport>, upgrade_timeout: Duration) -> Self {
-        Self::with_websocket(WebSocketTransport::new(), long_poll, upgrade_timeout)
-    }
-
-    /// As [`new`](Self::new), with this WebSocket transport (a TLS configuration of your
-    /// own, plain `ws://` allowed...).
-    pub fn with_websocket(
-        ws: WebSocketTransport,
-        long_poll: Box<dyn EventTransport>,
-        upgrade_timeout: Duration,
-    ) -> Self {
-        Self {
-            ws,
-            long_poll,
-            mode: AutoMode::Undecided,
-            upgrade_timeout,
-        }
-    }
-
-    /// Whether the WebSocket was chosen (`Some(true)`), long polling (`Some(false)`), or not
-    /// yet decided.
-    pub fn uses_websocket(&self) -> Option<bool> {
-        self.mode.uses_websocket()
-    }
-
-    /// The long-polling transport it falls back to.
-    pub fn fallback(&self) -> &dyn EventTransport {
-        self.long_poll.as_ref()
-    }
-}
+pub type AutoTransport = ws::Auto<WebSocketTransport, Box<dyn EventTransport>>;
 
 #[async_trait]
 impl EventTransport for AutoTransport {
     async fn poll(&mut self, request: Request) -> PollOutcome {
-        match self.mode {
-            AutoMode::WebSocket => return self.ws.poll(request).await,
-            AutoMode::LongPoll => return self.long_poll.poll(request).await,
-            AutoMode::Undecided => {}
-        }
-        match tokio::time::timeout(self.upgrade_timeout, self.ws.open(&request)).await {
-            Ok(Ok(Opened::Yes)) => {
-                tracing::debug!("event stream: WebSocket");
-                self.mode = AutoMode::WebSocket;
-                self.ws.poll(request).await
+        let route = match self.mode.route() {
+            Some(route) => route,
+            None => {
+                let opened = tokio::time::timeout(self.upgrade_timeout, self.ws.open(&request));
+                let attempt = opened.await.ok().and_then(Result::ok);
+                self.mode.decide(attempt.as_ref())
             }
-            Ok(Ok(Opened::Refused(r))) if AutoMode::passes_on(r.status) => {
-                PollOutcome::from_http(r.status, r.body)
-            }
-            _ => {
-                tracing::debug!("event stream: WebSocket refused, long polling");
-                self.mode = AutoMode::LongPoll;
-                self.long_poll.poll(request).await
-            }
+        };
+        match route {
+            AutoRoute::WebSocket => self.ws.poll(request).await,
+            AutoRoute::LongPoll => self.long_poll.poll(request).await,
+            AutoRoute::Answer(outcome) => outcome,
         }
     }
 
     async fn reset(&mut self) {
         // The fallback may hold a connection of its own (the lean long poll does).
-        match self.mode {
-            AutoMode::WebSocket => self.ws.reset().await,
-            AutoMode::LongPoll => self.long_poll.reset().await,
-            AutoMode::Undecided => {
-                self.ws.reset().await;
-                self.long_poll.reset().await;
-            }
+        if self.mode != AutoMode::LongPoll {
+            self.ws.reset().await;
+        }
+        if self.mode != AutoMode::WebSocket {
+            self.long_poll.reset().await;
         }
     }
 
@@ -425,7 +275,11 @@ mod tests {
     #[tokio::test]
     async fn auto_falls_back_for_good_to_the_transport_it_was_given() {
         let (base, accepted) = answering("200 OK").await;
-        let mut t = AutoTransport::new(fallback(2, 1), Duration::from_secs(5));
+        let mut t = AutoTransport::new(
+            WebSocketTransport::new(),
+            fallback(2, 1),
+            Duration::from_secs(5),
+        );
         assert_eq!(t.fallback().name(), "fallback");
         let r = as_result(t.poll(poll_request(&base)).await).unwrap();
         assert_eq!((r.status, r.body.as_slice()), (200, &b"[1]"[..]));
@@ -441,7 +295,11 @@ mod tests {
     #[tokio::test]
     async fn auto_passes_session_refusals_on_undecided() {
         let (base, _) = answering("401 Unauthorized").await;
-        let mut t = AutoTransport::new(fallback(0, 0), Duration::from_secs(5));
+        let mut t = AutoTransport::new(
+            WebSocketTransport::new(),
+            fallback(0, 0),
+            Duration::from_secs(5),
+        );
         let r = as_result(t.poll(poll_request(&base)).await).unwrap();
         assert_eq!(r.status, 401);
         assert_eq!(t.uses_websocket(), None);
@@ -450,7 +308,11 @@ mod tests {
     #[tokio::test]
     async fn auto_keeps_the_websocket_when_the_server_upgrades() {
         let base = sending(1000).await;
-        let mut t = AutoTransport::new(fallback(0, 0), Duration::from_secs(5));
+        let mut t = AutoTransport::new(
+            WebSocketTransport::new(),
+            fallback(0, 0),
+            Duration::from_secs(5),
+        );
         let r = as_result(t.poll(poll_request(&base)).await).unwrap();
         assert_eq!((r.status, r.body.len()), (200, 1000));
         assert_eq!(t.uses_websocket(), Some(true));

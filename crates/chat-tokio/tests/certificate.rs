@@ -85,6 +85,7 @@ async fn every_transport_reports_the_certificate() {
     );
     // Auto falls back to long polling, which says the same.
     let mut auto = AutoTransport::new(
+        WebSocketTransport::new(),
         Box::new(Http1LongPollTransport::new()),
         Duration::from_secs(5),
     );

@@ -298,7 +298,7 @@ pub fn server_accept<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::{Duration, Instant, SystemTime};
 
     use chat_core::{AppKey, Config, InitParams, Output, RequestKind, Session, Token};
@@ -306,7 +306,7 @@ mod tests {
     use super::*;
 
     /// A poll request of chat-core's, aimed at `base`.
-    fn poll_request(base: &str) -> Request {
+    pub(crate) fn poll_request(base: &str) -> Request {
         // Its payload is {"exp":4000000000}.
         let token = Token::parse("jwt.e30.eyJleHAiOjQwMDAwMDAwMDB9.signature").unwrap();
         let params = InitParams::new(
