@@ -31,7 +31,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask <ci|bench|doc|fuzz [--target T] [--seconds S]|soak [--sessions N] \
                  [--messages M] [--duration SECS] [--seed S] [--transport long-poll|websocket|both] \
-                 [--adapter tokio|blocking|both] [--json]>"
+                 [--adapter tokio|blocking|smol|all] [--json]>"
             );
             return ExitCode::from(2);
         }

@@ -5,9 +5,11 @@
 //! builder setters of [`client_builder_setters!`]), the ledger of calls waiting for their
 //! reply, the event queue with its timestamps, its backpressure and the position of what the
 //! application has taken, and the typed [`Error`]. [`Driver`] is that, still without I/O:
-//! `chat-tokio` drives it with tokio, `chat-blocking` with the caller's threads, and an
-//! embedder with whatever they have (see `docs/embedding.md`). Each adapter keeps only its
-//! runtime glue: sockets, the clock, wake-ups, threads.
+//! `chat-tokio` drives it with tokio, `chat-blocking` with the caller's threads, `chat-smol`
+//! with smol, and an embedder with whatever they have: `docs/embedding.md` ("Bring your own
+//! I/O") says what an adapter must do and walks through `chat-smol`, the small one written as
+//! the example to start from. Each adapter keeps only its runtime glue: sockets, the clock,
+//! wake-ups, threads.
 //!
 //! # Example
 //!

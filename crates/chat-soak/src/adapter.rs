@@ -1,6 +1,6 @@
 //! The seam between the soak and a client library: what a soak session needs from a client,
 //! whatever its threading model. One module per adapter implements it
-//! ([`crate::tokio_adapter`], and the blocking twin when it exists).
+//! ([`crate::tokio_adapter`], [`crate::blocking_adapter`], [`crate::smol_adapter`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -171,7 +171,7 @@ impl fmt::Debug for Connection {
 /// A client library, as the soak drives it.
 #[async_trait]
 pub trait Adapter: Send + Sync + 'static {
-    /// Its name in reports (`tokio`, `blocking`).
+    /// Its name in reports (`tokio`, `blocking`, `smol`).
     fn name(&self) -> &'static str;
 
     /// Initializes a new session (`init`) with a token provider over [`ConnectSpec::tokens`].

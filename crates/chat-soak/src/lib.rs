@@ -49,6 +49,7 @@ mod faults;
 mod proxy;
 mod report;
 mod session;
+pub mod smol_adapter;
 pub mod tokio_adapter;
 
 use std::collections::BTreeMap;
@@ -67,6 +68,7 @@ pub use adapter::{
 pub use blocking_adapter::BlockingAdapter;
 pub use faults::FaultKind;
 pub use report::{Direction, RunReport, table};
+pub use smol_adapter::SmolAdapter;
 pub use tokio_adapter::TokioAdapter;
 
 use crate::session::{Phase, Plan, Slot, slot};
@@ -179,17 +181,19 @@ impl std::fmt::Display for SoakError {
 
 impl std::error::Error for SoakError {}
 
-/// The adapter of this name: `tokio` (chat-tokio) or `blocking` (chat-blocking).
+/// The adapter of this name: `tokio` (chat-tokio), `blocking` (chat-blocking) or `smol`
+/// (chat-smol).
 pub fn adapter(name: &str) -> Option<Arc<dyn Adapter>> {
     match name {
         "tokio" => Some(Arc::new(TokioAdapter)),
         "blocking" => Some(Arc::new(BlockingAdapter)),
+        "smol" => Some(Arc::new(SmolAdapter)),
         _ => None,
     }
 }
 
 /// The adapters this build has, by name.
-pub const ADAPTERS: [&str; 2] = ["tokio", "blocking"];
+pub const ADAPTERS: [&str; 3] = ["tokio", "blocking", "smol"];
 
 /// Runs one soak with one adapter over one transport and returns its figures.
 pub async fn run(

@@ -26,7 +26,10 @@ enum TransportArg {
 enum AdapterArg {
     Tokio,
     Blocking,
-    Both,
+    Smol,
+    /// Every adapter (`both` is its old name).
+    #[value(alias = "both")]
+    All,
 }
 
 /// The chaos soak: many chat sessions against the in-process emulator with faults injected
@@ -83,7 +86,8 @@ fn main() -> ExitCode {
     let names: &[&str] = match args.adapter {
         AdapterArg::Tokio => &["tokio"],
         AdapterArg::Blocking => &["blocking"],
-        AdapterArg::Both => &["tokio", "blocking"],
+        AdapterArg::Smol => &["smol"],
+        AdapterArg::All => &chat_soak::ADAPTERS,
     };
     let mut adapters = Vec::new();
     for name in names {

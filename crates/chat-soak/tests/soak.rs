@@ -1,5 +1,5 @@
-//! The short, seeded soak CI runs: every fault kind, both transports, the tokio adapter
-//! and the blocking one; nothing lost, duplicated or out of order,
+//! The short, seeded soak CI runs: every fault kind, both transports, each of the three
+//! adapters (tokio, blocking, smol); nothing lost, duplicated or out of order,
 //! and every send ended as delivered or failed with its error.
 
 use std::sync::Arc;
@@ -73,4 +73,14 @@ async fn blocking_websocket() {
         14,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smol_long_poll() {
+    soak(Arc::new(chat_soak::SmolAdapter), Transport::LongPoll, 15).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smol_websocket() {
+    soak(Arc::new(chat_soak::SmolAdapter), Transport::WebSocket, 17).await;
 }
