@@ -36,7 +36,9 @@ mod response;
 mod tls;
 pub mod ws;
 
-pub use response::{Response, append_capped, declared_len, followed_redirect, poll_outcome};
+pub use response::{
+    Response, append_capped, declared_len, followed_redirect, is_malformed_response, poll_outcome,
+};
 /// rustls's client configuration, as [`tls_config_with_roots`] builds it.
 pub use rustls::ClientConfig as TlsClientConfig;
 pub use tls::{TlsRootsError, default_config, is_certificate_error, tls_config_with_roots};

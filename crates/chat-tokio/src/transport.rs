@@ -137,6 +137,9 @@ fn transport_error(e: reqwest::Error) -> TransportError {
         TransportError::Certificate
     } else if e.is_timeout() {
         TransportError::Timeout
+    } else if chat_net::is_malformed_response(&e) {
+        // An answer that is not HTTP, or a head past hyper's limit: not a lost connection.
+        TransportError::Protocol
     } else if e.is_connect() {
         TransportError::Connect
     } else if e.is_decode() {
