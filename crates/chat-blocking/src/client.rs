@@ -160,6 +160,14 @@ impl Client {
         self.read(|st| st.driver.stream_state())
     }
 
+    /// How much the session holds of what the server sent: kept orphan events, held
+    /// messages, requests in flight... (see [`Footprint`](crate::Footprint)); every count is
+    /// bounded whatever the server sends. The events waiting for the application are
+    /// [`EventStream::queued`](crate::EventStream::queued).
+    pub fn footprint(&self) -> crate::Footprint {
+        self.read(|st| st.driver.footprint())
+    }
+
     /// What to keep to resume this session later (the official SDK's `sessionStorage`), see
     /// [`ClientBuilder::resume`](crate::ClientBuilder::resume). Free of secrets. Its
     /// positions are those of the events the application has taken: a message still queued

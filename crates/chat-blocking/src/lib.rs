@@ -106,7 +106,7 @@ pub use chat_core::wire::{
     ShutdownReason,
 };
 pub use chat_core::{
-    ChatError, Config, EndReason, EngagementId, EngagementInfo, Event, HistoryPage, Message,
-    MessageId, PollOutcome, Request, Resumption, SessionId, StreamFailure, StreamFailureReason,
-    StreamState, TokenRefresh, TransportError, UserContext,
+    ChatError, Config, EndReason, EngagementId, EngagementInfo, Event, Footprint, HistoryPage,
+    Message, MessageId, PollOutcome, Request, Resumption, SessionId, StreamFailure,
+    StreamFailureReason, StreamState, TokenRefresh, TransportError, UserContext,
 };
