@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_core::{PollOutcome, Request, TransportError};
-use chat_net::http1::{ParsedResponse, READ_CHUNK, ResponseParser, Target, request_bytes};
+use chat_net::http1::{
+    ParsedResponse, READ_CHUNK, ResponseParser, Target, may_resend, request_bytes,
+};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
@@ -23,7 +25,9 @@ use crate::transport::{Cancel, EventTransport, Response};
 /// Bodies may be sized by `Content-Length`, chunked, or run to the end of the connection; a
 /// response longer than [`MAX_RESPONSE_LEN`](chat_core::validate::MAX_RESPONSE_LEN) is refused with [`TransportError::Protocol`].
 /// The socket is registered with the poll's [`Cancel`], so that an aborted poll returns at
-/// once instead of when the server answers.
+/// once instead of when the server answers. A kept-alive connection that the server closes
+/// as the next request goes out (no byte of the answer read) is replaced and the request
+/// sent again, once ([`chat_net::http1::may_resend`]).
 pub struct Http1LongPollTransport {
     tls: Option<Arc<ClientConfig>>,
     allow_plain_http: bool,
@@ -156,6 +160,10 @@ pub(crate) fn io_error(e: &io::Error, cancel: &Cancel) -> TransportError {
 }
 
 impl Http1LongPollTransport {
+    /// One long poll's HTTP exchange, on the connection kept from the previous poll when
+    /// there is one. If that connection ends before any byte of the answer (the server
+    /// closed it as the request went out), the request goes again, once, on a new
+    /// connection ([`may_resend`]).
     fn exchange(
         &mut self,
         request: &Request,
@@ -164,28 +172,55 @@ impl Http1LongPollTransport {
     ) -> Result<Response, TransportError> {
         let deadline = Instant::now() + request.timeout;
         let origin = target.origin();
+        let bytes = request_bytes(request, target)?;
         let reused = match self.connection.take() {
             Some(c) if c.origin == origin && !is_stale(c.stream.tcp()) => Some(c),
             _ => None,
         };
-        let mut connection = match reused {
-            Some(c) => c,
-            None => Connection {
-                origin,
-                stream: connect(target, self.tls.as_ref(), deadline, cancel)?,
-            },
+        if let Some(connection) = reused {
+            let mut parser = ResponseParser::new();
+            match self.attempt(connection, &bytes, &mut parser, deadline, cancel) {
+                Err(e) if !cancel.is_cancelled() && may_resend(true, parser.has_started(), e) => {
+                    tracing::debug!(
+                        "the kept-alive connection ended before any answer; sending again on a new one"
+                    );
+                }
+                result => return result,
+            }
+        }
+        let connection = Connection {
+            origin,
+            stream: connect(target, self.tls.as_ref(), deadline, cancel)?,
         };
+        self.attempt(
+            connection,
+            &bytes,
+            &mut ResponseParser::new(),
+            deadline,
+            cancel,
+        )
+    }
+
+    /// Writes the request on `connection` and reads the answer; keeps the connection if it
+    /// can carry another.
+    fn attempt(
+        &mut self,
+        mut connection: Connection,
+        bytes: &[u8],
+        parser: &mut ResponseParser,
+        deadline: Instant,
+        cancel: &Cancel,
+    ) -> Result<Response, TransportError> {
         cancel.watch(connection.stream.tcp())?;
-        let bytes = request_bytes(request, target)?;
         let tcp = connection.stream.tcp();
         tcp.set_write_timeout(Some(remaining(deadline)?))
             .map_err(|e| io_error(&e, cancel))?;
         connection
             .stream
-            .write_all(&bytes)
+            .write_all(bytes)
             .and_then(|()| connection.stream.flush())
             .map_err(|e| io_error(&e, cancel))?;
-        let response = read_response(&mut connection.stream, deadline, cancel)?;
+        let response = read_response(&mut connection.stream, parser, deadline, cancel)?;
         if response.keep_alive {
             self.connection = Some(connection);
         }
@@ -206,10 +241,10 @@ fn is_stale(tcp: &TcpStream) -> bool {
 /// Reads one response through the sans-IO parser, within `deadline`.
 fn read_response(
     stream: &mut Stream,
+    parser: &mut ResponseParser,
     deadline: Instant,
     cancel: &Cancel,
 ) -> Result<ParsedResponse, TransportError> {
-    let mut parser = ResponseParser::new();
     let mut chunk = [0u8; READ_CHUNK];
     loop {
         let left = remaining(deadline)?;

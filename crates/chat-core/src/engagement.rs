@@ -142,6 +142,11 @@ impl MessageOrder {
         self.lanes.entry(id.clone()).or_default().holding = true;
     }
 
+    /// Live messages held back, over every engagement.
+    pub(crate) fn held(&self) -> usize {
+        self.lanes.values().map(|l| l.held.len()).sum()
+    }
+
     pub(crate) fn is_holding(&self, id: &EngagementId) -> bool {
         self.lanes.get(id).is_some_and(|l| l.holding)
     }

@@ -92,6 +92,8 @@ pub use ids::{
     DialogId, EngagementId, IntegrationId, MessageId, ParticipantId, RequestId, SessionId,
 };
 pub use request::{Method, PollOutcome, Request, RequestKind, USER_AGENT};
-pub use session::{PROBE_COUNT, Resumption, Session, TOKEN_WARNING};
+pub use session::{
+    Footprint, MAX_HELD_MESSAGES, MAX_ORPHANS, PROBE_COUNT, Resumption, Session, TOKEN_WARNING,
+};
 pub use stream::StreamState;
 pub use token::Token;

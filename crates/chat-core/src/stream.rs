@@ -63,6 +63,11 @@ impl Cursor {
         self.last_event_id.as_deref()
     }
 
+    /// How many event ids the seen set holds.
+    pub(crate) fn seen(&self) -> usize {
+        self.seen.len()
+    }
+
     /// Forget the seen set (stream start or stop); the cursor stays.
     pub(crate) fn forget_seen(&mut self) {
         self.seen.clear();

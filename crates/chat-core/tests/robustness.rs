@@ -314,3 +314,56 @@ fn an_invalidated_session_fails_what_waits_and_ends() {
         }
     }
 }
+
+#[test]
+fn a_stream_flooding_during_a_slow_catch_up_is_held_back_not_piled_up() {
+    // Found by the hostile-server suite's review (issue #12): during a catch-up every live
+    // message is held until the history comes; a server that answers polls at once with new
+    // messages while the history is slow made the session hold them without bound.
+    let mut h = Harness::new(Config::default());
+    h.init();
+    h.active_engagement();
+    let poll = h.take_poll();
+    h.respond(
+        &poll,
+        200,
+        json!([message_event("m-1", 1, "AGENT", "first")]),
+    );
+    // The stream breaks and comes back: a catch-up starts.
+    let poll = h.take_poll();
+    h.fail(&poll, TransportError::Disconnected);
+    h.advance_to_deadline();
+    h.take_events();
+    let mut index = 1;
+    let mut batch = |n: usize| -> Value {
+        let events: Vec<Value> = (0..n)
+            .map(|_| {
+                index += 1;
+                message_event(&format!("m-{index}"), index, "AGENT", &format!("m{index}"))
+            })
+            .collect();
+        Value::Array(events)
+    };
+    let poll = h.take_poll();
+    h.respond(&poll, 200, batch(600));
+    let history = h.take_rest("GET", "/messages?");
+    // The history is slow; the stream floods.
+    let poll = h.take_poll();
+    h.respond(&poll, 200, batch(600));
+    let held = h.session.footprint().held_messages;
+    assert_eq!(held, 1200);
+    assert!(held >= chat_core::MAX_HELD_MESSAGES);
+    assert_eq!(
+        h.polls_in_flight(),
+        0,
+        "no poll while the catch-up holds that many"
+    );
+    assert!(messages_of(&h.take_events()).is_empty());
+    // The history comes: everything held is delivered, in order, and polling goes on.
+    h.respond(&history, 200, history_page(&[1], ""));
+    let delivered = messages_of(&h.take_events());
+    assert_eq!(delivered.len(), 1200);
+    assert!(delivered.windows(2).all(|w| w[0].0 + 1 == w[1].0));
+    assert_eq!(h.session.footprint().held_messages, 0);
+    assert_eq!(h.polls_in_flight(), 1, "the held poll went out");
+}

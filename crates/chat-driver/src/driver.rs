@@ -4,8 +4,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Instant, SystemTime};
 
 use chat_core::{
-    ChatError, EndReason, EngagementId, EngagementInfo, Output, PollOutcome, ReplyValue, Request,
-    RequestId, Resumption, Session, SessionId, StreamState, Token, TransportError,
+    ChatError, EndReason, EngagementId, EngagementInfo, Footprint, Output, PollOutcome, ReplyValue,
+    Request, RequestId, Resumption, Session, SessionId, StreamState, Token, TransportError,
 };
 
 use crate::events::EventQueue;
@@ -365,6 +365,12 @@ impl<W> Driver<W> {
     /// The event stream's state.
     pub fn stream_state(&self) -> StreamState {
         self.session.stream_state()
+    }
+
+    /// How much the session holds of what the server sent (see [`Footprint`]); the events
+    /// queued for the application are [`queued`](Self::queued).
+    pub fn footprint(&self) -> Footprint {
+        self.session.footprint()
     }
 
     /// Why the session ended, once it has.

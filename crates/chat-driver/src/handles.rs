@@ -81,6 +81,14 @@ macro_rules! client_local_methods {
             self.read(|d| d.resumption().ok_or($crate::Error::Closed(d.end_reason())))
         }
 
+        /// How much the session holds of what the server sent: kept orphan events, held
+        /// messages, requests in flight... (see `Footprint`); every count is bounded
+        /// whatever the server sends. The events waiting for the application are
+        /// `EventStream::queued`.
+        pub fn footprint(&self) -> $crate::__private::Footprint {
+            self.read(|d| d.footprint())
+        }
+
         /// Why the session ended, once it has.
         pub fn end_reason(&self) -> Option<$crate::__private::EndReason> {
             self.read(|d| d.end_reason())

@@ -84,9 +84,9 @@ pub mod api {
         ShutdownReason,
     };
     pub use chat_core::{
-        ChatError, Config, EndReason, EngagementId, EngagementInfo, Event, HistoryPage, Message,
-        MessageId, PollOutcome, Request, Resumption, SessionId, StreamFailure, StreamFailureReason,
-        StreamState, TokenRefresh, TransportError, UserContext,
+        ChatError, Config, EndReason, EngagementId, EngagementInfo, Event, Footprint, HistoryPage,
+        Message, MessageId, PollOutcome, Request, Resumption, SessionId, StreamFailure,
+        StreamFailureReason, StreamState, TokenRefresh, TransportError, UserContext,
     };
 }
 
@@ -97,7 +97,7 @@ pub mod __private {
     pub use chat_core::history::HistoryPager;
     pub use chat_core::wire::{EngagementStatus, MappedData, Participant};
     pub use chat_core::{
-        Config, DialogId, EndReason, EngagementId, EngagementInfo, Message, Resumption, SessionId,
-        StreamState, UserContext,
+        Config, DialogId, EndReason, EngagementId, EngagementInfo, Footprint, Message, Resumption,
+        SessionId, StreamState, UserContext,
     };
 }

@@ -5,6 +5,7 @@
 //! Bodies may be sized by `Content-Length`, chunked, or run to the end of the connection;
 //! interim `1xx` answers are skipped; a response longer than [`MAX_RESPONSE_LEN`] (or a head
 //! past 16 KiB, a chunk-size line past 1 KiB) is refused with [`TransportError::Protocol`].
+//! [`may_resend`] says when a request that got no answer is sent again on a new connection.
 //!
 //! ```
 //! use chat_net::http1::ResponseParser;
@@ -142,6 +143,32 @@ pub(crate) fn push_header(
     Ok(())
 }
 
+/// Whether a request that got no answer may be sent again at once, on a new connection, as
+/// if nothing had happened: it went out on a connection `reused` from an earlier exchange,
+/// not one byte of the answer arrived (`answer_started` false, see
+/// [`ResponseParser::has_started`]), and the connection ended (`error` is
+/// [`TransportError::Disconnected`]: closed or reset, while writing or before the answer).
+///
+/// A server may close a kept-alive connection whenever it is idle, and the close can cross
+/// the next request on the wire (RFC 9112 §9.3.1): the request then reached nobody, and the
+/// failure says nothing about the server. The long poll's requests are `GET`s (polls and
+/// probes), so sending one again is safe. Once: the new connection is not reused, so a
+/// second failure is reported. A timeout, a protocol error or an answer cut short is never
+/// sent again.
+///
+/// ```
+/// use chat_core::TransportError::{Disconnected, Timeout};
+/// use chat_net::http1::may_resend;
+///
+/// assert!(may_resend(true, false, Disconnected));
+/// assert!(!may_resend(false, false, Disconnected), "a new connection's failure is reported");
+/// assert!(!may_resend(true, true, Disconnected), "the answer had started");
+/// assert!(!may_resend(true, false, Timeout), "the server may be slow, not gone");
+/// ```
+pub fn may_resend(reused: bool, answer_started: bool, error: TransportError) -> bool {
+    reused && !answer_started && error == TransportError::Disconnected
+}
+
 /// A whole response, as [`ResponseParser`] gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedResponse {
@@ -197,6 +224,8 @@ pub struct ResponseParser {
     status: u16,
     keep_alive: bool,
     body: Vec<u8>,
+    /// A byte of the answer has arrived.
+    started: bool,
 }
 
 impl Default for ResponseParser {
@@ -214,7 +243,15 @@ impl ResponseParser {
             status: 0,
             keep_alive: false,
             body: Vec::new(),
+            started: false,
         }
+    }
+
+    /// Whether any byte of the answer has arrived (been [`push`](Self::push)ed, or read into
+    /// [`input`](Self::input) and [`advance`](Self::advance)d): until then, a connection that
+    /// ends may have crossed the request ([`may_resend`]).
+    pub fn has_started(&self) -> bool {
+        self.started
     }
 
     /// Feeds bytes read from the connection; the response once it is whole.
@@ -241,6 +278,7 @@ impl ResponseParser {
 
     /// Parses what [`input`](Self::input) holds; the response once it is whole.
     pub fn advance(&mut self) -> Result<Option<ParsedResponse>, TransportError> {
+        self.started |= !self.input.is_empty();
         let mut pos = 0;
         let result = self.run(&mut pos);
         self.input.drain(..pos);

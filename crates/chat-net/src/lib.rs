@@ -38,8 +38,8 @@ mod tls;
 pub mod ws;
 
 pub use response::{
-    LongPoll, Response, append_capped, declared_len, followed_redirect, poll_outcome,
-    reqwest_error, reqwest_method,
+    LongPoll, Response, append_capped, declared_len, followed_redirect, is_malformed_response,
+    poll_outcome, reqwest_error, reqwest_method,
 };
 /// rustls's client configuration, as [`tls_config_with_roots`] builds it.
 pub use rustls::ClientConfig as TlsClientConfig;

@@ -67,6 +67,25 @@ pub fn followed_redirect(sent: &str, answered: &str) -> bool {
     moved
 }
 
+/// Whether this error, or any error it was caused by, is hyper refusing the server's answer
+/// as broken HTTP: a head past its size limit (such as 1 MiB of headers), too many headers,
+/// a malformed status line, header or body framing. The cue for
+/// [`TransportError::Protocol`] rather than [`TransportError::Disconnected`] in the errors of
+/// an HTTP client built on hyper (reqwest); it walks the chain of
+/// [`source`](std::error::Error::source)s. An answer merely cut short is not one.
+pub fn is_malformed_response(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    // Bounded: a chain of causes is short, and a cyclic one must not hang.
+    for _ in 0..32 {
+        let Some(e) = next else { return false };
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
+            return hyper.is_parse();
+        }
+        next = e.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +141,9 @@ pub fn reqwest_error(e: &reqwest::Error) -> TransportError {
         TransportError::Certificate
     } else if e.is_timeout() {
         TransportError::Timeout
+    } else if crate::is_malformed_response(e) {
+        // An answer that is not HTTP, or a head past hyper's limit: not a lost connection.
+        TransportError::Protocol
     } else if e.is_connect() {
         TransportError::Connect
     } else if e.is_decode() {

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use chat_core::validate::MAX_RESPONSE_LEN;
 use chat_core::{PollOutcome, Request, TransportError};
-use chat_net::http1::{Origin, READ_CHUNK, ResponseParser, Target, request_bytes};
+use chat_net::http1::{Origin, READ_CHUNK, ResponseParser, Target, may_resend, request_bytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -33,8 +33,10 @@ use crate::transport::{EventTransport, Response};
 /// `http://` only to a loopback host, unless [`allow_plain_http`](Self::allow_plain_http).
 /// Bodies may be sized by `Content-Length`, chunked, or run to the end of the connection;
 /// a response longer than [`MAX_RESPONSE_LEN`] is refused with [`TransportError::Protocol`].
-/// A connection the server closed while idle is replaced before the request is sent; any
-/// other failure is reported, and the next poll opens a new connection.
+/// A connection the server closed while idle is replaced before the request is sent, and
+/// one that it closes as the request goes out (no byte of the answer read) is replaced and
+/// the request sent again, once ([`chat_net::http1::may_resend`]); any other failure is
+/// reported, and the next poll opens a new connection.
 pub struct Http1LongPollTransport {
     tls: Option<Arc<ClientConfig>>,
     allow_plain_http: bool,
@@ -102,32 +104,49 @@ pub(crate) mod tests;
 
 impl Http1LongPollTransport {
     /// One long poll's HTTP exchange: the status and body, whatever the status.
+    ///
+    /// On the connection kept from the previous poll when there is one. If that connection
+    /// ends before any byte of the answer (the server closed it as the request went out),
+    /// the request goes again, once, on a new connection ([`may_resend`]).
     pub(crate) async fn exchange(&mut self, request: Request) -> Result<Response, TransportError> {
+        // Taken out for the exchange: if this future is dropped half-way, so is the
+        // connection, whose state is then unknown.
+        if let Some(mut c) = self.connection.take() {
+            let target = Target::parse(&request.url, self.allow_plain_http)?;
+            if c.origin == target.origin() && c.stream.is_open() {
+                let head = request_bytes(&request, &target)?;
+                let sent = send(&mut c.stream, &head).await;
+                // While the server holds the poll, only the request itself is kept (its
+                // URL; the credentials are shared with the session), to send it again.
+                drop((head, target));
+                let mut parser = ResponseParser::new();
+                let result = match sent {
+                    Ok(()) => self.finish(c, &mut parser).await,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "kept-alive long-poll connection lost");
+                        Err(TransportError::Disconnected)
+                    }
+                };
+                match result {
+                    Err(e) if may_resend(true, parser.has_started(), e) => {
+                        tracing::debug!(
+                            "the kept-alive connection ended before any answer; sending again on a new one"
+                        );
+                    }
+                    result => return result,
+                }
+            }
+        }
         let target = Target::parse(&request.url, self.allow_plain_http)?;
         let head = request_bytes(&request, &target)?;
         // Nothing of the request is kept while the server holds the poll.
         drop(request);
-        // Taken out for the exchange: if this future is dropped half-way, so is the
-        // connection, whose state is then unknown.
-        if let Some(mut c) = self.connection.take() {
-            if c.origin == target.origin() && c.stream.is_open() {
-                match send(&mut c.stream, &head).await {
-                    Ok(()) => {
-                        drop((head, target));
-                        return self.finish(c).await;
-                    }
-                    // Closed between the check and the write: nothing was received, so
-                    // sending again on a new connection is safe.
-                    Err(e) => tracing::debug!(error = %e, "idle long-poll connection lost"),
-                }
-            }
-        }
         let mut c = self.connect(&target).await?;
         send(&mut c.stream, &head)
             .await
             .map_err(|_| TransportError::Disconnected)?;
         drop((head, target));
-        self.finish(c).await
+        self.finish(c, &mut ResponseParser::new()).await
     }
 }
 
@@ -147,8 +166,12 @@ impl EventTransport for Http1LongPollTransport {
 }
 
 impl Http1LongPollTransport {
-    async fn finish(&mut self, mut c: Connection) -> Result<Response, TransportError> {
-        let (response, keep) = read_response(&mut c.stream).await?;
+    async fn finish(
+        &mut self,
+        mut c: Connection,
+        parser: &mut ResponseParser,
+    ) -> Result<Response, TransportError> {
+        let (response, keep) = read_response(&mut c.stream, parser).await?;
         if keep {
             self.connection = Some(c);
         }
@@ -169,10 +192,12 @@ struct Connection {
 
 /// Reads one response through the sans-IO parser: its status and body, and whether the
 /// connection can carry another.
-async fn read_response(stream: &mut Stream) -> Result<(Response, bool), TransportError> {
+async fn read_response(
+    stream: &mut Stream,
+    parser: &mut ResponseParser,
+) -> Result<(Response, bool), TransportError> {
     // A held poll waits here, for minutes at a time: without any buffer of its own.
     stream.readable().await?;
-    let mut parser = ResponseParser::new();
     loop {
         // A body of known length is read in one go where the socket has it.
         let want = parser

@@ -38,7 +38,11 @@ pub const PROBE_COUNT: u8 = 3;
 /// fast as the server answers.
 const MAX_PROBE_PASSES: u8 = 3;
 /// Server events kept for engagements not yet known (their create or join reply is late).
-const MAX_ORPHANS: usize = 64;
+pub const MAX_ORPHANS: usize = 64;
+/// Live messages held back during catch-ups past which no poll goes out until a catch-up
+/// ends: a server that floods the stream while the history is slow cannot make the session
+/// hold without bound (one batch may still go past it).
+pub const MAX_HELD_MESSAGES: usize = 1024;
 /// History pages fetched at most to fill one gap after a reconnection.
 const MAX_CATCH_UP_PAGES: u32 = 20;
 
@@ -66,6 +70,27 @@ enum Phase {
     ShuttingDown,
     /// Over: shut down, or the server forgot the session ([`Session::end_reason`]).
     Ended,
+}
+
+/// How much a [`Session`] holds of what the server sends, as
+/// [`Session::footprint`] counts it: every count is bounded whatever the server sends, which
+/// is what a hostile-server test asserts, and what a process holding many sessions may watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Footprint {
+    /// Outputs queued, not yet taken with [`Session::poll_output`].
+    pub outputs: usize,
+    /// Requests in flight.
+    pub requests: usize,
+    /// Server events kept for engagements not yet known (at most [`MAX_ORPHANS`]).
+    pub orphans: usize,
+    /// Live messages held back while missed ones are fetched from history: no poll goes
+    /// out past [`MAX_HELD_MESSAGES`], so at most that and one batch.
+    pub held_messages: usize,
+    /// Event ids remembered to drop a batch delivered again (those of the last batch).
+    pub seen_event_ids: usize,
+    /// Engagements known.
+    pub engagements: usize,
 }
 
 /// What occupies the official SDK's single activity timer.
@@ -362,6 +387,18 @@ impl Session {
     /// The event stream's state.
     pub fn stream_state(&self) -> StreamState {
         self.stream
+    }
+
+    /// How much this session holds now of what the server sent (see [`Footprint`]).
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            outputs: self.out.len(),
+            requests: self.requests.len(),
+            orphans: self.orphans.len(),
+            held_messages: self.order.held(),
+            seen_event_ids: self.cursor.seen(),
+            engagements: self.engagements.len(),
+        }
     }
 
     /// The token in use (`None` before the provider gave the first one).

@@ -469,6 +469,8 @@ impl Session {
                 for message in self.order.release(&engagement, catch_up.fetched) {
                     self.emit(super::dispatch::message_event(message));
                 }
+                // A poll held back by the messages it held may go now.
+                self.send_wanted_poll();
             }
         }
     }

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::replies::Outcome;
-use super::{MAX_PROBE_PASSES, Pending, Phase, Session, Slot, urls};
+use super::{MAX_HELD_MESSAGES, MAX_PROBE_PASSES, Pending, Phase, Session, Slot, urls};
 use crate::ChatError;
 use crate::event::{EndReason, Event, StreamFailure, StreamFailureReason};
 use crate::request::{Method, PollOutcome, RequestKind};
@@ -88,6 +88,12 @@ impl Session {
     pub fn hold_stream(&mut self, now: Instant, hold: bool) {
         self.tick(now);
         self.stream_held = hold;
+        self.send_wanted_poll();
+    }
+
+    /// Sends the poll that was due while the stream was held back, if nothing holds it any
+    /// more.
+    pub(super) fn send_wanted_poll(&mut self) {
         let polling = matches!(
             self.stream,
             StreamState::Connecting
@@ -95,13 +101,24 @@ impl Session {
                 | StreamState::Retry
                 | StreamState::Failed
         );
-        if !hold && std::mem::take(&mut self.poll_wanted) && self.in_flight.is_none() && polling {
+        if !self.poll_held()
+            && std::mem::take(&mut self.poll_wanted)
+            && self.in_flight.is_none()
+            && polling
+        {
             self.send_poll();
         }
     }
 
+    /// Whether no poll may go out now: the application is behind, or a catch-up holds
+    /// [`MAX_HELD_MESSAGES`] live messages back already (more would only pile up: the
+    /// server keeps what is not acknowledged, and the poll goes out once the catch-up ends).
+    fn poll_held(&self) -> bool {
+        self.stream_held || self.order.held() >= MAX_HELD_MESSAGES
+    }
+
     pub(super) fn send_poll(&mut self) {
-        if self.stream_held {
+        if self.poll_held() {
             self.poll_wanted = true;
             return;
         }

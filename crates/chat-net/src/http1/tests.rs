@@ -213,3 +213,33 @@ fn targets() {
         Err(TransportError::Connect)
     );
 }
+
+#[test]
+fn only_a_request_no_byte_of_whose_answer_came_on_a_reused_connection_is_sent_again() {
+    let mut parser = ResponseParser::new();
+    assert!(!parser.has_started());
+    assert_eq!(parser.push(b""), Ok(None));
+    assert!(!parser.has_started(), "nothing read yet");
+    // The connection ends before any byte: the request may have crossed the server's close.
+    let error = parser.end().unwrap_err();
+    assert_eq!(error, TransportError::Disconnected);
+    assert!(may_resend(true, parser.has_started(), error));
+    assert!(!may_resend(false, parser.has_started(), error));
+
+    // One byte of the answer, then the end: the server had the request.
+    let mut parser = ResponseParser::new();
+    parser.input().extend_from_slice(b"H");
+    assert_eq!(parser.advance(), Ok(None));
+    assert!(parser.has_started());
+    let error = parser.end().unwrap_err();
+    assert!(!may_resend(true, parser.has_started(), error));
+
+    for error in [
+        TransportError::Timeout,
+        TransportError::Protocol,
+        TransportError::Connect,
+        TransportError::Certificate,
+    ] {
+        assert!(!may_resend(true, false, error), "{error:?}");
+    }
+}

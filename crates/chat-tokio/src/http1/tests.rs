@@ -280,6 +280,51 @@ async fn a_connection_closed_while_idle_is_replaced_before_sending() {
 }
 
 #[tokio::test]
+async fn a_kept_connection_closed_as_the_next_poll_goes_out_is_replaced_and_the_poll_sent_again() {
+    // The server reads the second poll on the kept connection and closes it without a byte
+    // of answer (its close crossed the request): the poll goes again on a new connection.
+    let s = server(vec![ok("[]"), Answer::ThenClose(Vec::new()), ok("[6]")]).await;
+    let mut t = Http1LongPollTransport::new();
+    let request = poll_request(&s.base);
+    assert_eq!(t.exchange(request.clone()).await.unwrap().body, b"[]");
+    assert_eq!(t.exchange(request.clone()).await.unwrap().body, b"[6]");
+    assert_eq!(s.accepts.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        s.requests.lock().unwrap().len(),
+        3,
+        "sent once more, no more"
+    );
+}
+
+#[tokio::test]
+async fn a_poll_on_a_new_connection_closed_before_any_answer_is_not_sent_again() {
+    let s = server(vec![Answer::ThenClose(Vec::new()), ok("[7]")]).await;
+    let mut t = Http1LongPollTransport::new();
+    let request = poll_request(&s.base);
+    assert_eq!(
+        t.exchange(request.clone()).await,
+        Err(TransportError::Disconnected)
+    );
+    assert_eq!(s.requests.lock().unwrap().len(), 1);
+    // A second crossing after a resend is reported too: once only.
+    let s = server(vec![
+        ok("[]"),
+        Answer::ThenClose(Vec::new()),
+        Answer::ThenClose(Vec::new()),
+        ok("[8]"),
+    ])
+    .await;
+    let mut t = Http1LongPollTransport::new();
+    let request = poll_request(&s.base);
+    assert_eq!(t.exchange(request.clone()).await.unwrap().body, b"[]");
+    assert_eq!(
+        t.exchange(request.clone()).await,
+        Err(TransportError::Disconnected)
+    );
+    assert_eq!(s.requests.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
 async fn a_connection_lost_mid_response_is_reported_and_the_next_poll_reconnects() {
     let s = server(vec![
         Answer::ThenClose(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n[{\"ev".to_vec()),
