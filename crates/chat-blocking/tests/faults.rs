@@ -81,14 +81,25 @@ fn faults_lose_nothing(transport: StreamTransport) {
     );
     texts(&seen, &e.event, &mut got);
 
-    // 3. A dropped connection.
+    // 3. A dropped connection. The WebSocket reconnects. A held long poll's connection,
+    //    kept from the poll before, ends before a byte of answer: the poll goes again at once
+    //    on a new connection (`chat_net::http1::may_resend`), without a stream failure.
     cut();
     post(2);
-    let (e, seen) = expect_event_seen(&events, reconnected);
-    texts(&seen, &e.event, &mut got);
+    if transport == StreamTransport::WebSocket {
+        let (e, seen) = expect_event_seen(&events, reconnected);
+        texts(&seen, &e.event, &mut got);
+    }
     post(1);
     let last = format!("m{}", next - 1);
     let (e, seen) = expect_event_seen(&events, arrived_with(&last));
+    if transport == StreamTransport::LongPoll {
+        assert!(
+            !names(&seen).contains(&"EVENT_STREAM_FAILED"),
+            "{:?}",
+            names(&seen)
+        );
+    }
     texts(&seen, &e.event, &mut got);
 
     let want: Vec<String> = (1..next).map(|i| format!("m{i}")).collect();

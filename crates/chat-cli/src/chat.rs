@@ -7,13 +7,13 @@
 use std::sync::Arc;
 
 use chat_tokio::{
-    Client, DisconnectReason, Engagement, Event, EventStream, Message, Participant,
+    Client, DisconnectReason, EndReason, Engagement, Event, EventStream, Message, Participant,
     ParticipantType, ShutdownReason, StreamFailure, StreamFailureReason, StreamTransport,
     TlsClientConfig,
 };
 use tokio::sync::mpsc;
 
-use crate::error::CliError;
+use crate::error::{CliError, Kind};
 use crate::output::{note, out};
 use crate::source::TokenSource;
 use crate::target::{Target, check_url};
@@ -198,6 +198,7 @@ pub(crate) async fn chat(setup: Setup) -> Result<(), CliError> {
         failed: false,
         refreshes,
         ended_by_server: false,
+        fatal: None,
     };
     let result = state.open(&setup.options).await;
     let result = match result {
@@ -206,9 +207,12 @@ pub(crate) async fn chat(setup: Setup) -> Result<(), CliError> {
     };
     // The chat itself stays open on the server (join it again later); the session ends.
     let _ = client.shutdown(Some(ShutdownReason::UserClosed)).await;
-    client.closed().await;
+    let end = client.closed().await;
     result?;
-    if state.ended_by_server {
+    if let Some(fatal) = state.fatal {
+        return Err(fatal);
+    }
+    if state.ended_by_server || end == EndReason::SessionInvalidated {
         return Err(CliError::runtime("the session was ended by the server"));
     }
     Ok(())
@@ -240,6 +244,8 @@ struct Conversation {
     failed: bool,
     refreshes: bool,
     ended_by_server: bool,
+    /// Why the chat cannot go on (the fixed token expired or was refused): the exit's error.
+    fatal: Option<CliError>,
 }
 
 const HELP: &str = "type a line to send it; /history shows the transcript, /participants who \
@@ -440,6 +446,24 @@ impl Conversation {
             Event::EventStreamFailed(f) => {
                 self.failed = f.reason == StreamFailureReason::ReconnectionTimeout;
                 note(failure_line(&f, self.refreshes));
+                match f.reason {
+                    // Nothing will replace a fixed token: the chat cannot go on.
+                    StreamFailureReason::Unauthorized | StreamFailureReason::Forbidden
+                        if !self.refreshes =>
+                    {
+                        self.fatal = Some(CliError::new(
+                            Kind::Rejected,
+                            "the server refused the chat token (a fixed --token is not refreshed)",
+                        ));
+                        return false;
+                    }
+                    // The session is over: nothing more comes (exit 1).
+                    StreamFailureReason::ClientSessionInvalidated => {
+                        self.ended_by_server = true;
+                        return false;
+                    }
+                    _ => {}
+                }
             }
             Event::EventStreamClosed => note("[event stream closed]"),
             Event::TokenExpiryReminder { expires_in, .. } if self.refreshes => note(format!(
@@ -450,7 +474,15 @@ impl Conversation {
                 "[the token expires in {}s and cannot be refreshed (--token)]",
                 expires_in.as_secs()
             )),
-            Event::TokenExpired { .. } => note("[the token has expired]"),
+            Event::TokenExpired { .. } if self.refreshes => note("[the token has expired]"),
+            Event::TokenExpired { .. } => {
+                note("[the token has expired and cannot be refreshed (--token)]");
+                self.fatal = Some(CliError::new(
+                    Kind::Rejected,
+                    "the chat token expired (a fixed --token is not refreshed)",
+                ));
+                return false;
+            }
             Event::IdleTimeoutExpired { grace_period } => note(format!(
                 "[idle: the session ends in {}s unless you type]",
                 grace_period.as_secs()
@@ -479,7 +511,7 @@ fn failure_line(f: &StreamFailure, refreshes: bool) -> String {
             "[the token was refused; fetching a new one]".to_owned()
         }
         StreamFailureReason::Unauthorized | StreamFailureReason::Forbidden => {
-            "[the token was refused and cannot be refreshed (--token); /quit]".to_owned()
+            "[the token was refused and cannot be refreshed (--token)]".to_owned()
         }
         StreamFailureReason::ClientSessionInvalidated => {
             "[the server ended the session]".to_owned()

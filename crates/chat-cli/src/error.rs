@@ -94,6 +94,9 @@ impl From<chat_tokio::Error> for CliError {
     fn from(e: chat_tokio::Error) -> Self {
         use chat_tokio::ChatError as C;
         let kind = match e.as_chat() {
+            // A token that expired before it could be used is a rejected credential, not a
+            // usage mistake.
+            Some(c) if c.is_expired_token() => Kind::Rejected,
             Some(C::InvalidToken) => Kind::Rejected,
             Some(C::ServerUnexpected {
                 status: Some(status),
@@ -143,5 +146,13 @@ mod tests {
             CliError::from(chat_tokio::Error::Closed(None)).kind,
             Kind::Runtime
         );
+        let usage = CliError::from(chat_tokio::Error::Chat(chat_tokio::ChatError::Constraint(
+            "Message should not be empty string".into(),
+        )));
+        assert_eq!(usage.kind, Kind::Usage);
+        let expired = CliError::from(chat_tokio::Error::Chat(chat_tokio::ChatError::Constraint(
+            "JWT Token should be live".into(),
+        )));
+        assert_eq!(expired.kind.exit_code(), 3);
     }
 }

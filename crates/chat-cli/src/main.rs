@@ -18,8 +18,9 @@
 //! read line by line, from a terminal or a pipe; end of input means `/quit`. Secrets are
 //! never printed, except the token `axp-chat token` is asked for.
 //!
-//! Exit codes: 0 success, 1 runtime failure (server error, chat failed), 2 usage (bad flags,
-//! missing settings), 3 credentials or token rejected (401/403), 4 host unreachable.
+//! Exit codes: 0 success, 1 runtime failure (server error, chat failed, session ended by the
+//! server), 2 usage (bad flags, missing settings), 3 credentials or token rejected (401/403)
+//! or expired (a fixed `--token`), 4 host unreachable.
 //!
 //! See `docs/cli.md`.
 #![forbid(unsafe_code)]
@@ -44,7 +45,7 @@ use crate::error::CliError;
 #[derive(Parser)]
 #[command(name = "axp-chat", version, propagate_version = true)]
 #[command(after_help = "Exit codes: 0 success, 1 runtime failure, 2 usage, \
-                        3 credentials or token rejected, 4 host unreachable.")]
+                        3 credentials or token rejected or expired, 4 host unreachable.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

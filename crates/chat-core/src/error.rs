@@ -2,6 +2,9 @@
 
 use std::borrow::Cow;
 
+/// The detail of [`ChatError::is_expired_token`]'s refusal.
+const TOKEN_NOT_LIVE: &str = "JWT Token should be live";
+
 /// Why a command was refused, or how it failed.
 ///
 /// [`code`](Self::code) gives the official SDK's code; `Display` gives its text in the
@@ -107,6 +110,18 @@ impl ChatError {
         }
     }
 
+    /// Whether this is the refusal of a token that had expired (by the caller's clock)
+    /// before it could be used: `init`, `resume` or `set_token` with a token whose `exp` has
+    /// passed (ACS-322 "JWT Token should be live", as in the official SDK). A tool tells an
+    /// expired credential from a usage mistake by it.
+    pub fn is_expired_token(&self) -> bool {
+        matches!(self, Self::Constraint(m) if m == TOKEN_NOT_LIVE)
+    }
+
+    pub(crate) fn token_not_live() -> Self {
+        Self::constraint(TOKEN_NOT_LIVE)
+    }
+
     pub(crate) fn constraint(detail: impl Into<Cow<'static, str>>) -> Self {
         Self::Constraint(detail.into())
     }
@@ -166,5 +181,17 @@ mod tests {
             "ACS-304 : Server responded unexpectedly (HTTP 403)."
         );
         assert_eq!(ChatError::HistoryFailed(Box::new(e)).code(), "ACS-317");
+    }
+
+    #[test]
+    fn an_expired_token_is_told_apart_from_other_constraints() {
+        let expired = ChatError::token_not_live();
+        assert!(expired.is_expired_token());
+        assert_eq!(
+            expired.to_string(),
+            "ACS-322 : Constraint violated : JWT Token should be live."
+        );
+        assert!(!ChatError::constraint("Message should not be empty string").is_expired_token());
+        assert!(!ChatError::InvalidToken.is_expired_token());
     }
 }

@@ -327,3 +327,14 @@ fn token_refresh_ranges_are_checked() {
         assert_eq!(config.validate().map_err(|e| e.code()), Err("ACS-303"));
     }
 }
+
+#[test]
+fn a_token_expired_before_init_or_set_token_says_so() {
+    let mut h = Harness::with_token(Config::default(), token(1));
+    let refused = h.session.init(h.now, h.wall()).unwrap_err();
+    assert!(refused.is_expired_token(), "{refused}");
+    let mut h = Harness::new(Config::default());
+    h.init();
+    let refused = h.session.set_token(h.now, h.wall(), token(1)).unwrap_err();
+    assert!(refused.is_expired_token(), "{refused}");
+}

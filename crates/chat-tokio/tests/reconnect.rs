@@ -85,18 +85,29 @@ async fn faults_lose_nothing(transport: StreamTransport) {
     );
     collect(&seen, &e.event, &mut got);
 
-    // 3. A dropped connection.
+    // 3. A dropped connection. The WebSocket reconnects. The dropped poll went out on the
+    //    connection kept from the poll before and got no byte of answer: it goes again at
+    //    once on a new connection (`chat_net::http1::may_resend`), without a stream failure.
     if ws {
         cut.notify_one();
     } else {
         emu.control().drop_next_polls(1);
     }
     post(2);
-    let (e, seen) = expect_event_seen(&mut events, reconnected).await;
-    collect(&seen, &e.event, &mut got);
+    if ws {
+        let (e, seen) = expect_event_seen(&mut events, reconnected).await;
+        collect(&seen, &e.event, &mut got);
+    }
     post(1);
     let last = format!("m{}", next - 1);
     let (e, seen) = expect_event_seen(&mut events, arrived_with(&last)).await;
+    if !ws {
+        assert!(
+            !names(&seen).contains(&"EVENT_STREAM_FAILED"),
+            "{:?}",
+            names(&seen)
+        );
+    }
     collect(&seen, &e.event, &mut got);
 
     texts.extend((1..next).map(|i| format!("m{i}")));

@@ -60,7 +60,7 @@ impl Session {
             .as_ref()
             .is_some_and(|t| t.remaining(wall).is_zero())
         {
-            return Err(ChatError::constraint("JWT Token should be live"));
+            return Err(ChatError::token_not_live());
         }
         self.phase = Phase::Initializing;
         if let Some(r) = &resume {

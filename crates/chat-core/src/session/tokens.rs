@@ -75,7 +75,7 @@ impl Session {
         }
         let token = Token::parse(text).and_then(|t| {
             if t.remaining(wall).is_zero() {
-                Err(ChatError::constraint("JWT Token should be live"))
+                Err(ChatError::token_not_live())
             } else {
                 Ok(t)
             }
@@ -118,7 +118,7 @@ impl Session {
     ) -> Result<(), ChatError> {
         let now = self.tick(now);
         if token.remaining(wall).is_zero() {
-            return Err(ChatError::constraint("JWT Token should be live"));
+            return Err(ChatError::token_not_live());
         }
         if matches!(self.phase, Phase::ShuttingDown | Phase::Ended) {
             return Err(self
