@@ -35,11 +35,14 @@ pub enum FaultKind {
     /// The next message sent is stored and broadcast, but its answer is lost on the way
     /// back: the client sees a network error.
     LostAnswer,
+    /// A whole-server outage, every session at once: the soak's proxy cuts every connection
+    /// (REST calls, polls and WebSockets) and refuses new ones for 2 to 4 s.
+    Outage,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         Self::ServerError,
         Self::TooManyRequests,
         Self::DroppedPoll,
@@ -48,6 +51,7 @@ impl FaultKind {
         Self::TokenExpiry,
         Self::SessionInvalidated,
         Self::LostAnswer,
+        Self::Outage,
     ];
 
     /// The name in reports.
@@ -61,6 +65,7 @@ impl FaultKind {
             Self::TokenExpiry => "token-expiry",
             Self::SessionInvalidated => "session-invalidated",
             Self::LostAnswer => "lost-answer",
+            Self::Outage => "outage",
         }
     }
 
@@ -69,13 +74,13 @@ impl FaultKind {
         match self {
             Self::ServerError | Self::DroppedPoll | Self::DroppedSocket => 3,
             Self::TooManyRequests | Self::Hang | Self::LostAnswer => 2,
-            Self::TokenExpiry | Self::SessionInvalidated => 1,
+            Self::TokenExpiry | Self::SessionInvalidated | Self::Outage => 1,
         }
     }
 
     /// Whether it aims at one session (as opposed to the whole emulator).
     pub(crate) fn targets_a_session(self) -> bool {
-        !matches!(self, Self::TokenExpiry | Self::LostAnswer)
+        !matches!(self, Self::TokenExpiry | Self::LostAnswer | Self::Outage)
     }
 }
 
@@ -95,26 +100,58 @@ pub(crate) struct Planned {
     pub(crate) variant: u32,
 }
 
+/// At most this many faults of the kinds that cost a session or every session a lot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Caps {
+    /// Session invalidations (each one costs a session: the app starts a new one).
+    pub(crate) invalidations: usize,
+    /// Token expiries (each one hits every session).
+    pub(crate) expiries: usize,
+    /// Whole-server outages (each one hits every session).
+    pub(crate) outages: usize,
+}
+
+impl Planned {
+    /// Whether it goes to the messages route (the 5xx and 429 kinds go to one session's
+    /// events or to the next message sent, by the variant).
+    fn to_messages(&self) -> bool {
+        self.variant % 2 == 1
+    }
+
+    /// Whether it is the server misbehaving on one session's next poll or upgrade (or its
+    /// open socket). A server that is down answers no poll at all, so these are not armed
+    /// during an outage: armed then, they would wait for the session's reconnection
+    /// attempts, which the outage makes late, and hit them one after the other.
+    pub(crate) fn aims_at_a_stream(&self) -> bool {
+        match self.kind {
+            FaultKind::ServerError | FaultKind::TooManyRequests => !self.to_messages(),
+            FaultKind::DroppedPoll | FaultKind::DroppedSocket | FaultKind::Hang => true,
+            FaultKind::TokenExpiry
+            | FaultKind::SessionInvalidated
+            | FaultKind::LostAnswer
+            | FaultKind::Outage => false,
+        }
+    }
+}
+
 /// The schedule: `total` faults at seeded random times in `[from, until)`, each kind of
-/// `kinds` at least once (when `total` allows), then a weighted random mix. At most
-/// `max_invalidations` session invalidations and `max_expiries` token expiries (each of
-/// those hits every session).
+/// `kinds` at least once (when `total` allows), then a weighted random mix, within `caps`.
 pub(crate) fn plan(
     seed: u64,
     from: Duration,
     until: Duration,
     total: usize,
     kinds: &[FaultKind],
-    max_invalidations: usize,
-    max_expiries: usize,
+    caps: Caps,
 ) -> Vec<Planned> {
     let mut rng = fastrand::Rng::with_seed(seed ^ 0xfa17_5eed);
     let mut chosen: Vec<FaultKind> = kinds.to_vec();
     rng.shuffle(&mut chosen);
     chosen.truncate(total);
     let cap = |k: FaultKind| match k {
-        FaultKind::SessionInvalidated => max_invalidations,
-        FaultKind::TokenExpiry => max_expiries,
+        FaultKind::SessionInvalidated => caps.invalidations,
+        FaultKind::TokenExpiry => caps.expiries,
+        FaultKind::Outage => caps.outages,
         _ => usize::MAX,
     };
     let weights: u32 = kinds.iter().map(|k| k.weight()).sum();
@@ -171,7 +208,7 @@ impl Injector<'_> {
                 proxy.cut(sid.as_str());
             }
         };
-        let to_messages = fault.variant % 2 == 1;
+        let to_messages = fault.to_messages();
         crate::session::trace(|| {
             format!(
                 "fault at {:?}: {} on {session:?} (to messages: {to_messages})",
@@ -214,10 +251,16 @@ impl Injector<'_> {
                 control.invalidate_session(sid);
             }
             (FaultKind::LostAnswer, _) => control.lose_next_answers(Route::Messages, 1),
+            (FaultKind::Outage, _) => self.proxy.outage(outage_length(fault.variant)),
             (_, None) => return,
         }
         *self.injected.entry(fault.kind).or_default() += 1;
     }
+}
+
+/// How long an outage lasts: 2, 3 or 4 s.
+pub(crate) fn outage_length(variant: u32) -> Duration {
+    Duration::from_secs(2 + u64::from(variant % 3))
 }
 
 fn status(variant: u32) -> u16 {
@@ -228,51 +271,83 @@ fn status(variant: u32) -> u16 {
 mod tests {
     use super::*;
 
+    const CAPS: Caps = Caps {
+        invalidations: 2,
+        expiries: 1,
+        outages: 2,
+    };
+
+    fn plan_of(seed: u64) -> Vec<Planned> {
+        plan(
+            seed,
+            Duration::from_secs(1),
+            Duration::from_secs(9),
+            40,
+            &FaultKind::ALL,
+            CAPS,
+        )
+    }
+
     #[test]
     fn the_plan_is_seeded_and_has_every_kind() {
-        let kinds = FaultKind::ALL;
-        let a = plan(
-            7,
-            Duration::from_secs(1),
-            Duration::from_secs(9),
-            40,
-            &kinds,
-            2,
-            1,
-        );
-        let b = plan(
-            7,
-            Duration::from_secs(1),
-            Duration::from_secs(9),
-            40,
-            &kinds,
-            2,
-            1,
-        );
-        assert_eq!(a, b);
+        let a = plan_of(7);
+        assert_eq!(a, plan_of(7));
         assert_eq!(a.len(), 40);
-        for kind in kinds {
+        for kind in FaultKind::ALL {
             assert!(a.iter().any(|p| p.kind == kind), "{kind}");
         }
         let count = |k| a.iter().filter(|p| p.kind == k).count();
         assert!(count(FaultKind::SessionInvalidated) <= 2);
         assert_eq!(count(FaultKind::TokenExpiry), 1);
+        assert!((1..=2).contains(&count(FaultKind::Outage)));
         assert!(a.windows(2).all(|w| w[0].at <= w[1].at));
         assert!(
             a.iter()
                 .all(|p| p.at >= Duration::from_secs(1) && p.at < Duration::from_secs(9))
         );
-        assert_ne!(
-            a,
-            plan(
-                8,
-                Duration::from_secs(1),
-                Duration::from_secs(9),
-                40,
-                &kinds,
-                2,
-                1
-            )
-        );
+        assert_ne!(a, plan_of(8));
+    }
+
+    #[test]
+    fn the_whole_server_kinds_hit_no_one_session_and_outages_last_seconds() {
+        for kind in [
+            FaultKind::TokenExpiry,
+            FaultKind::LostAnswer,
+            FaultKind::Outage,
+        ] {
+            assert!(!kind.targets_a_session(), "{kind}");
+        }
+        let lengths: Vec<u64> = (0..6).map(|v| outage_length(v).as_secs()).collect();
+        assert_eq!(lengths, [2, 3, 4, 2, 3, 4]);
+    }
+
+    #[test]
+    fn the_faults_a_down_server_cannot_make_are_those_of_a_stream() {
+        let fault = |kind, variant| Planned {
+            at: Duration::ZERO,
+            kind,
+            pick: 0,
+            variant,
+        };
+        // 5xx and 429: to a session's events (even variants) or to the next message (odd).
+        for kind in [FaultKind::ServerError, FaultKind::TooManyRequests] {
+            assert!(fault(kind, 2).aims_at_a_stream(), "{kind}");
+            assert!(!fault(kind, 3).aims_at_a_stream(), "{kind}");
+        }
+        for kind in [
+            FaultKind::DroppedPoll,
+            FaultKind::DroppedSocket,
+            FaultKind::Hang,
+        ] {
+            assert!(fault(kind, 1).aims_at_a_stream(), "{kind}");
+        }
+        for kind in [
+            FaultKind::TokenExpiry,
+            FaultKind::SessionInvalidated,
+            FaultKind::LostAnswer,
+            FaultKind::Outage,
+        ] {
+            assert!(!fault(kind, 0).aims_at_a_stream(), "{kind}");
+        }
     }
 }

@@ -8,12 +8,13 @@
 //! active and sends `soak s{session} c{n}` at seeded random times; the agent side posts
 //! `soak s{session} a{n}` through [`chat_emulator::Control::post_message`]. Meanwhile a
 //! seeded schedule injects every [`FaultKind`]: 5xx and 429 answers, dropped polls and
-//! sockets, hangs past the poll timeout, tokens expiring, sessions invalidated and answers
-//! lost after the message was stored. At the end each session reads its dialog straight from
-//! the emulator's chat API and the [`RunReport`] counts, per direction, what was sent,
-//! received, lost, duplicated and out of order, the failed sends with their errors, the
-//! reconnections, the token refreshes and the worst delay. See `docs/reliability.md`,
-//! section 1, for what each count means and the figures of the long runs.
+//! sockets, hangs past the poll timeout, tokens expiring, sessions invalidated, answers
+//! lost after the message was stored, and whole-server outages that cut every session at
+//! once. At the end each session reads its dialog straight from the emulator's chat API and
+//! the [`RunReport`] counts, per direction, what was sent, received, lost, duplicated and out
+//! of order, the failed sends with their errors, the reconnections, the token refreshes and
+//! the worst delay. See `docs/reliability.md`, section 1, for what each count means and the
+//! figures of the long runs.
 //!
 //! `cargo xtask soak` runs the binary (`chat-soak --help`).
 //!
@@ -268,8 +269,11 @@ pub async fn run(
         until,
         options.total_faults(),
         &options.kinds,
-        (options.sessions / 10).max(1),
-        (options.duration.as_secs() / 20).max(1) as usize,
+        faults::Caps {
+            invalidations: (options.sessions / 10).max(1),
+            expiries: (options.duration.as_secs() / 20).max(1) as usize,
+            outages: (options.duration.as_secs() / 20).max(1) as usize,
+        },
     );
     let mut injector = faults::Injector {
         control: &control,
@@ -279,6 +283,7 @@ pub async fn run(
         injected: BTreeMap::new(),
     };
     let mut skipped = 0u64;
+    let mut skipped_down = 0u64;
     let mut logs = Vec::new();
     let mut pending = schedule.iter().peekable();
     let patience = options.duration + options.drain + Duration::from_secs(180);
@@ -298,6 +303,10 @@ pub async fn run(
             },
             () = tokio::time::sleep_until(next_fault.unwrap_or(far)), if next_fault.is_some() => {
                 if let Some(fault) = pending.next() {
+                    if fault.aims_at_a_stream() && !proxy.status().up {
+                        skipped_down += 1;
+                        continue;
+                    }
                     let target = if fault.kind.targets_a_session() {
                         pick(&registry, fault)
                     } else {
@@ -363,6 +372,11 @@ pub async fn run(
             .faults
             .insert("skipped (no live session)".to_owned(), skipped);
     }
+    if skipped_down > 0 {
+        report
+            .faults
+            .insert("skipped (server down)".to_owned(), skipped_down);
+    }
     drop(proxy);
     emulator.shutdown().await;
     report.seconds = wall.elapsed().as_secs_f64();
@@ -370,13 +384,19 @@ pub async fn run(
 }
 
 /// The live session a fault lands on: the seeded pick among the sessions active now (for
-/// an invalidation, among those not invalidated yet).
+/// an invalidation, among those not invalidated yet; for a fault of the event stream, among
+/// those whose stream is connected, so that faults do not wait in line for a reconnection
+/// and hit its attempts one after the other).
 fn pick(registry: &session::Registry, fault: &faults::Planned) -> Option<chat_core::SessionId> {
     let invalidation = fault.kind == FaultKind::SessionInvalidated;
+    let stream = fault.aims_at_a_stream();
     let live: Vec<usize> = (0..registry.len())
         .filter(|&i| {
             let s = slot(registry, i);
-            s.phase == Phase::Active && s.session.is_some() && !(invalidation && s.invalidated)
+            s.phase == Phase::Active
+                && s.session.is_some()
+                && !(invalidation && s.invalidated)
+                && !(stream && !s.stream_up)
         })
         .collect();
     if live.is_empty() {

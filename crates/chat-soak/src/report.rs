@@ -282,6 +282,14 @@ pub fn table(reports: &[RunReport]) -> String {
             r.injected(kind).to_string()
         });
     }
+    row("faults skipped (no session / server down)", &|r| {
+        let n = |k: &str| r.faults.get(k).copied().unwrap_or(0);
+        format!(
+            "{} / {}",
+            n("skipped (no live session)"),
+            n("skipped (server down)")
+        )
+    });
     row("reconnections", &|r| r.reconnections.to_string());
     row("token refreshes", &|r| r.token_refreshes.to_string());
     row("TOKEN_EXPIRED events", &|r| {

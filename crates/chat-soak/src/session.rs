@@ -178,6 +178,8 @@ pub(crate) struct Slot {
     pub(crate) phase: Phase,
     pub(crate) session: Option<SessionId>,
     pub(crate) invalidated: bool,
+    /// Whether its event stream is connected now (as the app last heard).
+    pub(crate) stream_up: bool,
 }
 
 impl Default for Slot {
@@ -186,6 +188,7 @@ impl Default for Slot {
             phase: Phase::Starting,
             session: None,
             invalidated: false,
+            stream_up: false,
         }
     }
 }
@@ -425,9 +428,13 @@ impl App {
                 slot(&self.ctx.registry, self.ctx.index).phase = Phase::Active;
                 self.active.send_replace(true);
             }
-            Event::EventStreamConnected => self.log.connected += 1,
+            Event::EventStreamConnected => {
+                self.log.connected += 1;
+                slot(&self.ctx.registry, self.ctx.index).stream_up = true;
+            }
             Event::TokenExpired { .. } => self.log.token_expired += 1,
             Event::EventStreamFailed(f) => {
+                slot(&self.ctx.registry, self.ctx.index).stream_up = false;
                 *self
                     .log
                     .failures
@@ -438,6 +445,7 @@ impl App {
                 }
             }
             Event::EventStreamClosed if self.ours_open() => {
+                slot(&self.ctx.registry, self.ctx.index).stream_up = false;
                 // The app's chat is not over, yet the stream closed. CLIENT_SESSION_INVALIDATED
                 // comes next if the session is gone; if nothing says why, the app starts
                 // again all the same.
