@@ -114,7 +114,7 @@ pub(crate) struct Caps {
 impl Planned {
     /// Whether it goes to the messages route (the 5xx and 429 kinds go to one session's
     /// events or to the next message sent, by the variant).
-    fn to_messages(&self) -> bool {
+    fn to_messages(self) -> bool {
         self.variant % 2 == 1
     }
 

@@ -396,7 +396,7 @@ fn pick(registry: &session::Registry, fault: &faults::Planned) -> Option<chat_co
             s.phase == Phase::Active
                 && s.session.is_some()
                 && !(invalidation && s.invalidated)
-                && !(stream && !s.stream_up)
+                && (!stream || s.stream_up)
         })
         .collect();
     if live.is_empty() {
