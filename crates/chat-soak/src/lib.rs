@@ -16,7 +16,8 @@
 //! the worst delay. See `docs/reliability.md`, section 1, for what each count means and the
 //! figures of the long runs.
 //!
-//! `cargo xtask soak` runs the binary (`chat-soak --help`).
+//! `cargo xtask soak` runs the binary (`chat-soak --help`). The same proxy's whole-server
+//! outage also drives the reconnect-storm benchmark ([`storm`], `cargo xtask bench storm`).
 //!
 //! # Example
 //!
@@ -50,6 +51,7 @@ mod faults;
 mod proxy;
 mod report;
 mod session;
+pub mod storm;
 pub mod tokio_adapter;
 
 use std::collections::BTreeMap;
@@ -392,7 +394,7 @@ fn pick(registry: &session::Registry, fault: &faults::Planned) -> Option<chat_co
             s.phase == Phase::Active
                 && s.session.is_some()
                 && !(invalidation && s.invalidated)
-                && !(stream && !s.stream_up)
+                && (!stream || s.stream_up)
         })
         .collect();
     if live.is_empty() {
