@@ -2,7 +2,8 @@
 //!
 //! - `ci`: what CI checks: formatting, clippy with `-D warnings`, the tests, and rustdoc with
 //!   `-D warnings`.
-//! - `bench`: every benchmark of the workspace, one after the other, with their figures.
+//! - `bench [storm]`: every benchmark of the workspace, one after the other, with their
+//!   figures; `bench storm` runs only the reconnect storm (`crates/chat-soak/benches/storm.rs`).
 //! - `doc`: the documentation, as CI builds it.
 //! - `fuzz [--target T] [--seconds S]`: the cargo-fuzz targets of `fuzz/`, S seconds each,
 //!   with the executions and findings per target (see `fuzz.rs`).
@@ -23,13 +24,13 @@ fn main() -> ExitCode {
     let task = env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
         "ci" => ci(),
-        "bench" => bench(),
+        "bench" => bench(env::args().nth(2).as_deref()),
         "doc" => doc(),
         "fuzz" => fuzz::fuzz(&env::args().skip(2).collect::<Vec<_>>()),
         "soak" => soak::soak(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|bench|doc|fuzz [--target T] [--seconds S]|soak [--sessions N] \
+                "usage: cargo xtask <ci|bench [storm]|doc|fuzz [--target T] [--seconds S]|soak [--sessions N] \
                  [--messages M] [--duration SECS] [--seed S] [--transport long-poll|websocket|both] \
                  [--adapter tokio|blocking|smol|all] [--json]>"
             );
@@ -70,9 +71,21 @@ fn doc() -> Result<(), String> {
     )
 }
 
-fn bench() -> Result<(), String> {
+fn bench(only: Option<&str>) -> Result<(), String> {
+    match only {
+        None => {}
+        // The reconnect storm alone (about a minute): defaults against a shared fixed seed.
+        Some("storm") => return cargo(&["bench", "-p", "chat-soak", "--bench", "storm"], &[]),
+        Some(other) => return Err(format!("xtask bench {other}: no such benchmark (storm)")),
+    }
     // Each crate's benchmarks compare against their baseline in the same run.
-    for package in ["chat-core", "chat-emulator", "token-client", "chat-tokio"] {
+    for package in [
+        "chat-core",
+        "chat-emulator",
+        "token-client",
+        "chat-tokio",
+        "chat-soak",
+    ] {
         if root().join("crates").join(package).join("benches").is_dir() {
             cargo(&["bench", "-p", package], &[])?;
         }

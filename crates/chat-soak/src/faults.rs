@@ -114,7 +114,7 @@ pub(crate) struct Caps {
 impl Planned {
     /// Whether it goes to the messages route (the 5xx and 429 kinds go to one session's
     /// events or to the next message sent, by the variant).
-    fn to_messages(self) -> bool {
+    fn goes_to_messages(&self) -> bool {
         self.variant % 2 == 1
     }
 
@@ -124,7 +124,7 @@ impl Planned {
     /// attempts, which the outage makes late, and hit them one after the other.
     pub(crate) fn aims_at_a_stream(&self) -> bool {
         match self.kind {
-            FaultKind::ServerError | FaultKind::TooManyRequests => !self.to_messages(),
+            FaultKind::ServerError | FaultKind::TooManyRequests => !self.goes_to_messages(),
             FaultKind::DroppedPoll | FaultKind::DroppedSocket | FaultKind::Hang => true,
             FaultKind::TokenExpiry
             | FaultKind::SessionInvalidated
@@ -208,7 +208,7 @@ impl Injector<'_> {
                 proxy.cut(sid.as_str());
             }
         };
-        let to_messages = fault.to_messages();
+        let to_messages = fault.goes_to_messages();
         crate::session::trace(|| {
             format!(
                 "fault at {:?}: {} on {session:?} (to messages: {to_messages})",

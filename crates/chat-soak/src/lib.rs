@@ -16,7 +16,8 @@
 //! the worst delay. See `docs/reliability.md`, section 1, for what each count means and the
 //! figures of the long runs.
 //!
-//! `cargo xtask soak` runs the binary (`chat-soak --help`).
+//! `cargo xtask soak` runs the binary (`chat-soak --help`). The same proxy's whole-server
+//! outage also drives the reconnect-storm benchmark ([`storm`], `cargo xtask bench storm`).
 //!
 //! # Example
 //!
@@ -51,6 +52,7 @@ mod proxy;
 mod report;
 mod session;
 pub mod smol_adapter;
+pub mod storm;
 pub mod tokio_adapter;
 
 use std::collections::BTreeMap;

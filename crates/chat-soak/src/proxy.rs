@@ -165,7 +165,6 @@ impl Proxy {
 
     /// Waits until the proxy is down (`up` false) or up (`up` true), and returns its state
     /// then.
-    #[cfg(test)]
     pub(crate) async fn wait_until(&self, up: bool) -> Status {
         let mut status = self.status.clone();
         let seen = status.wait_for(|s| s.up == up).await.map(|s| *s);
