@@ -82,5 +82,5 @@ async fn smol_long_poll() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smol_websocket() {
-    soak(Arc::new(chat_soak::SmolAdapter), Transport::WebSocket, 17).await;
+    soak(Arc::new(chat_soak::SmolAdapter), Transport::WebSocket, 16).await;
 }
