@@ -404,9 +404,10 @@ fn verdict(outcome: Result<(u16, &[u8]), TransportError>) -> Verdict {
         error,
     };
     match outcome {
-        // The connection was never made: nothing arrived.
-        Err(TransportError::Connect) => {
-            again(false, ChatError::Unreachable(TransportError::Connect))
+        // The connection was never made, or TLS refused the server before a byte of the
+        // request went out: nothing arrived.
+        Err(e @ (TransportError::Connect | TransportError::Certificate)) => {
+            again(false, ChatError::Unreachable(e))
         }
         Err(e) => again(true, ChatError::Unreachable(e)),
         Ok((200..=299, body)) => match super::replies::decode::<wire::RestMessage>(body) {
@@ -428,5 +429,29 @@ fn server_error(status: u16, body: &[u8]) -> ChatError {
     ChatError::ServerUnexpected {
         status: Some(status),
         detail: super::replies::problem_detail(body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maybe_arrived(outcome: Result<(u16, &[u8]), TransportError>) -> Option<bool> {
+        match verdict(outcome) {
+            Verdict::Again { maybe_arrived, .. } => Some(maybe_arrived),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn only_a_request_that_may_have_gone_out_may_have_arrived() {
+        assert_eq!(maybe_arrived(Err(TransportError::Connect)), Some(false));
+        assert_eq!(maybe_arrived(Err(TransportError::Certificate)), Some(false));
+        assert_eq!(maybe_arrived(Err(TransportError::Timeout)), Some(true));
+        assert_eq!(maybe_arrived(Err(TransportError::Disconnected)), Some(true));
+        assert_eq!(maybe_arrived(Err(TransportError::Protocol)), Some(true));
+        assert_eq!(maybe_arrived(Ok((503, b""))), Some(false));
+        assert_eq!(maybe_arrived(Ok((500, b""))), Some(true));
+        assert_eq!(maybe_arrived(Ok((401, b""))), None);
     }
 }
