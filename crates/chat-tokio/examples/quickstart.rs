@@ -82,18 +82,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sent = chat.send_message("Thanks!").await?;
     wait_for(&mut events, &stamp, |e| matches!(e, Event::MessageArrived(m) if m.parent_message_id.as_ref() == Some(&sent.message_id) || m.message_index > sent.message_index)).await?;
 
-    // The transcript, from the server's history, oldest first.
-    let mut history = chat.history(50).await?;
-    while history.older().await? {}
-    let mut transcript = Vec::new();
-    loop {
-        transcript.extend(history.items().iter().rev().cloned());
-        if !history.newer() {
-            break;
-        }
-    }
-    transcript.sort_by_key(|m| m.message_index);
-    transcript.dedup_by_key(|m| m.message_index);
+    // The transcript, from the server's history: oldest first, each message once.
+    let transcript = chat.transcript().await?;
     println!("\n--- transcript ---");
     for m in &transcript {
         let who = m
