@@ -338,3 +338,42 @@ fn a_token_expired_before_init_or_set_token_says_so() {
     let refused = h.session.set_token(h.now, h.wall(), token(1)).unwrap_err();
     assert!(refused.is_expired_token(), "{refused}");
 }
+
+#[test]
+fn a_401_to_a_token_already_replaced_is_sent_again_with_the_new_one_at_once() {
+    let mut h = Harness::new(refreshing());
+    h.init();
+    // Three calls go out with the same token, which then lapses.
+    let ids: Vec<_> = (0..3)
+        .map(|_| h.session.list_engagements(h.now).unwrap())
+        .collect();
+    let reqs: Vec<_> = (0..3).map(|_| h.take_rest("GET", "/sessions/")).collect();
+    h.respond(&reqs[0], 401, json!({"detail": "Token expired"}));
+    assert_eq!(h.fetches.len(), 1);
+    let fresh = token(WALL0_UNIX + 1800);
+    h.give_token(&fresh).unwrap();
+    let first_again = h.take_rest("GET", "/sessions/");
+    assert_eq!(first_again.id, ids[0]);
+    // The two others were refused for the old token: no new token is asked for (three
+    // would have used up the cap on refreshes in a row), each goes again with the new one.
+    for (req, id) in reqs[1..].iter().zip(&ids[1..]) {
+        h.respond(req, 401, json!({"detail": "Token expired"}));
+        assert!(h.fetches.is_empty(), "the new token is already here");
+        let again = h.take_rest("GET", "/sessions/");
+        assert_eq!(again.id, *id);
+        assert_eq!(bearer(&again), format!("Bearer {}", fresh.expose()));
+        h.respond(&again, 200, session_json(json!([])));
+        assert!(matches!(h.take_reply(*id), Ok(ReplyValue::Engagements(_))));
+    }
+    h.respond(&first_again, 200, session_json(json!([])));
+    assert!(matches!(h.take_reply(ids[0]), Ok(ReplyValue::Engagements(_))));
+    // Refused again with the token in use, a call still gets its one replay.
+    let id = h.session.list_engagements(h.now).unwrap();
+    let req = h.take_rest("GET", "/sessions/");
+    h.respond(&req, 401, json!({}));
+    assert_eq!(h.fetches.len(), 1);
+    h.give_token(&token(WALL0_UNIX + 2400)).unwrap();
+    let again = h.take_rest("GET", "/sessions/");
+    h.respond(&again, 401, json!({}));
+    assert_eq!(h.take_reply(id), Err(ChatError::InvalidToken));
+}

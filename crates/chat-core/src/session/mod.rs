@@ -150,6 +150,9 @@ struct Sent {
     /// and input takes `now` before it can send anything.
     deadline: Option<Instant>,
     resend: Option<Box<Resend>>,
+    /// The `Authorization` it went out with: a 401 to a token already replaced says nothing
+    /// about the token in use.
+    bearer: Arc<str>,
 }
 
 #[derive(Debug)]
@@ -537,6 +540,7 @@ impl Session {
             pending,
             deadline: self.last_now.map(|now| now + timeout),
             resend,
+            bearer: Arc::clone(&self.bearer),
         });
         self.out.push_back(Output::Transmit(Request {
             id,

@@ -161,11 +161,21 @@ impl Session {
 
     /// Sends a parked call again, with the token now in use, under its own id.
     fn resend(&mut self, sent: Sent) {
+        self.send_again(sent, true);
+    }
+
+    /// Sends `sent` again under its own id with the token in use; `replay` when that uses up
+    /// its one replay after a 401 (a call refused for a token already replaced has not
+    /// tried the one in use yet, so it keeps it).
+    fn send_again(&mut self, sent: Sent, replay: bool) {
         let Some(resend) = sent.resend else {
             return;
         };
         let Resend {
-            method, url, body, ..
+            method,
+            url,
+            body,
+            replayed,
         } = *resend;
         self.transmit_as(
             sent.id,
@@ -176,7 +186,7 @@ impl Session {
             sent.pending,
         );
         if let Some(r) = self.requests.last_mut().and_then(|r| r.resend.as_mut()) {
-            r.replayed = true;
+            r.replayed = replayed || replay;
         }
     }
 
@@ -222,6 +232,13 @@ impl Session {
     /// Holds a REST call refused with 401 for the new token, if it may be sent again.
     /// Gives the call back when it may not.
     pub(super) fn park_for_token(&mut self, now: Instant, sent: Sent) -> Result<(), Sent> {
+        if sent.resend.is_some() && sent.bearer != self.bearer && !self.bearer.is_empty() {
+            // Refused a token replaced since it went out (several calls in flight when the
+            // token lapsed): the new one is already here, try it without asking for another,
+            // or each such call would count as a refusal of a fresh token.
+            self.send_again(sent, false);
+            return Ok(());
+        }
         let replayable = sent.resend.as_ref().is_some_and(|r| !r.replayed);
         if replayable && self.refresh_after_refusal(now) {
             self.tokens.parked.push(sent);
