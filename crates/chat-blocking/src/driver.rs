@@ -13,14 +13,14 @@
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use chat_core::{PollOutcome, ReplyValue, Request, RequestId, RequestKind, TransportError};
 use chat_driver::{Action, BoxError, Call, Driver, Error};
 
 use crate::TokenProvider;
-use crate::threads;
+use crate::stream::{Job, stream_thread};
+use crate::threads::{self, Workers};
 use crate::transport::{Cancel, EventTransport, HttpTransport, Response};
 
 pub(crate) type Ticket = u64;
@@ -34,14 +34,6 @@ pub(crate) enum Input {
     Token(RequestId, Result<String, BoxError>),
     /// A command changed the driver: recompute the deadline.
     Wake,
-}
-
-/// One poll or probe for the stream thread.
-pub(crate) struct Job {
-    pub(crate) request: Request,
-    pub(crate) cancel: Cancel,
-    /// Drop the persistent connection first (the previous poll was aborted or failed).
-    pub(crate) reset: bool,
 }
 
 /// Everything the loop owns, behind [`Shared::state`].
@@ -59,7 +51,7 @@ pub(crate) struct State {
     provider: Option<Arc<dyn TokenProvider>>,
     http: Option<Arc<dyn HttpTransport>>,
     stream_jobs: Option<Sender<Job>>,
-    threads: Vec<JoinHandle<()>>,
+    workers: Workers,
     pub(crate) stopped: bool,
     /// How far this client's clock is ahead of the real one (`Client::advance_clock`).
     pub(crate) skew: Duration,
@@ -102,7 +94,7 @@ impl Shared {
             provider: parts.provider,
             http: Some(parts.http),
             stream_jobs: Some(jobs_tx),
-            threads: vec![stream],
+            workers: Workers::new(stream),
             stopped: false,
             skew: Duration::ZERO,
         };
@@ -240,34 +232,6 @@ fn receive(rx: &Receiver<Input>, wait: Option<Duration>) -> Option<Input> {
     }
 }
 
-fn stream_thread(
-    jobs: &Receiver<Job>,
-    events: &mut dyn EventTransport,
-    probes: &mut dyn EventTransport,
-    tx: &Sender<Input>,
-) {
-    // Ends when the loop drops its sender (at stop).
-    while let Ok(job) = jobs.recv() {
-        let id = job.request.id;
-        let input = if job.cancel.is_cancelled() {
-            Input::Poll(id, PollOutcome::Failed(TransportError::Disconnected))
-        } else if job.request.kind == RequestKind::Probe {
-            Input::Probe(id, probes.poll(job.request, &job.cancel))
-        } else {
-            if job.reset {
-                events.reset();
-            }
-            tracing::trace!(transport = events.name(), "poll");
-            Input::Poll(id, events.poll(job.request, &job.cancel))
-        };
-        if tx.send(input).is_err() {
-            break;
-        }
-    }
-    events.reset();
-    probes.reset();
-}
-
 impl State {
     /// This client's monotonic clock: the real one plus the skew.
     pub(crate) fn now(&self) -> Instant {
@@ -292,30 +256,24 @@ impl State {
 
     fn input(&mut self, input: Input) {
         let now = self.now();
+        let (Input::Rest(id, _) | Input::Poll(id, _) | Input::Probe(id, _) | Input::Token(id, _)) =
+            &input
+        else {
+            return; // a wake-up: the caller recomputes the deadline
+        };
+        // Not in flight any more: aborted after it had finished, the driver settled it.
+        if self.in_flight.remove(id).is_none() && !matches!(input, Input::Token(..)) {
+            return;
+        }
         match input {
-            Input::Rest(id, result) => {
-                if self.in_flight.remove(&id).is_some() {
-                    match result {
-                        Ok(r) => self.driver.handle_response(now, id, r.status, &r.body),
-                        Err(e) => self.driver.handle_failure(now, id, e),
-                    }
-                }
-            }
+            Input::Rest(id, Ok(r)) => self.driver.handle_response(now, id, r.status, &r.body),
+            Input::Rest(id, Err(e)) => self.driver.handle_failure(now, id, e),
             Input::Poll(id, outcome) => {
-                if self.in_flight.remove(&id).is_some() {
-                    self.reset_stream |= matches!(outcome, PollOutcome::Failed(_));
-                    self.driver.handle_poll(now, id, outcome);
-                }
+                self.reset_stream |= matches!(outcome, PollOutcome::Failed(_));
+                self.driver.handle_poll(now, id, outcome);
             }
-            Input::Probe(id, outcome) => {
-                if self.in_flight.remove(&id).is_some() {
-                    self.driver.handle_poll(now, id, outcome);
-                }
-            }
-            Input::Token(id, token) => {
-                self.in_flight.remove(&id);
-                self.driver.handle_token(now, id, token);
-            }
+            Input::Probe(id, outcome) => self.driver.handle_poll(now, id, outcome),
+            Input::Token(id, token) => self.driver.handle_token(now, id, token),
             Input::Wake => {}
         }
     }
@@ -368,17 +326,12 @@ impl State {
             {
                 self.in_flight.insert(id, Some(cancel));
             } else {
-                let now = self.now();
-                self.driver
-                    .handle_failure(now, id, TransportError::Disconnected);
+                self.fail(id, TransportError::Disconnected);
             }
             return;
         }
         let Some(http) = self.http.clone() else {
-            let now = self.now();
-            self.driver
-                .handle_failure(now, id, TransportError::Disconnected);
-            return;
+            return self.fail(id, TransportError::Disconnected);
         };
         let tx = self.tx.clone();
         self.spawn("chat-blocking-rest", id, move || {
@@ -405,27 +358,17 @@ impl State {
     }
 
     fn spawn(&mut self, name: &str, id: RequestId, f: impl FnOnce() + Send + 'static) {
-        self.reap();
-        match threads::spawn(name, f) {
-            Ok(handle) => {
-                self.threads.push(handle);
-                self.in_flight.insert(id, None);
-            }
-            Err(_) => {
-                let now = self.now();
-                self.driver.handle_failure(now, id, TransportError::Connect);
-            }
+        if self.workers.spawn(name, f).is_ok() {
+            self.in_flight.insert(id, None);
+        } else {
+            self.fail(id, TransportError::Connect);
         }
     }
 
-    /// Joins the threads that have finished, so that the list stays short.
-    fn reap(&mut self) {
-        let (done, running): (Vec<_>, Vec<_>) =
-            self.threads.drain(..).partition(JoinHandle::is_finished);
-        self.threads = running;
-        for handle in done {
-            let _ = handle.join();
-        }
+    /// A request that could not even start.
+    fn fail(&mut self, id: RequestId, error: TransportError) {
+        let now = self.now();
+        self.driver.handle_failure(now, id, error);
     }
 
     /// Stops every thread this client started and waits for them. Threads never take the
@@ -442,9 +385,7 @@ impl State {
             }
         }
         self.stream_jobs = None;
-        for handle in self.threads.drain(..) {
-            let _ = handle.join();
-        }
+        self.workers.join_all();
         // The last user of reqwest's blocking client: dropping it joins reqwest's thread (on a
         // thread of the client's own, see `ReqwestTransport`).
         self.http = None;
@@ -456,7 +397,7 @@ impl State {
     /// Threads this client has started and not yet joined (for tests).
     #[cfg(feature = "test-util")]
     pub(crate) fn threads(&self) -> usize {
-        self.threads.len()
+        self.workers.len()
     }
 }
 

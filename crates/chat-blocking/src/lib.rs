@@ -73,6 +73,7 @@ mod client;
 mod driver;
 mod events;
 mod http1;
+mod stream;
 mod threads;
 mod token;
 pub mod transport;

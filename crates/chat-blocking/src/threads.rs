@@ -47,3 +47,43 @@ pub(crate) fn on_own_thread<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> 
             .ok()
     })
 }
+
+/// The threads a client has started and not yet joined: its stream thread, and the REST and
+/// token workers, each short-lived.
+pub(crate) struct Workers(Vec<JoinHandle<()>>);
+
+impl Workers {
+    pub(crate) fn new(stream: JoinHandle<()>) -> Self {
+        Self(vec![stream])
+    }
+
+    /// Starts a worker, first joining those that have finished, so that the list stays
+    /// short.
+    pub(crate) fn spawn(
+        &mut self,
+        name: &str,
+        f: impl FnOnce() + Send + 'static,
+    ) -> io::Result<()> {
+        let (done, running): (Vec<_>, Vec<_>) = self.0.drain(..).partition(JoinHandle::is_finished);
+        self.0 = running;
+        for handle in done {
+            let _ = handle.join();
+        }
+        self.0.push(spawn(name, f)?);
+        Ok(())
+    }
+
+    /// Waits for every thread. Threads never take the client's state lock, so this cannot
+    /// deadlock under it.
+    pub(crate) fn join_all(&mut self) {
+        for handle in self.0.drain(..) {
+            let _ = handle.join();
+        }
+    }
+
+    /// How many are not yet joined (for tests).
+    #[cfg(feature = "test-util")]
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
