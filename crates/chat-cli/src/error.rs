@@ -97,7 +97,7 @@ impl From<chat_tokio::Error> for CliError {
             // A token that expired before it could be used is a rejected credential, not a
             // usage mistake.
             Some(c) if c.is_expired_token() => Kind::Rejected,
-            Some(C::InvalidToken) => Kind::Rejected,
+            Some(C::InvalidToken { .. }) => Kind::Rejected,
             Some(C::ServerUnexpected {
                 status: Some(status),
                 ..
@@ -129,7 +129,9 @@ mod tests {
 
     #[test]
     fn rejected_and_unreachable_chat_errors_have_their_own_exit_codes() {
-        let rejected = CliError::from(chat_tokio::Error::Chat(chat_tokio::ChatError::InvalidToken));
+        let rejected = CliError::from(chat_tokio::Error::Chat(
+            chat_tokio::ChatError::InvalidToken { detail: None },
+        ));
         assert_eq!(rejected.kind.exit_code(), 3);
         let forbidden = CliError::from(chat_tokio::Error::Chat(
             chat_tokio::ChatError::ServerUnexpected {
