@@ -30,6 +30,7 @@ mod demo;
 mod error;
 mod output;
 mod provision;
+mod seen;
 mod source;
 mod target;
 mod token;
@@ -79,6 +80,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: none in a redirected stream or a log
+        // file, and none when NO_COLOR (https://no-color.org) is set.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

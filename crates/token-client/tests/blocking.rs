@@ -57,7 +57,11 @@ fn blocking_client_has_the_documented_accessors() {
     assert_eq!(client.appkey().expose(), c.appkey);
     assert_eq!(client.config().integration_id, c.integration_id);
     let first = client.access_token().unwrap();
-    assert_eq!(client.access_token().unwrap().expose(), first.expose(), "cached");
+    assert_eq!(
+        client.access_token().unwrap().expose(),
+        first.expose(),
+        "cached"
+    );
     assert_eq!(emu.control().stats().oauth_calls, 1);
     client.invalidate_access_token();
     let second = client.access_token().unwrap();
@@ -74,7 +78,10 @@ fn the_blocking_provider_mints_a_chat_jwt_per_call_on_one_access_token() {
     let provider = client.provider(CustomerRequest::verified("bot-1").name("Bot"));
     let first = provider().unwrap();
     // The chat client calls it from its own thread.
-    let second = std::thread::spawn(provider.clone()).join().unwrap().unwrap();
+    let second = std::thread::spawn(provider.clone())
+        .join()
+        .unwrap()
+        .unwrap();
     assert!(first.starts_with("jwt.") && second.starts_with("jwt."));
     let stats = emu.control().stats();
     assert_eq!((stats.oauth_calls, stats.tokens_minted), (1, 2));

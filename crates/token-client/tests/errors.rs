@@ -77,9 +77,14 @@ async fn given_up_retries_name_the_endpoint_once() {
         .await
         .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, TokenError::RetriesExhausted { attempts: 3, .. }));
+    assert!(matches!(
+        err,
+        TokenError::RetriesExhausted { attempts: 3, .. }
+    ));
     assert!(
-        text.starts_with("OAuth token endpoint: gave up after 3 attempts; the last attempt answered HTTP 503"),
+        text.starts_with(
+            "OAuth token endpoint: gave up after 3 attempts; the last attempt answered HTTP 503"
+        ),
         "{text}"
     );
     assert_eq!(text.matches("OAuth token endpoint").count(), 1, "{text}");
@@ -111,7 +116,9 @@ async fn an_untrusted_certificate_is_said_so_and_not_retried() {
     assert_eq!(client.stats().oauth_requests, 1, "one attempt");
     assert!(clock.sleeps().is_empty(), "no backoff");
     // With its root trusted, the same emulator answers.
-    let ca = emu.cert_path().expect("a TLS emulator writes its certificate");
+    let ca = emu
+        .cert_path()
+        .expect("a TLS emulator writes its certificate");
     let (trusting, _) = common::client_with(common::config(&emu).with_ca_cert_file(ca));
     assert!(
         trusting
@@ -175,8 +182,14 @@ async fn a_refused_connection_is_still_retried_and_its_causes_are_not_repeated()
         .await
         .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, TokenError::RetriesExhausted { attempts: 2, .. }), "{err:?}");
-    assert!(text.contains("the last attempt could not connect"), "{text}");
+    assert!(
+        matches!(err, TokenError::RetriesExhausted { attempts: 2, .. }),
+        "{err:?}"
+    );
+    assert!(
+        text.contains("the last attempt could not connect"),
+        "{text}"
+    );
     assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
     assert_eq!(clock.sleeps().len(), 1);
 }
