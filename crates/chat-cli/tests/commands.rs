@@ -274,6 +274,37 @@ fn token_mints_for_verified_customers_and_guests() {
 }
 
 #[test]
+fn demo_refuses_options_that_mean_nothing_there() {
+    for args in [
+        &["demo", "--join", "123e4567-e89b-12d3-a456-426614174000"][..],
+        &["demo", "--new"],
+        &["demo", "--host", "https://na.api.avayacloud.com"],
+        &["demo", "--token", "jwt.x.y"],
+        &["demo", "--customer-id", "alice"],
+    ] {
+        let out = run(args, &[]);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("unexpected argument"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn logs_to_a_redirected_stream_have_no_colour_codes() {
+    let emu = Emu::start();
+    let env = emu.env();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("RUST_LOG", "debug"));
+    let out = run(&["token", "--guest"], &env);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("token client configured"), "{}", out.stderr);
+    assert!(!out.stderr.contains('\u{1b}'), "{:?}", out.stderr);
+}
+
+#[test]
 fn rejected_credentials_exit_3_without_showing_them() {
     let emu = Emu::start();
     let mut env = emu.env();
