@@ -218,6 +218,8 @@ pub(crate) async fn chat(setup: Setup) -> Result<(), CliError> {
         refreshes,
         ended_by_server: false,
         fatal: None,
+        scripted: !std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        awaiting: None,
     };
     let result = state.open(&setup.options).await;
     let result = match result {
@@ -270,7 +272,16 @@ struct Conversation {
     ended_by_server: bool,
     /// Why the chat cannot go on (the fixed token expired or was refused): the exit's error.
     fatal: Option<CliError>,
+    /// Input is a pipe or a file, not a person: a script's lines take turns with the other
+    /// side (see `awaiting`).
+    scripted: bool,
+    /// Until when a script waits for the other side's turn before its next line: for their
+    /// first message in a new chat, and for the answer after each message sent.
+    awaiting: Option<tokio::time::Instant>,
 }
+
+/// The longest a script waits for the other side's turn before reading on.
+const TURN: std::time::Duration = std::time::Duration::from_secs(10);
 
 const HELP: &str = "type a line to send it (//text sends /text); /history shows the \
                     transcript, /participants who is there, /leave ends the chat, /new starts \
@@ -324,6 +335,7 @@ impl Conversation {
         self.chat = Some(chat);
         self.active = false;
         self.last_shown = None;
+        self.await_turn();
         Ok(())
     }
 
@@ -359,20 +371,29 @@ impl Conversation {
 
     /// Prints a message of the chat once: a message already shown (from the history on
     /// rejoining) is not shown again when the event stream delivers it.
-    fn show(&mut self, m: &Message) {
+    /// Whether it was new.
+    fn show(&mut self, m: &Message) -> bool {
         if self.last_shown.is_some_and(|last| m.message_index <= last) {
-            return;
+            return false;
         }
         out(said(m));
         self.last_shown = Some(m.message_index);
         self.seen.record(m.engagement_id.as_str(), m.message_index);
+        true
     }
 
     /// Input is only read when it can be acted on: not while a new or left chat is still
     /// changing state, so that piped lines run in order, none refused for being early.
     /// After the connection failed for good, input is read again, for `/retry`.
     fn ready_for_input(&self) -> bool {
-        self.chat.is_none() || self.active || self.failed
+        (self.chat.is_none() || self.active || self.failed) && self.awaiting.is_none()
+    }
+
+    /// A script waits for the other side before its next line (a person types when they like).
+    fn await_turn(&mut self) {
+        if self.scripted {
+            self.awaiting = Some(tokio::time::Instant::now() + TURN);
+        }
     }
 
     async fn converse(
@@ -386,6 +407,12 @@ impl Conversation {
             tokio::select! {
                 // Ctrl-C is /quit: the session is closed properly, the chat stays open.
                 _ = &mut interrupted => return Ok(()),
+                () = tokio::time::sleep_until(self.awaiting.unwrap_or_else(tokio::time::Instant::now)),
+                    if self.awaiting.is_some() =>
+                {
+                    self.awaiting = None;
+                    note("[no answer yet; reading on]");
+                }
                 line = input.recv(), if self.ready_for_input() => {
                     let Some(line) = line else { return Ok(()) };
                     if !self.command(line.trim()).await? {
@@ -461,8 +488,9 @@ impl Conversation {
                         .strip_prefix('/')
                         .filter(|t| t.starts_with('/'))
                         .unwrap_or(text);
-                    if let Err(e) = chat.send_message(text).await {
-                        note(format!("not sent: {e}"));
+                    match chat.send_message(text).await {
+                        Ok(_) => self.await_turn(),
+                        Err(e) => note(format!("not sent: {e}")),
                     }
                 }
                 None => note("no chat: /new starts one"),
@@ -477,7 +505,11 @@ impl Conversation {
             |id: &chat_tokio::EngagementId| self.chat.as_ref().is_some_and(|chat| chat.id() == id);
         match event {
             Event::MessageArrived(m) | Event::MessageDelivered(m) if ours(&m.engagement_id) => {
-                self.show(&m);
+                // The other side's turn came (a new message, not one shown already): a
+                // script reads on.
+                if self.show(&m) && m.sender.participant_type != ParticipantType::Customer {
+                    self.awaiting = None;
+                }
             }
             Event::ParticipantAdded(p) if ours(&p.engagement.engagement_id) => {
                 out(format!("* {} joined", who(&p.participant)));
@@ -492,6 +524,7 @@ impl Conversation {
             Event::EngagementTerminated(e) if ours(&e.engagement_id) => {
                 self.chat = None;
                 self.active = false;
+                self.awaiting = None;
                 out("* the chat has ended");
                 note("/new starts another chat, /quit exits");
             }
@@ -500,6 +533,7 @@ impl Conversation {
             } if ours(&engagement.engagement_id) => {
                 self.chat = None;
                 self.active = false;
+                self.awaiting = None;
                 out(format!(
                     "* the chat failed: {}",
                     error.title.as_deref().unwrap_or("engagement error")
@@ -514,6 +548,10 @@ impl Conversation {
             }
             Event::EventStreamFailed(f) => {
                 self.failed = f.reason == StreamFailureReason::ReconnectionTimeout;
+                if self.failed {
+                    // Nothing will come: /retry or /quit must be readable.
+                    self.awaiting = None;
+                }
                 note(failure_line(&f, self.refreshes));
                 match f.reason {
                     // Nothing will replace a fixed token: the chat cannot go on.

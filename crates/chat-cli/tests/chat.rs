@@ -384,3 +384,37 @@ fn demo_runs_everything_from_a_script() {
     let (status, _, stderr) = demo.finish();
     assert!(status.success(), "{}", stderr.join("\n"));
 }
+
+/// docs/cli.md's `printf 'Where is my order?\n/history\n/leave\n/quit\n' | axp-chat demo`,
+/// all lines written before anything is read: a script takes turns with the agent, so its
+/// transcript is the one the docs show.
+#[test]
+fn the_docs_scripted_demo_shows_what_it_promises() {
+    let mut demo = Session::spawn(&args(&["demo", "--agent-delay-ms", "20"]), &[]);
+    for line in ["Where is my order?", "/history", "/leave", "/quit"] {
+        demo.send(line);
+    }
+    let (status, stdout, stderr) = demo.finish();
+    assert!(status.success(), "{}", stderr.join("\n"));
+    let greeting = "Alex (agent): Hello, my name is Alex. How can I help you today?";
+    let answer = "Alex (agent): Thanks, I received your message: \"Where is my order?\"";
+    let expected = [
+        "* you joined".to_owned(),
+        "* Alex (agent) joined".to_owned(),
+        greeting.to_owned(),
+        "you: Where is my order?".to_owned(),
+        answer.to_owned(),
+        "--- history ---".to_owned(),
+        format!("#1 {greeting}"),
+        "#2 you: Where is my order?".to_owned(),
+        format!("#3 {answer}"),
+        "--- end of history ---".to_owned(),
+        "* you left".to_owned(),
+        "* the chat has ended".to_owned(),
+    ];
+    assert!(
+        stdout[0].starts_with("* chat ") && stdout[0].ends_with(" started, waiting for an agent"),
+        "{stdout:?}"
+    );
+    assert_eq!(stdout[1..], expected, "{stdout:#?}");
+}

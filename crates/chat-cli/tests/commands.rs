@@ -300,7 +300,11 @@ fn logs_to_a_redirected_stream_have_no_colour_codes() {
     env.push(("RUST_LOG", "debug"));
     let out = run(&["token", "--guest"], &env);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stderr.contains("token client configured"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("token client configured"),
+        "{}",
+        out.stderr
+    );
     assert!(!out.stderr.contains('\u{1b}'), "{:?}", out.stderr);
 }
 
