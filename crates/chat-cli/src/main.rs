@@ -8,7 +8,8 @@
 //! axp-chat chat [--backend URL | --token JWT] …          # an interactive chat
 //! ```
 //!
-//! Settings come from flags or environment variables (`AXP_HOST`, `AXP_ACCOUNT_ID`,
+//! Settings come from flags or environment variables (`AXP_API_BASE_URL` (or the older
+//! `AXP_HOST`), `AXP_ACCOUNT_ID`,
 //! `AXP_CLIENT_ID`, `AXP_CLIENT_SECRET`, `AXP_APPKEY`, `AXP_INTEGRATION_ID`,
 //! `AXP_CUSTOMER_ID`, `AXP_BACKEND_URL`, `AXP_CHAT_TOKEN`, `AXP_CA_CERT_FILE`), or from the
 //! emulator's credentials JSON with `--credentials FILE`. `axp-chat <command> --help` lists
