@@ -507,7 +507,8 @@ impl Conversation {
             Event::MessageArrived(m) | Event::MessageDelivered(m) if ours(&m.engagement_id) => {
                 // The other side's turn came (a new message, not one shown already): a
                 // script reads on.
-                if self.show(&m) && m.sender.participant_type != ParticipantType::Customer {
+                let new = self.show(&m);
+                if new && m.sender.participant_type != ParticipantType::Customer {
                     self.awaiting = None;
                 }
             }

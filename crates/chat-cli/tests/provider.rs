@@ -33,7 +33,7 @@ fn token_client_is_a_chat_tokio_token_provider_in_one_line() {
         .expect("token client");
 
         let (client, _events) = chat_tokio::Client::builder(
-            &emulator.base_url(),
+            emulator.base_url(),
             tokens.integration_id(),
             tokens.appkey().expose(),
         )
