@@ -133,10 +133,14 @@ impl From<chat_tokio::Error> for CliError {
             Some(C::InvalidInitParams(_) | C::InvalidConfig(_) | C::Constraint(_)) => Kind::Usage,
             _ => Kind::Runtime,
         };
-        let mut message = e.to_string();
-        if let Some(C::Unreachable(chat_tokio::TransportError::Certificate)) = e.as_chat() {
-            message = format!("{message} {CA_CERT_HINT}");
-        }
+        let message = match e.as_chat() {
+            // Not "server unreachable": the server answered, and what to do is different.
+            Some(c @ C::Unreachable(chat_tokio::TransportError::Certificate)) => format!(
+                "{} : the server's TLS certificate is not trusted; {CA_CERT_HINT}",
+                c.code()
+            ),
+            _ => e.to_string(),
+        };
         Self::new(kind, message)
     }
 }
@@ -224,6 +228,7 @@ mod tests {
         ));
         assert_eq!(untrusted.kind, Kind::Unreachable);
         assert!(untrusted.message.contains("--ca-cert"), "{untrusted}");
+        assert!(!untrusted.message.contains("unreachable"), "{untrusted}");
         let expired = CliError::from(chat_tokio::Error::Chat(chat_tokio::ChatError::Constraint(
             "JWT Token should be live".into(),
         )));

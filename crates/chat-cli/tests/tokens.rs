@@ -237,6 +237,19 @@ fn an_untrusted_certificate_names_ca_cert_exits_4_and_is_tried_once() {
         // The handshake fails before any request reaches the emulator.
         assert_eq!(emu.emulator.control().stats().oauth_calls, before);
     }
+    // A backend over TLS that is not trusted: the same words (the emulator stands in for it).
+    let env = emu.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let backend = emu.emulator.base_url();
+    let out = support::run(&["chat", "--guest", "--backend", &backend], &env);
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("backend {backend}"))
+            && out.stderr.contains("certificate is not trusted")
+            && out.stderr.contains("--ca-cert FILE"),
+        "{}",
+        out.stderr
+    );
     // A chat with a fixed token fails on the chat API's handshake the same way.
     let token = emu
         .emulator
@@ -251,4 +264,5 @@ fn an_untrusted_certificate_names_ca_cert_exits_4_and_is_tried_once() {
         "{}",
         out.stderr
     );
+    assert!(!out.stderr.contains("unreachable"), "{}", out.stderr);
 }
