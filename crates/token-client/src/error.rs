@@ -53,7 +53,8 @@ impl fmt::Display for Field {
             Field::IdentifierKey(key) => write!(f, "customerIdentifiers key {key:?}"),
             Field::IdentifierValues(key) => write!(f, "customerIdentifiers.{key}"),
             Field::IdentifierValue(key, index) => write!(f, "customerIdentifiers.{key}[{index}]"),
-            Field::Lifetime => f.write_str("lifetime (ttl)"),
+            // The API's field name, as for the others (the server's violations use it).
+            Field::Lifetime => f.write_str("ttl"),
         }
     }
 }

@@ -18,7 +18,7 @@ fn rules_are_stated_in_words_and_in_their_unit() {
         .unwrap_err();
     assert_eq!(
         five_minutes.to_string(),
-        "invalid lifetime (ttl): must be 15 to 60 minutes, was 5 minutes"
+        "invalid ttl: must be 15 to 60 minutes, was 5 minutes"
     );
     let name = CustomerRequest::verified("c")
         .name("n".repeat(71))
@@ -53,7 +53,7 @@ async fn a_lifetime_out_of_range_is_given_in_minutes() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid lifetime (ttl): must be 15 to 60 minutes, was 5 minutes"
+        "invalid ttl: must be 15 to 60 minutes, was 5 minutes"
     );
     let odd = client
         .generate_jwt(&CustomerRequest::verified("c").lifetime(Duration::from_secs(20 * 60 + 5)))
@@ -61,7 +61,7 @@ async fn a_lifetime_out_of_range_is_given_in_minutes() {
         .unwrap_err();
     assert_eq!(
         odd.to_string(),
-        "invalid lifetime (ttl): must be a whole number of minutes, was 1205 seconds"
+        "invalid ttl: must be a whole number of minutes, was 1205 seconds"
     );
     assert_eq!(emu.control().stats().oauth_calls, 0, "nothing was sent");
     emu.shutdown().await;
