@@ -1,8 +1,10 @@
 //! `axp-chat chat`: an interactive, line-based chat on chat-tokio.
 //!
 //! Lines typed (or piped) are sent as messages; `/history`, `/participants`, `/leave`,
-//! `/new`, `/retry`, `/help` and `/quit` are commands; end of input means `/quit`. The
-//! transcript goes to stdout, connection state and progress to stderr.
+//! `/new`, `/retry`, `/help` and `/quit` are commands; `//text` sends `/text`; end of input
+//! means `/quit`. The transcript goes to stdout, connection state and progress to stderr.
+//! Joining an open chat again shows what came while the CLI was away: the last message each
+//! chat showed is remembered in a small state file ([`crate::seen`]).
 
 use std::sync::Arc;
 
@@ -15,8 +17,9 @@ use tokio::sync::mpsc;
 
 use crate::error::{CliError, Kind};
 use crate::output::{note, out};
+use crate::seen::Seen;
 use crate::source::TokenSource;
-use crate::target::{Target, check_url};
+use crate::target::{Target, check_integration_id, check_url};
 use crate::token::Customer;
 
 /// Chat as a customer: start a chat or join one of the customer's open chats, and type.
@@ -106,19 +109,30 @@ pub(crate) async fn run(args: ChatArgs) -> Result<(), CliError> {
     let host = resolved.host()?;
     let tls = resolved.tls()?;
     let http = resolved.http(tls.as_deref())?;
-    let source = if let Some(token) = args.token {
+    let customer = || -> Result<token_client::CustomerRequest, CliError> {
+        let request = args.customer.request()?;
+        if args.customer.is_guest() {
+            // A guest's id is random: without it, the chat cannot be joined again.
+            note(format!(
+                "guest id {id}: `axp-chat chat --guest-id {id}` joins this guest's chats again",
+                id = request.customer_id()
+            ));
+        }
+        Ok(request)
+    };
+    let source = if let Some(token) = args.token.clone() {
         TokenSource::Fixed(token)
     } else if let Some(url) = &args.backend {
         let url = check_url(url, resolved.allow_plain_http)?;
         TokenSource::Backend {
             http: http.clone(),
             url: url.as_str().trim_end_matches('/').to_owned(),
-            customer: args.customer.request()?,
+            customer: customer()?,
         }
     } else if resolved.has_client_credentials() {
         TokenSource::Direct {
             client: Arc::new(resolved.token_client(true)?),
-            customer: args.customer.request()?,
+            customer: customer()?,
         }
     } else {
         return Err(CliError::usage(
@@ -127,7 +141,10 @@ pub(crate) async fn run(args: ChatArgs) -> Result<(), CliError> {
         ));
     };
     let integration_id = match &resolved.integration_id {
-        Some(id) => id.clone(),
+        Some(id) => {
+            check_integration_id(id)?;
+            id.clone()
+        }
         None => source.integration_id().await?.ok_or_else(|| {
             CliError::usage("no integration id: give --integration-id or set AXP_INTEGRATION_ID")
         })?,
@@ -193,12 +210,16 @@ pub(crate) async fn chat(setup: Setup) -> Result<(), CliError> {
     let mut state = Conversation {
         client: client.clone(),
         chat: None,
+        seen: Seen::open(),
+        last_shown: None,
         active: false,
         connected: false,
         failed: false,
         refreshes,
         ended_by_server: false,
         fatal: None,
+        scripted: !std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        awaiting: None,
     };
     let result = state.open(&setup.options).await;
     let result = match result {
@@ -236,6 +257,11 @@ fn stdin_lines() -> mpsc::Receiver<String> {
 struct Conversation {
     client: Client,
     chat: Option<Engagement>,
+    /// Where the last message shown of each chat is remembered, across runs.
+    seen: Seen,
+    /// The index of the last message of this chat shown: what the history on rejoining
+    /// already printed is not printed again when the event stream delivers it too.
+    last_shown: Option<u64>,
     /// The chat is active: messages can be sent.
     active: bool,
     /// The event stream has been connected (so a new "connecting" is a reconnection).
@@ -246,11 +272,21 @@ struct Conversation {
     ended_by_server: bool,
     /// Why the chat cannot go on (the fixed token expired or was refused): the exit's error.
     fatal: Option<CliError>,
+    /// Input is a pipe or a file, not a person: a script's lines take turns with the other
+    /// side (see `awaiting`).
+    scripted: bool,
+    /// Until when a script waits for the other side's turn before its next line: for their
+    /// first message in a new chat, and for the answer after each message sent.
+    awaiting: Option<tokio::time::Instant>,
 }
 
-const HELP: &str = "type a line to send it; /history shows the transcript, /participants who \
-                    is there, /leave ends the chat, /new starts another, /retry reconnects \
-                    after a failure, /quit exits (the chat stays open)";
+/// The longest a script waits for the other side's turn before reading on.
+const TURN: std::time::Duration = std::time::Duration::from_secs(10);
+
+const HELP: &str = "type a line to send it (//text sends /text); /history shows the \
+                    transcript, /participants who is there, /leave ends the chat, /new starts \
+                    another, /retry reconnects after a failure, /quit exits (the chat stays \
+                    open)";
 
 impl Conversation {
     /// Joins the chosen or newest open chat of the customer, or starts one.
@@ -280,9 +316,8 @@ impl Conversation {
                 let chat = self.client.engagement_handle(info);
                 chat.join().await?;
                 out(format!("* joined chat {}", chat.id()));
-                for p in chat.participants()? {
-                    out(format!("* {} is here", who(&p)));
-                }
+                out(present(&chat.participants()?));
+                self.catch_up(&chat).await;
                 self.chat = Some(chat);
             }
             None => self.start().await?,
@@ -299,14 +334,66 @@ impl Conversation {
         ));
         self.chat = Some(chat);
         self.active = false;
+        self.last_shown = None;
+        self.await_turn();
         Ok(())
+    }
+
+    /// On joining a chat again: the messages since the last one shown here (from an earlier
+    /// run), oldest first; all of them if this machine never showed the chat.
+    async fn catch_up(&mut self, chat: &Engagement) {
+        let last = self.seen.last(chat.id().as_str());
+        self.last_shown = last;
+        let messages = match transcript(chat).await {
+            Ok(messages) => messages,
+            Err(e) => {
+                note(format!("cannot fetch what came while you were away: {e}"));
+                return;
+            }
+        };
+        let missed: Vec<&Message> = messages
+            .iter()
+            .filter(|m| last.is_none_or(|last| m.message_index > last))
+            .collect();
+        if missed.is_empty() {
+            return;
+        }
+        out(if last.is_some() {
+            "--- while you were away ---"
+        } else {
+            "--- earlier in this chat ---"
+        });
+        for m in missed {
+            self.show(m);
+        }
+        out("--- now ---");
+    }
+
+    /// Prints a message of the chat once: a message already shown (from the history on
+    /// rejoining) is not shown again when the event stream delivers it.
+    /// Whether it was new.
+    fn show(&mut self, m: &Message) -> bool {
+        if self.last_shown.is_some_and(|last| m.message_index <= last) {
+            return false;
+        }
+        out(said(m));
+        self.last_shown = Some(m.message_index);
+        self.seen.record(m.engagement_id.as_str(), m.message_index);
+        true
     }
 
     /// Input is only read when it can be acted on: not while a new or left chat is still
     /// changing state, so that piped lines run in order, none refused for being early.
     /// After the connection failed for good, input is read again, for `/retry`.
     fn ready_for_input(&self) -> bool {
-        self.chat.is_none() || self.active || self.failed
+        (self.chat.is_none() || self.active || self.failed) && self.awaiting.is_none()
+    }
+
+    /// A script waits for the other side before its next line (a person types when they like).
+    fn await_turn(&mut self) {
+        if self.scripted {
+            self.awaiting = Some(tokio::time::Instant::now() + TURN);
+        }
     }
 
     async fn converse(
@@ -320,6 +407,12 @@ impl Conversation {
             tokio::select! {
                 // Ctrl-C is /quit: the session is closed properly, the chat stays open.
                 _ = &mut interrupted => return Ok(()),
+                () = tokio::time::sleep_until(self.awaiting.unwrap_or_else(tokio::time::Instant::now)),
+                    if self.awaiting.is_some() =>
+                {
+                    self.awaiting = None;
+                    note("[no answer yet; reading on]");
+                }
                 line = input.recv(), if self.ready_for_input() => {
                     let Some(line) = line else { return Ok(()) };
                     if !self.command(line.trim()).await? {
@@ -364,11 +457,7 @@ impl Conversation {
             },
             "/participants" => match &self.chat {
                 Some(chat) => match chat.participants() {
-                    Ok(list) => {
-                        for p in list {
-                            out(format!("* {} is here", who(&p)));
-                        }
-                    }
+                    Ok(list) => out(present(&list)),
                     Err(e) => note(format!("cannot list participants: {e}")),
                 },
                 None => note("no chat"),
@@ -386,14 +475,22 @@ impl Conversation {
                 },
                 None => note("no chat"),
             },
-            command if command.starts_with('/') => {
-                note(format!("unknown command {command}; /help lists them"));
+            // The escape: `//text` sends `/text`.
+            command if command.starts_with('/') && !command.starts_with("//") => {
+                note(format!(
+                    "unknown command {command}; /help lists them (//text sends /text)"
+                ));
             }
             text => match &self.chat {
                 // MESSAGE_DELIVERED shows it in the transcript.
                 Some(chat) => {
-                    if let Err(e) = chat.send_message(text).await {
-                        note(format!("not sent: {e}"));
+                    let text = text
+                        .strip_prefix('/')
+                        .filter(|t| t.starts_with('/'))
+                        .unwrap_or(text);
+                    match chat.send_message(text).await {
+                        Ok(_) => self.await_turn(),
+                        Err(e) => note(format!("not sent: {e}")),
                     }
                 }
                 None => note("no chat: /new starts one"),
@@ -408,7 +505,12 @@ impl Conversation {
             |id: &chat_tokio::EngagementId| self.chat.as_ref().is_some_and(|chat| chat.id() == id);
         match event {
             Event::MessageArrived(m) | Event::MessageDelivered(m) if ours(&m.engagement_id) => {
-                out(said(&m));
+                // The other side's turn came (a new message, not one shown already): a
+                // script reads on.
+                let new = self.show(&m);
+                if new && m.sender.participant_type != ParticipantType::Customer {
+                    self.awaiting = None;
+                }
             }
             Event::ParticipantAdded(p) if ours(&p.engagement.engagement_id) => {
                 out(format!("* {} joined", who(&p.participant)));
@@ -423,6 +525,7 @@ impl Conversation {
             Event::EngagementTerminated(e) if ours(&e.engagement_id) => {
                 self.chat = None;
                 self.active = false;
+                self.awaiting = None;
                 out("* the chat has ended");
                 note("/new starts another chat, /quit exits");
             }
@@ -431,6 +534,7 @@ impl Conversation {
             } if ours(&engagement.engagement_id) => {
                 self.chat = None;
                 self.active = false;
+                self.awaiting = None;
                 out(format!(
                     "* the chat failed: {}",
                     error.title.as_deref().unwrap_or("engagement error")
@@ -445,6 +549,10 @@ impl Conversation {
             }
             Event::EventStreamFailed(f) => {
                 self.failed = f.reason == StreamFailureReason::ReconnectionTimeout;
+                if self.failed {
+                    // Nothing will come: /retry or /quit must be readable.
+                    self.awaiting = None;
+                }
                 note(failure_line(&f, self.refreshes));
                 match f.reason {
                     // Nothing will replace a fixed token: the chat cannot go on.
@@ -539,6 +647,19 @@ async fn transcript(chat: &Engagement) -> Result<Vec<Message>, chat_tokio::Error
     Ok(messages)
 }
 
+/// Who is in the chat, as a sentence: "* in this chat: you and Alex (agent)".
+fn present(participants: &[Participant]) -> String {
+    sentence(&participants.iter().map(who).collect::<Vec<_>>())
+}
+
+fn sentence(names: &[String]) -> String {
+    match names {
+        [] => "* nobody is in this chat yet".to_owned(),
+        [one] => format!("* in this chat: {one}"),
+        [rest @ .., last] => format!("* in this chat: {} and {last}", rest.join(", ")),
+    }
+}
+
 /// The participant's name (else its kind), or "you" for the customer.
 fn who(p: &Participant) -> String {
     let kind = match p.participant_type {
@@ -575,13 +696,28 @@ mod tests {
 
     use chat_tokio::{StreamFailure, StreamFailureReason};
 
-    use super::failure_line;
+    use super::{failure_line, sentence};
 
     fn failure(reason: StreamFailureReason, retry_after: Option<Duration>) -> StreamFailure {
         StreamFailure {
             reason,
             retry_after,
         }
+    }
+
+    #[test]
+    fn participants_read_as_a_sentence() {
+        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert_eq!(sentence(&[]), "* nobody is in this chat yet");
+        assert_eq!(sentence(&names(&["you"])), "* in this chat: you");
+        assert_eq!(
+            sentence(&names(&["you", "Alex (agent)"])),
+            "* in this chat: you and Alex (agent)"
+        );
+        assert_eq!(
+            sentence(&names(&["you", "Alex (agent)", "bot"])),
+            "* in this chat: you, Alex (agent) and bot"
+        );
     }
 
     #[test]

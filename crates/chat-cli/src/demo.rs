@@ -6,7 +6,7 @@ use std::time::Duration;
 use chat_emulator::{AgentMode, Emulator};
 use token_client::{CustomerRequest, TokenClient, TokenClientConfig};
 
-use crate::chat::{ChatOptions, Setup, chat};
+use crate::chat::{ChatOptions, Setup, Transport, chat};
 use crate::error::CliError;
 use crate::output::note;
 
@@ -23,8 +23,15 @@ pub(crate) struct DemoArgs {
     /// The agent's delay before joining and before each answer, in milliseconds.
     #[arg(long, default_value_t = 300)]
     agent_delay_ms: u64,
-    #[command(flatten)]
-    options: ChatOptions,
+    /// How events arrive.
+    #[arg(long, value_enum, default_value_t = Transport::LongPoll)]
+    transport: Transport,
+    /// The name agents see (default: --name).
+    #[arg(long)]
+    display_name: Option<String>,
+    // Nothing else: the demo's emulator is new, so `--new` and `--join` mean nothing, and
+    // it brings its own account, so no `--host`, credentials or token are taken (clap
+    // refuses them: exit 2).
 }
 
 pub(crate) async fn run(args: DemoArgs) -> Result<(), CliError> {
@@ -68,7 +75,11 @@ async fn demo(emulator: &Emulator, args: DemoArgs) -> Result<(), CliError> {
         http: reqwest::Client::new(),
         tls: None,
         allow_plain_http: false,
-        options: args.options,
+        options: ChatOptions {
+            transport: args.transport,
+            display_name: args.display_name,
+            ..ChatOptions::default()
+        },
     })
     .await
 }

@@ -80,15 +80,42 @@ impl From<token_client::TokenError> for CliError {
         fn kind(e: &E) -> Kind {
             match e {
                 E::Validation(_) | E::Config(_) => Kind::Usage,
-                E::Transport { .. } | E::Timeout { .. } => Kind::Unreachable,
+                E::Transport { .. }
+                | E::Timeout { .. }
+                | E::UntrustedCertificate { .. }
+                | E::HostNotFound { .. } => Kind::Unreachable,
                 E::RetriesExhausted { last, .. } => kind(last),
+                // The OAuth endpoint of an account that does not exist: a credential that
+                // is wrong, as much as a wrong secret.
+                E::Http {
+                    endpoint: token_client::Endpoint::OAuth,
+                    status: 404,
+                    ..
+                } => Kind::Rejected,
                 E::Http { status, .. } => status_kind(*status),
                 _ => Kind::Runtime,
             }
         }
-        Self::new(kind(&e), e.to_string())
+        let message = match &e {
+            // The library names its setting; a person here has a flag.
+            E::UntrustedCertificate { endpoint, message } => format!(
+                "{endpoint}: the server's TLS certificate is not trusted ({message}); {CA_CERT_HINT}"
+            ),
+            E::Validation(v) => crate::token::invalid(v),
+            E::Http {
+                endpoint: token_client::Endpoint::OAuth,
+                status: 404,
+                ..
+            } => format!("unknown account (check --account-id or AXP_ACCOUNT_ID): {e}"),
+            _ => e.to_string(),
+        };
+        Self::new(kind(&e), message)
     }
 }
+
+/// What to do about a certificate that is not trusted, in this tool's words.
+const CA_CERT_HINT: &str = "if the server uses a private CA (such as the emulator's --tls), \
+                            give its root with --ca-cert FILE (or AXP_CA_CERT_FILE)";
 
 impl From<chat_tokio::Error> for CliError {
     fn from(e: chat_tokio::Error) -> Self {
@@ -97,7 +124,7 @@ impl From<chat_tokio::Error> for CliError {
             // A token that expired before it could be used is a rejected credential, not a
             // usage mistake.
             Some(c) if c.is_expired_token() => Kind::Rejected,
-            Some(C::InvalidToken) => Kind::Rejected,
+            Some(C::InvalidToken { .. }) => Kind::Rejected,
             Some(C::ServerUnexpected {
                 status: Some(status),
                 ..
@@ -106,7 +133,15 @@ impl From<chat_tokio::Error> for CliError {
             Some(C::InvalidInitParams(_) | C::InvalidConfig(_) | C::Constraint(_)) => Kind::Usage,
             _ => Kind::Runtime,
         };
-        Self::new(kind, e.to_string())
+        let message = match e.as_chat() {
+            // Not "server unreachable": the server answered, and what to do is different.
+            Some(c @ C::Unreachable(chat_tokio::TransportError::Certificate)) => format!(
+                "{} : the server's TLS certificate is not trusted; {CA_CERT_HINT}",
+                c.code()
+            ),
+            _ => e.to_string(),
+        };
+        Self::new(kind, message)
     }
 }
 
@@ -117,10 +152,46 @@ impl From<reqwest::Error> for CliError {
         } else {
             Kind::Runtime
         };
+        let certificate = is_certificate_error(&e);
         // Without the URL: it is ours and carries no secret, but the message is clearer
         // with the host named by the caller's context.
-        Self::new(kind, e.without_url().to_string())
+        let e = e.without_url();
+        if certificate {
+            return Self::new(
+                Kind::Unreachable,
+                format!("the server's TLS certificate is not trusted ({e}); {CA_CERT_HINT}"),
+            );
+        }
+        Self::new(kind, e.to_string())
     }
+}
+
+/// Whether rustls refused the server's certificate, somewhere in the error's causes (also
+/// inside an `io::Error`, as a TLS stream reports it).
+fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    // Bounded: a chain of causes is short, and a cyclic one must not hang.
+    for _ in 0..32 {
+        let Some(e) = next else { return false };
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            if matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            ) {
+                return true;
+            }
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if is_certificate_error(inner) {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
 }
 
 #[cfg(test)]
@@ -129,7 +200,9 @@ mod tests {
 
     #[test]
     fn rejected_and_unreachable_chat_errors_have_their_own_exit_codes() {
-        let rejected = CliError::from(chat_tokio::Error::Chat(chat_tokio::ChatError::InvalidToken));
+        let rejected = CliError::from(chat_tokio::Error::Chat(
+            chat_tokio::ChatError::InvalidToken { detail: None },
+        ));
         assert_eq!(rejected.kind.exit_code(), 3);
         let forbidden = CliError::from(chat_tokio::Error::Chat(
             chat_tokio::ChatError::ServerUnexpected {
@@ -150,6 +223,12 @@ mod tests {
             "Message should not be empty string".into(),
         )));
         assert_eq!(usage.kind, Kind::Usage);
+        let untrusted = CliError::from(chat_tokio::Error::Chat(
+            chat_tokio::ChatError::Unreachable(chat_tokio::TransportError::Certificate),
+        ));
+        assert_eq!(untrusted.kind, Kind::Unreachable);
+        assert!(untrusted.message.contains("--ca-cert"), "{untrusted}");
+        assert!(!untrusted.message.contains("unreachable"), "{untrusted}");
         let expired = CliError::from(chat_tokio::Error::Chat(chat_tokio::ChatError::Constraint(
             "JWT Token should be live".into(),
         )));

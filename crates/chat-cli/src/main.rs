@@ -8,7 +8,8 @@
 //! axp-chat chat [--backend URL | --token JWT] …          # an interactive chat
 //! ```
 //!
-//! Settings come from flags or environment variables (`AXP_HOST`, `AXP_ACCOUNT_ID`,
+//! Settings come from flags or environment variables (`AXP_API_BASE_URL` (or the older
+//! `AXP_HOST`), `AXP_ACCOUNT_ID`,
 //! `AXP_CLIENT_ID`, `AXP_CLIENT_SECRET`, `AXP_APPKEY`, `AXP_INTEGRATION_ID`,
 //! `AXP_CUSTOMER_ID`, `AXP_BACKEND_URL`, `AXP_CHAT_TOKEN`, `AXP_CA_CERT_FILE`), or from the
 //! emulator's credentials JSON with `--credentials FILE`. `axp-chat <command> --help` lists
@@ -30,6 +31,7 @@ mod demo;
 mod error;
 mod output;
 mod provision;
+mod seen;
 mod source;
 mod target;
 mod token;
@@ -79,6 +81,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: none in a redirected stream or a log
+        // file, and none when NO_COLOR (https://no-color.org) is set.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

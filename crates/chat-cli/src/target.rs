@@ -17,8 +17,14 @@ use crate::error::CliError;
 #[derive(clap::Args, Clone, Default)]
 pub(crate) struct Target {
     /// The AXP API host (hostURL), such as `https://na.api.avayacloud.com`, or the emulator's
-    /// `http://127.0.0.1:8443`.
-    #[arg(long, env = "AXP_HOST", global = true)]
+    /// `http://127.0.0.1:8443`. The variable is token-client's and `axp-token-server`'s;
+    /// the older `AXP_HOST` is still read when it is not set.
+    #[arg(
+        long,
+        visible_alias = "api-base-url",
+        env = "AXP_API_BASE_URL",
+        global = true
+    )]
     pub(crate) host: Option<String>,
     /// The account id (realm).
     #[arg(long, env = "AXP_ACCOUNT_ID", global = true)]
@@ -60,6 +66,9 @@ pub(crate) struct Target {
     #[arg(long, env = "AXP_ALLOW_PLAIN_HTTP", global = true)]
     pub(crate) allow_plain_http: bool,
 }
+
+/// The host variable's old name, read when `AXP_API_BASE_URL` is not set.
+const OLD_HOST_VAR: &str = "AXP_HOST";
 
 /// The emulator's announcement, as far as we use it.
 #[derive(Deserialize)]
@@ -110,8 +119,14 @@ impl Target {
                 .filter(|v| !v.is_empty())
                 .or_else(|| from_file.and_then(Clone::clone))
         };
+        // `AXP_HOST`, the name this tool used before it shared token-client's variables.
+        let host = self
+            .host
+            .clone()
+            .filter(|v| !v.is_empty())
+            .or_else(|| std::env::var(OLD_HOST_VAR).ok().filter(|v| !v.is_empty()));
         Ok(Resolved {
-            host: pick(&self.host, file.map(|f| &f.host_url)),
+            host: pick(&host, file.map(|f| &f.host_url)),
             account_id: pick(&self.account_id, file.map(|f| &f.account_id)),
             client_id: pick(&self.client_id, file.map(|f| &f.client_id)),
             client_secret: pick(&self.client_secret, file.map(|f| &f.client_secret))
@@ -133,7 +148,12 @@ impl Resolved {
         self.host
             .as_deref()
             .map(|h| h.trim_end_matches('/').to_owned())
-            .ok_or_else(|| CliError::usage("no AXP host: give --host or set AXP_HOST"))
+            .ok_or_else(|| {
+                CliError::usage(
+                    "no AXP host: give --host, set AXP_API_BASE_URL, or name the emulator's \
+                     credentials with --credentials FILE",
+                )
+            })
     }
 
     /// Whether client credentials were given (so that tokens can be minted directly).
@@ -174,11 +194,17 @@ impl Resolved {
     /// a placeholder fills the field: it is only sent when minting chat tokens.
     pub(crate) fn token_client(&self, need_integration: bool) -> Result<TokenClient, CliError> {
         let missing = |what: &str, flag: &str, var: &str| {
-            CliError::usage(format!("no {what}: give --{flag} or set {var}"))
+            CliError::usage(format!(
+                "no {what}: give --{flag}, set {var}, or --credentials FILE"
+            ))
         };
         let host = self.host()?;
         let integration_id = match (&self.integration_id, need_integration) {
-            (Some(id), _) => id.clone(),
+            (Some(id), true) => {
+                check_integration_id(id)?;
+                id.clone()
+            }
+            (Some(id), false) => id.clone(),
             (None, false) => "unused".to_owned(),
             (None, true) => {
                 return Err(missing(
@@ -232,5 +258,24 @@ pub(crate) fn check_url(url: &str, allow_plain_http: bool) -> Result<reqwest::Ur
         other => Err(CliError::usage(format!(
             "{url}: unsupported scheme {other:?}"
         ))),
+    }
+}
+
+/// Checks an integration id's form before anything is sent, as the chat client does: AXP's
+/// ids are UUIDs, and a typo is a usage mistake (exit 2), not the server's 404.
+pub(crate) fn check_integration_id(id: &str) -> Result<(), CliError> {
+    let groups: Vec<&str> = id.split('-').collect();
+    let uuid = groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.chars().all(|c| c.is_ascii_hexdigit()));
+    if uuid {
+        Ok(())
+    } else {
+        Err(CliError::usage(format!(
+            "the integration id {id:?} (--integration-id) is not a UUID such as \
+             123e4567-e89b-12d3-a456-426614174000"
+        )))
     }
 }

@@ -46,7 +46,7 @@ fn a_whole_conversation_with_history_leave_and_quit() {
     chat.expect_out(|l| l.contains("I received your message: \"My order has not arrived.\""));
 
     chat.send("/participants");
-    chat.expect_out(|l| l == "* you is here");
+    chat.expect_out(|l| l.starts_with("* in this chat: you and ") && l.ends_with("(agent)"));
 
     chat.send("/history");
     chat.expect_out(|l| l == "--- history ---");
@@ -69,6 +69,10 @@ fn a_whole_conversation_with_history_leave_and_quit() {
         "{history:?}"
     );
 
+    // A line starting with `/` is sent by doubling it.
+    chat.send("//etc/hosts is where it says so");
+    chat.expect_out(|l| l == "you: /etc/hosts is where it says so");
+
     // A refused token is replaced: minted again with the client credentials.
     emu.emulator.control().revoke_chat_tokens();
     chat.expect_err(|l| l == "[the token was refused; fetching a new one]");
@@ -86,7 +90,7 @@ fn a_whole_conversation_with_history_leave_and_quit() {
     chat.send("hello?");
     chat.expect_err(|l| l == "no chat: /new starts one");
     chat.send("/frobnicate");
-    chat.expect_err(|l| l == "unknown command /frobnicate; /help lists them");
+    chat.expect_err(|l| l == "unknown command /frobnicate; /help lists them (//text sends /text)");
     chat.send("/quit");
     let (status, stdout, stderr) = chat.finish();
     assert!(status.success(), "{}", stderr.join("\n"));
@@ -110,7 +114,7 @@ fn quit_leaves_the_chat_open_and_the_next_run_joins_it() {
 
     let mut second = Session::spawn(&customer, &emu.env());
     second.expect_out(|l| *l == format!("* joined chat {id}"));
-    second.expect_out(|l| l.contains("(agent) is here"));
+    second.expect_out(|l| l.starts_with("* in this chat: ") && l.contains("(agent)"));
     second.send("/history");
     second.expect_out(|l| l == "#2 you: first visit");
     second.send("back again");
@@ -131,6 +135,82 @@ fn quit_leaves_the_chat_open_and_the_next_run_joins_it() {
     let mut third = Session::spawn(&join, &emu.env());
     third.expect_err(|l| l.contains("is not an open chat of this customer"));
     assert_eq!(third.finish().0.code(), Some(2));
+}
+
+#[test]
+fn rejoining_shows_what_came_while_away_once_and_oldest_first() {
+    let emu = Emu::start();
+    let customer = args(&["chat", "--customer-id", "carol"]);
+    let mut first = Session::spawn(&customer, &emu.env());
+    let started = first.expect_out(|l| l.starts_with("* chat "));
+    let id = started.split(' ').nth(2).expect("id").to_owned();
+    first.expect_out(|l| l.contains("How can I help"));
+    first.send("where is my parcel?");
+    first.expect_out(|l| l.contains("I received your message"));
+    assert!(first.finish().0.success());
+
+    // While nobody watches, the agent writes twice.
+    let engagement = chat_tokio::EngagementId::new(id.clone());
+    let control = emu.emulator.control();
+    for text in ["It left the depot.", "It arrives tomorrow."] {
+        control
+            .post_message(&engagement, chat_tokio::ParticipantType::Agent, text)
+            .expect("posted");
+    }
+
+    let mut second = Session::spawn(&customer, &emu.env());
+    second.expect_out(|l| *l == format!("* joined chat {id}"));
+    second.expect_out(|l| l == "--- while you were away ---");
+    let first_missed = second.expect_out(|_| true);
+    assert!(
+        first_missed.ends_with(": It left the depot."),
+        "{first_missed}"
+    );
+    let second_missed = second.expect_out(|_| true);
+    assert!(
+        second_missed.ends_with(": It arrives tomorrow."),
+        "{second_missed}"
+    );
+    second.expect_out(|l| l == "--- now ---");
+    second.send("thanks");
+    second.expect_out(|l| l == "you: thanks");
+    second.expect_out(|l| l.contains("I received your message: \"thanks\""));
+    let (status, stdout, stderr) = second.finish();
+    assert!(status.success(), "{}", stderr.join("\n"));
+    // What the first run showed is not shown again, and nothing twice.
+    assert!(
+        !stdout.iter().any(|l| l.contains("where is my parcel?")),
+        "{stdout:?}"
+    );
+    for text in ["It left the depot.", "It arrives tomorrow.", "you: thanks"] {
+        assert_eq!(
+            stdout.iter().filter(|l| l.ends_with(text)).count(),
+            1,
+            "{stdout:?}"
+        );
+    }
+}
+
+#[test]
+fn a_guest_chat_prints_the_guest_id_and_can_be_joined_again() {
+    let emu = Emu::start();
+    let mut first = Session::spawn(&args(&["chat", "--guest", "--name", "Visitor"]), &emu.env());
+    let line = first.expect_err(|l| l.starts_with("guest id guest-"));
+    let guest = line
+        .strip_prefix("guest id ")
+        .and_then(|rest| rest.split(':').next())
+        .expect("an id")
+        .to_owned();
+    assert!(line.contains(&format!("--guest-id {guest}")), "{line}");
+    let started = first.expect_out(|l| l.starts_with("* chat "));
+    let id = started.split(' ').nth(2).expect("id").to_owned();
+    first.expect_out(|l| l.contains("How can I help"));
+    assert!(first.finish().0.success());
+
+    let mut again = Session::spawn(&args(&["chat", "--guest-id", &guest]), &emu.env());
+    again.expect_out(|l| *l == format!("* joined chat {id}"));
+    again.send("/quit");
+    assert!(again.finish().0.success());
 }
 
 #[test]
@@ -303,4 +383,38 @@ fn demo_runs_everything_from_a_script() {
     demo.send("/quit");
     let (status, _, stderr) = demo.finish();
     assert!(status.success(), "{}", stderr.join("\n"));
+}
+
+/// docs/cli.md's `printf 'Where is my order?\n/history\n/leave\n/quit\n' | axp-chat demo`,
+/// all lines written before anything is read: a script takes turns with the agent, so its
+/// transcript is the one the docs show.
+#[test]
+fn the_docs_scripted_demo_shows_what_it_promises() {
+    let mut demo = Session::spawn(&args(&["demo", "--agent-delay-ms", "20"]), &[]);
+    for line in ["Where is my order?", "/history", "/leave", "/quit"] {
+        demo.send(line);
+    }
+    let (status, stdout, stderr) = demo.finish();
+    assert!(status.success(), "{}", stderr.join("\n"));
+    let greeting = "Alex (agent): Hello, my name is Alex. How can I help you today?";
+    let answer = "Alex (agent): Thanks, I received your message: \"Where is my order?\"";
+    let expected = [
+        "* you joined".to_owned(),
+        "* Alex (agent) joined".to_owned(),
+        greeting.to_owned(),
+        "you: Where is my order?".to_owned(),
+        answer.to_owned(),
+        "--- history ---".to_owned(),
+        format!("#1 {greeting}"),
+        "#2 you: Where is my order?".to_owned(),
+        format!("#3 {answer}"),
+        "--- end of history ---".to_owned(),
+        "* you left".to_owned(),
+        "* the chat has ended".to_owned(),
+    ];
+    assert!(
+        stdout[0].starts_with("* chat ") && stdout[0].ends_with(" started, waiting for an agent"),
+        "{stdout:?}"
+    );
+    assert_eq!(stdout[1..], expected, "{stdout:#?}");
 }

@@ -143,3 +143,126 @@ fn a_session_the_server_invalidates_ends_the_chat_with_exit_code_1() {
         Some("axp-chat: error: the session was ended by the server")
     );
 }
+
+#[test]
+fn a_token_the_server_says_has_expired_exits_3_with_its_reason() {
+    let emu = Emu::start();
+    let token = emu
+        .emulator
+        .control()
+        .mint_token("hal", true, Duration::from_secs(900));
+    // Expired by the server's clock, not yet by ours: only the server's word tells why.
+    emu.emulator.control().expire_tokens();
+    let args = with_fixed_token(&emu, &token);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = support::run(&args, &[]);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("ACS-305 : JWT token is invalid (Token expired)."),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(&token) && !out.stdout.contains(&token));
+}
+
+#[test]
+fn an_unknown_account_exits_3_and_names_the_flag() {
+    let emu = Emu::start();
+    let mut env = emu.env();
+    for (name, value) in &mut env {
+        if *name == "AXP_ACCOUNT_ID" {
+            *value = "NOSUCHACCOUNT".to_owned();
+        }
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for args in [&["token", "--guest"][..], &["chat", "--guest"]] {
+        let out = support::run(args, &env);
+        assert_eq!(out.code, Some(3), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("unknown account (check --account-id"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        // One message, one endpoint prefix.
+        assert_eq!(out.stderr.matches("OAuth token endpoint").count(), 1);
+    }
+}
+
+#[test]
+fn a_bad_integration_id_exits_2_before_anything_is_sent() {
+    let emu = Emu::start();
+    let mut env = emu.env();
+    for (name, value) in &mut env {
+        if *name == "AXP_INTEGRATION_ID" {
+            *value = "not-an-integration".to_owned();
+        }
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for args in [&["token", "--guest"][..], &["chat", "--guest"]] {
+        let out = support::run(args, &env);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(
+                "the integration id \"not-an-integration\" (--integration-id) is not a UUID"
+            ),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let stats = emu.emulator.control().stats();
+    assert_eq!(
+        (stats.oauth_calls, stats.token_calls),
+        (0, 0),
+        "nothing sent"
+    );
+}
+
+#[test]
+fn an_untrusted_certificate_names_ca_cert_exits_4_and_is_tried_once() {
+    let emu = Emu::start_tls();
+    for args in [&["token", "--guest"][..], &["chat", "--guest"]] {
+        let before = emu.emulator.control().stats().oauth_calls;
+        let env = emu.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let out = support::run(args, &env);
+        assert_eq!(out.code, Some(4), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("certificate is not trusted")
+                && out.stderr.contains("--ca-cert FILE"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("gave up"), "{}", out.stderr);
+        // The handshake fails before any request reaches the emulator.
+        assert_eq!(emu.emulator.control().stats().oauth_calls, before);
+    }
+    // A backend over TLS that is not trusted: the same words (the emulator stands in for it).
+    let env = emu.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let backend = emu.emulator.base_url();
+    let out = support::run(&["chat", "--guest", "--backend", &backend], &env);
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("backend {backend}"))
+            && out.stderr.contains("certificate is not trusted")
+            && out.stderr.contains("--ca-cert FILE"),
+        "{}",
+        out.stderr
+    );
+    // A chat with a fixed token fails on the chat API's handshake the same way.
+    let token = emu
+        .emulator
+        .control()
+        .mint_token("ida", true, Duration::from_secs(900));
+    let args = with_fixed_token(&emu, &token);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = support::run(&args, &[]);
+    assert_eq!(out.code, Some(4), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("certificate is not trusted") && out.stderr.contains("--ca-cert FILE"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("unreachable"), "{}", out.stderr);
+}

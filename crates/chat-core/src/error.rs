@@ -32,8 +32,14 @@ pub enum ChatError {
         detail: Option<String>,
     },
     /// The token was refused by the server (401), or its `exp` claim cannot be read.
-    #[error("ACS-305 : JWT token is invalid.")]
-    InvalidToken,
+    /// `detail` keeps why, in the server's words when it said ("Token expired"), so that a
+    /// person can tell an expired token from a tampered one.
+    #[error("ACS-305 : JWT token is invalid{}.", describe_status(None, detail.as_deref()))]
+    InvalidToken {
+        /// The `detail` (or `title`) of the server's problem body, or why the token could not
+        /// be read; `None` when the server gave no reason.
+        detail: Option<String>,
+    },
     /// The request never got an answer: connection refused, reset, TLS failure or timeout.
     #[error("ACS-306 : Server is unreachable ({0}).")]
     Unreachable(TransportError),
@@ -95,7 +101,7 @@ impl ChatError {
             Self::InvalidInitParams(_) => "ACS-302",
             Self::InvalidConfig(_) => "ACS-303",
             Self::ServerUnexpected { .. } => "ACS-304",
-            Self::InvalidToken => "ACS-305",
+            Self::InvalidToken { .. } => "ACS-305",
             Self::Unreachable(_) | Self::MaybeDelivered(_) => "ACS-306",
             Self::TokenUnavailable => "ACS-305",
             Self::NotInitialized => "ACS-310",
@@ -184,6 +190,22 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_token_keeps_the_servers_reason() {
+        let refused = ChatError::InvalidToken {
+            detail: Some("Token expired".into()),
+        };
+        assert_eq!(
+            refused.to_string(),
+            "ACS-305 : JWT token is invalid (Token expired)."
+        );
+        assert_eq!(refused.code(), "ACS-305");
+        assert_eq!(
+            ChatError::InvalidToken { detail: None }.to_string(),
+            "ACS-305 : JWT token is invalid."
+        );
+    }
+
+    #[test]
     fn an_expired_token_is_told_apart_from_other_constraints() {
         let expired = ChatError::token_not_live();
         assert!(expired.is_expired_token());
@@ -192,6 +214,6 @@ mod tests {
             "ACS-322 : Constraint violated : JWT Token should be live."
         );
         assert!(!ChatError::constraint("Message should not be empty string").is_expired_token());
-        assert!(!ChatError::InvalidToken.is_expired_token());
+        assert!(!ChatError::InvalidToken { detail: None }.is_expired_token());
     }
 }

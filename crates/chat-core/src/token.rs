@@ -56,7 +56,9 @@ impl Token {
         let Some(payload) = parts.next() else {
             return Err(ChatError::constraint("JWT Token should have valid format"));
         };
-        let exp_unix = read_exp(payload).ok_or(ChatError::InvalidToken)?;
+        let exp_unix = read_exp(payload).ok_or_else(|| ChatError::InvalidToken {
+            detail: Some("its exp claim cannot be read".into()),
+        })?;
         Ok(Self {
             text: Arc::from(text),
             exp_unix,

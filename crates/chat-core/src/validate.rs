@@ -29,9 +29,12 @@ pub fn utf16_len(s: &str) -> usize {
 pub fn message_text(text: &str) -> Result<(), ChatError> {
     match utf16_len(text) {
         0 => Err(ChatError::constraint("Message should not be empty string")),
-        n if n > MAX_MESSAGE_LEN => Err(ChatError::constraint(
-            "Message length should not be more than 4096 characters",
-        )),
+        // In the unit it counts: a person counting characters would be surprised that 2,048
+        // emoji are the limit.
+        n if n > MAX_MESSAGE_LEN => Err(ChatError::constraint(format!(
+            "Message length should not be more than {MAX_MESSAGE_LEN} UTF-16 code units \
+             (an emoji counts as 2), was {n}"
+        ))),
         _ => Ok(()),
     }
 }
@@ -53,12 +56,12 @@ pub fn mapped_data(data: &MappedData) -> Result<(), ChatError> {
 
 /// A display name: at most 70 UTF-16 code units.
 pub fn display_name(name: &str) -> Result<(), ChatError> {
-    if utf16_len(name) <= MAX_DISPLAY_NAME_LEN {
-        Ok(())
-    } else {
-        Err(ChatError::init_param(
-            "displayName should be at most 70 characters",
-        ))
+    match utf16_len(name) {
+        n if n <= MAX_DISPLAY_NAME_LEN => Ok(()),
+        n => Err(ChatError::init_param(format!(
+            "displayName should be at most {MAX_DISPLAY_NAME_LEN} UTF-16 code units \
+             (an emoji counts as 2), was {n}"
+        ))),
     }
 }
 
@@ -127,7 +130,12 @@ mod tests {
         assert!(message_text(&"a".repeat(4097)).is_err());
         // '😀' is two UTF-16 code units: 2048 of them fill the limit exactly.
         assert!(message_text(&"😀".repeat(2048)).is_ok());
-        assert!(message_text(&format!("{}a", "😀".repeat(2048))).is_err());
+        let long = message_text(&format!("{}a", "😀".repeat(2048))).unwrap_err();
+        assert_eq!(
+            long.to_string(),
+            "ACS-322 : Constraint violated : Message length should not be more than 4096 \
+             UTF-16 code units (an emoji counts as 2), was 4097."
+        );
     }
 
     #[test]
@@ -137,7 +145,13 @@ mod tests {
         assert_eq!(display_name(&"n".repeat(71)).unwrap_err().code(), "ACS-302");
         // 35 astral characters are 70 UTF-16 units; one more is over.
         assert!(display_name(&"😀".repeat(35)).is_ok());
-        assert!(display_name(&format!("{}n", "😀".repeat(35))).is_err());
+        assert_eq!(
+            display_name(&format!("{}n", "😀".repeat(35)))
+                .unwrap_err()
+                .to_string(),
+            "ACS-302 : Invalid init parameters : displayName should be at most 70 UTF-16 code \
+             units (an emoji counts as 2), was 71."
+        );
     }
 
     #[test]

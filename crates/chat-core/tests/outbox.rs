@@ -419,8 +419,13 @@ fn an_unauthorized_send_goes_back_to_the_application() {
     let (mut h, e) = with_outbox(120);
     let id = h.session.send_message(h.now, &e, "hi", None).unwrap();
     let post = h.take_rest("POST", "/messages");
-    h.respond(&post, 401, json!({}));
-    assert_eq!(h.take_reply(id), Err(ChatError::InvalidToken));
+    h.respond(&post, 401, json!({"detail": "Token expired"}));
+    assert_eq!(
+        h.take_reply(id),
+        Err(ChatError::InvalidToken {
+            detail: Some("Token expired".into())
+        })
+    );
 }
 
 #[test]

@@ -96,9 +96,19 @@ fn a_rest_call_refused_with_401_is_sent_again_once_under_its_own_id() {
     assert_eq!(again.id, id, "the caller's own id");
     assert_eq!(again.body, req.body);
     assert_eq!(bearer(&again), format!("Bearer {}", fresh.expose()));
-    // Refused again: that is the answer.
-    h.respond(&again, 401, json!({}));
-    assert_eq!(h.take_reply(id), Err(ChatError::InvalidToken));
+    // Refused again: that is the answer, with the server's reason kept.
+    h.respond(&again, 401, json!({"detail": "Token revoked"}));
+    let refused = h.take_reply(id).unwrap_err();
+    assert_eq!(
+        refused,
+        ChatError::InvalidToken {
+            detail: Some("Token revoked".into())
+        }
+    );
+    assert_eq!(
+        refused.to_string(),
+        "ACS-305 : JWT token is invalid (Token revoked)."
+    );
     assert!(h.fetches.is_empty());
 }
 
@@ -130,7 +140,10 @@ fn a_call_refused_while_no_token_can_be_had_fails_with_acs_305() {
     let req = h.take_rest("GET", "/sessions/");
     h.respond(&req, 401, json!({}));
     h.fail_token();
-    assert_eq!(h.take_reply(id), Err(ChatError::InvalidToken));
+    assert_eq!(
+        h.take_reply(id),
+        Err(ChatError::InvalidToken { detail: None })
+    );
 }
 
 #[test]

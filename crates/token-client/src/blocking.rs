@@ -26,7 +26,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{ChatJwt, ClientStats, ConfigError, CustomerRequest, TokenClientConfig, TokenError};
+use crate::{
+    BoxError, ChatJwt, ClientStats, ConfigError, CustomerRequest, Secret, TokenClientConfig,
+    TokenError,
+};
 
 /// The blocking token client. Cloning is cheap; clones share the runtime and the cache.
 #[derive(Clone)]
@@ -84,6 +87,54 @@ impl TokenClient {
     /// Fetches an access token now if none is cached.
     pub fn warm_up(&self) -> Result<(), TokenError> {
         self.block_on(self.inner.warm_up())
+    }
+
+    /// The OAuth access token (cached, refreshed single-flight); see
+    /// [`crate::TokenClient::access_token`]. Send it only to the configured API host.
+    pub fn access_token(&self) -> Result<Secret, TokenError> {
+        self.block_on(self.inner.access_token())
+    }
+
+    /// Drops the cached access token; the next call fetches a new one.
+    pub fn invalidate_access_token(&self) {
+        // Only waits for the cache's lock, which no call holds for long; the same rule as
+        // every other call: not from inside an async runtime (there it does nothing).
+        let _ = self.block_on(async {
+            self.inner.invalidate_access_token().await;
+            Ok(())
+        });
+    }
+
+    /// A token provider for `chat_blocking`, for one customer: each call mints a fresh chat
+    /// JWT and answers its text; see [`crate::TokenClient::provider`].
+    /// `chat_blocking::ClientBuilder::token_provider` takes it as it is.
+    pub fn provider(
+        &self,
+        customer: CustomerRequest,
+    ) -> impl Fn() -> Result<String, BoxError> + Clone + Send + Sync + 'static {
+        let client = self.clone();
+        let customer = Arc::new(customer);
+        move || {
+            client
+                .generate_jwt(&customer)
+                .map(|jwt| jwt.token.expose().to_owned())
+                .map_err(BoxError::from)
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &TokenClientConfig {
+        self.inner.config()
+    }
+
+    /// The appkey, for handing to a chat client together with its JWT.
+    pub fn appkey(&self) -> &Secret {
+        self.inner.appkey()
+    }
+
+    /// The chat integration id.
+    pub fn integration_id(&self) -> &str {
+        self.inner.integration_id()
     }
 
     /// What this client has done so far.

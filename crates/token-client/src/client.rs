@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -27,6 +28,14 @@ const MAX_EXPIRES_IN: Duration = Duration::from_secs(24 * 3600);
 const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// Longest stretch of a non-JSON error body kept as problem detail.
 const MAX_DETAIL_CHARS: usize = 300;
+
+/// The error of a chat client's token provider: the same type as `chat_tokio::BoxError` and
+/// `chat_blocking::BoxError`, named here so that token-client needs neither crate. The error
+/// inside is a [`TokenError`] (`downcast_ref::<TokenError>()`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The future that [`TokenClient::provider`]'s closure returns: a chat JWT, `jwt.` included.
+pub type TokenFuture = Pin<Box<dyn Future<Output = Result<String, BoxError>> + Send + 'static>>;
 
 /// Counters of what a [`TokenClient`] has done since it was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -313,6 +322,59 @@ impl TokenClient {
         .await
     }
 
+    /// A token provider for the chat client, for one customer: each call mints a fresh chat
+    /// JWT for `customer` and answers its text. The access token stays cached in this client
+    /// (and its clones), and the chat client never sees the client secret: it holds only this
+    /// closure. `chat_tokio::ClientBuilder::token_provider` takes it as it is:
+    ///
+    /// ```text
+    /// chat_tokio::Client::builder(host, tokens.integration_id(), tokens.appkey().expose())
+    ///     .token_provider(tokens.provider(CustomerRequest::verified("customer-42")))
+    /// ```
+    ///
+    /// A closure of this shape is what the chat clients' `TokenProvider` accepts; this example
+    /// calls it as the client would, against the emulator:
+    ///
+    /// ```
+    /// use token_client::{CustomerRequest, TokenClient, TokenClientConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), token_client::BoxError> {
+    /// # let emulator = chat_emulator::Emulator::builder().start().await?;
+    /// # let c = emulator.credentials();
+    /// # let config = TokenClientConfig::new(emulator.base_url(), c.account_id.clone(),
+    /// #     c.client_id.clone(), c.client_secret.clone(), c.appkey.clone(), c.integration_id.clone());
+    /// let tokens = TokenClient::new(config)?;
+    /// let provider = tokens.provider(CustomerRequest::verified("customer-42").name("Alice"));
+    /// // What the chat client does at connect and before each expiry:
+    /// let first = provider().await?;
+    /// let second = provider().await?;
+    /// assert!(first.starts_with("jwt.") && second.starts_with("jwt."));
+    /// // Two chat JWTs, one access token.
+    /// assert_eq!(tokens.stats().oauth_requests, 1);
+    /// # emulator.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn provider(
+        &self,
+        customer: CustomerRequest,
+    ) -> impl Fn() -> TokenFuture + Clone + Send + Sync + 'static {
+        let client = self.clone();
+        let customer = Arc::new(customer);
+        move || {
+            let client = client.clone();
+            let customer = Arc::clone(&customer);
+            Box::pin(async move {
+                client
+                    .generate_jwt(&customer)
+                    .await
+                    .map(|jwt| jwt.token.expose().to_owned())
+                    .map_err(BoxError::from)
+            })
+        }
+    }
+
     /// The cached access token, or a new one (single-flight).
     async fn cached_access_token(&self) -> Result<AccessToken, TokenError> {
         let inner = &self.inner;
@@ -512,21 +574,21 @@ impl TokenClient {
                 timeout: self.inner.config.request_timeout,
             });
         }
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        Failure {
-            retryable: true,
-            retry_after: None,
-            error: TokenError::Transport {
-                endpoint,
-                message: self.scrub(message, None),
-            },
-        }
+        let message = self.scrub(chain_text(error), None);
+        // Only failures that may pass are retried: a certificate the client does not trust,
+        // or a host name that does not resolve, gives the same answer a moment later.
+        let error = match classify(error) {
+            Cause::Certificate => TokenError::UntrustedCertificate { endpoint, message },
+            Cause::Dns => TokenError::HostNotFound { endpoint, message },
+            Cause::Other => {
+                return Failure {
+                    retryable: true,
+                    retry_after: None,
+                    error: TokenError::Transport { endpoint, message },
+                };
+            }
+        };
+        Failure::fatal(error)
     }
 
     fn status_failure(
@@ -646,6 +708,16 @@ fn duplicate(error: &TokenError) -> TokenError {
             endpoint: *endpoint,
             message: message.clone(),
         },
+        TokenError::UntrustedCertificate { endpoint, message } => {
+            TokenError::UntrustedCertificate {
+                endpoint: *endpoint,
+                message: message.clone(),
+            }
+        }
+        TokenError::HostNotFound { endpoint, message } => TokenError::HostNotFound {
+            endpoint: *endpoint,
+            message: message.clone(),
+        },
         TokenError::Timeout { endpoint, timeout } => TokenError::Timeout {
             endpoint: *endpoint,
             timeout: *timeout,
@@ -665,4 +737,65 @@ fn duplicate(error: &TokenError) -> TokenError {
         },
         TokenError::BlockingInAsyncContext => TokenError::BlockingInAsyncContext,
     }
+}
+
+/// What a failed connection was, as far as the retry decision goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Cause {
+    /// rustls refused the server's certificate.
+    Certificate,
+    /// The host name did not resolve.
+    Dns,
+    /// Anything else (refused, reset, a handshake that broke): possibly transient.
+    Other,
+}
+
+/// Walks the error's causes: a `rustls::Error` refusing the certificate (found through
+/// `std::io::Error` too, how a TLS stream reports it), or hyper-util's "dns error".
+fn classify(error: &(dyn std::error::Error + 'static)) -> Cause {
+    let mut next = Some(error);
+    // Bounded: a chain of causes is short, and a cyclic one must not hang.
+    for _ in 0..32 {
+        let Some(e) = next else { break };
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            if matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            ) {
+                return Cause::Certificate;
+            }
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            let inner = classify(inner);
+            if inner != Cause::Other {
+                return inner;
+            }
+        }
+        // hyper-util's connector names its resolver failures so; its type is private.
+        if e.to_string().starts_with("dns error") {
+            return Cause::Dns;
+        }
+        next = e.source();
+    }
+    Cause::Other
+}
+
+/// The error and its causes, each once: HTTP clients often repeat a cause's text in its
+/// wrapper's ("tcp connect error: Connection refused: Connection refused").
+fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    for _ in 0..32 {
+        let Some(cause) = source else { break };
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
 }

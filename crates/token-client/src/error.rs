@@ -53,12 +53,16 @@ impl fmt::Display for Field {
             Field::IdentifierKey(key) => write!(f, "customerIdentifiers key {key:?}"),
             Field::IdentifierValues(key) => write!(f, "customerIdentifiers.{key}"),
             Field::IdentifierValue(key, index) => write!(f, "customerIdentifiers.{key}[{index}]"),
+            // The API's field name, as for the others (the server's violations use it).
             Field::Lifetime => f.write_str("ttl"),
         }
     }
 }
 
 /// The rule a field broke. Lengths are counted in Unicode scalar values (`char`s).
+///
+/// `Display` states the rule in words and in the unit it counts ("must be 15 to 60 minutes,
+/// was 5 minutes"), never in Rust's range syntax: these texts reach people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {
     /// A string's length must be within `min..=max`.
@@ -99,23 +103,44 @@ impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Rule::Length { min, max, actual } => {
-                write!(f, "length must be {min}..={max} characters, was {actual}")
+                let unit = |n: usize| if n == 1 { "character" } else { "characters" };
+                match min {
+                    0 => write!(f, "must be at most {max} {}", unit(*max))?,
+                    1 if *actual == 0 => return f.write_str("must not be empty"),
+                    _ => write!(f, "must be {min} to {max} {}", unit(*max))?,
+                }
+                write!(f, " long, was {actual}")
             }
             Rule::Count { min, max, actual } => {
-                write!(f, "must have {min}..={max} entries, had {actual}")
+                let unit = |n: usize| if n == 1 { "entry" } else { "entries" };
+                match min {
+                    0 => write!(f, "must have at most {max} {}", unit(*max))?,
+                    _ => write!(f, "must have {min} to {max} {}", unit(*max))?,
+                }
+                write!(f, ", had {actual}")
             }
             Rule::LifetimeRange {
                 min_minutes,
                 max_minutes,
                 actual_secs,
-            } => write!(
-                f,
-                "must be {min_minutes}..={max_minutes} minutes, was {actual_secs} s"
-            ),
+            } => {
+                write!(f, "must be {min_minutes} to {max_minutes} minutes, was ")?;
+                write_minutes(f, *actual_secs)
+            }
             Rule::WholeMinutes { actual_secs } => {
-                write!(f, "must be a whole number of minutes, was {actual_secs} s")
+                f.write_str("must be a whole number of minutes, was ")?;
+                write_minutes(f, *actual_secs)
             }
         }
+    }
+}
+
+/// A lifetime in the unit it was most likely given in: minutes when whole, else seconds.
+fn write_minutes(f: &mut fmt::Formatter<'_>, secs: u64) -> fmt::Result {
+    match (secs / 60, secs % 60) {
+        (1, 0) => f.write_str("1 minute"),
+        (minutes, 0) => write!(f, "{minutes} minutes"),
+        _ => write!(f, "{secs} seconds"),
     }
 }
 
@@ -247,12 +272,35 @@ pub enum TokenError {
         /// The problem+json body, if the service sent one.
         problem: Option<Box<ProblemDetails>>,
     },
-    /// The connection failed (refused, reset, TLS, ...).
+    /// The connection failed (refused, reset, a TLS failure other than an untrusted
+    /// certificate, ...). Retried.
     #[error("{endpoint}: connection failed: {message}")]
     Transport {
         /// Which endpoint.
         endpoint: Endpoint,
         /// What happened (from the HTTP client; URLs carry no secrets).
+        message: String,
+    },
+    /// The server's TLS certificate is not trusted (unknown issuer, expired, another host's).
+    /// Not retried: trying again cannot change the answer. Trust the server's root with
+    /// `ca_cert_file` (`AXP_CA_CERT_FILE`), or give the builder an HTTP client that trusts it.
+    #[error(
+        "{endpoint}: the server's TLS certificate is not trusted ({message}); trust its root \
+         with `ca_cert_file` (AXP_CA_CERT_FILE)"
+    )]
+    UntrustedCertificate {
+        /// Which endpoint.
+        endpoint: Endpoint,
+        /// The TLS library's reason (no secrets).
+        message: String,
+    },
+    /// The host name could not be resolved. Not retried: a name that does not resolve now
+    /// will not a few hundred milliseconds later; check the API base URL.
+    #[error("{endpoint}: cannot resolve the host name ({message}); check the API base URL")]
+    HostNotFound {
+        /// Which endpoint.
+        endpoint: Endpoint,
+        /// The resolver's reason.
         message: String,
     },
     /// The call did not complete within the configured timeout.
@@ -263,8 +311,10 @@ pub enum TokenError {
         /// The timeout that elapsed.
         timeout: Duration,
     },
-    /// Every attempt of a retried call failed; `last` is the final failure.
-    #[error("{endpoint}: gave up after {attempts} attempts: {last}")]
+    /// Every attempt of a retried call failed; `last` is the final failure. `Display` names
+    /// the endpoint once ("OAuth token endpoint: gave up after 3 attempts; the last
+    /// attempt answered HTTP 503: …"), not again for the last failure.
+    #[error("{endpoint}: gave up after {attempts} attempts; the last attempt {}", last.detail())]
     RetriesExhausted {
         /// Which endpoint.
         endpoint: Endpoint,
@@ -287,6 +337,56 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// What one attempt did, without the endpoint: the tail of
+    /// [`TokenError::RetriesExhausted`]'s text, which names the endpoint once.
+    fn detail(&self) -> impl fmt::Display + '_ {
+        struct Detail<'a>(&'a TokenError);
+        impl fmt::Display for Detail<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.0 {
+                    TokenError::Http {
+                        status, problem, ..
+                    } => {
+                        write!(f, "answered HTTP {status}: ")?;
+                        match problem {
+                            Some(problem) => write!(f, "{problem}"),
+                            None => f.write_str("no problem details"),
+                        }
+                    }
+                    TokenError::Transport { message, .. } => {
+                        write!(f, "could not connect: {message}")
+                    }
+                    TokenError::Timeout { timeout, .. } => write!(f, "timed out after {timeout:?}"),
+                    other => {
+                        let full = other.to_string();
+                        let prefix = other.endpoint().map(|e| format!("{e}: "));
+                        match prefix.as_deref().and_then(|p| full.strip_prefix(p)) {
+                            Some(rest) => f.write_str(rest),
+                            None => f.write_str(&full),
+                        }
+                    }
+                }
+            }
+        }
+        Detail(self)
+    }
+
+    /// The endpoint the failure came from, if it came from one.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        match self {
+            TokenError::Http { endpoint, .. }
+            | TokenError::Transport { endpoint, .. }
+            | TokenError::UntrustedCertificate { endpoint, .. }
+            | TokenError::HostNotFound { endpoint, .. }
+            | TokenError::Timeout { endpoint, .. }
+            | TokenError::RetriesExhausted { endpoint, .. }
+            | TokenError::InvalidResponse { endpoint, .. } => Some(*endpoint),
+            TokenError::Validation(_)
+            | TokenError::Config(_)
+            | TokenError::BlockingInAsyncContext => None,
+        }
+    }
+
     /// The HTTP status, if the service answered (looking through [`TokenError::RetriesExhausted`]).
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -9,6 +9,8 @@
 //! * [`TokenClient`]: OAuth2 client-credentials access token, cached and refreshed single-flight;
 //!   one refresh and retry on a 401; bounded retries with backoff and jitter; timeouts.
 //! * [`CustomerRequest`]: a verified customer or a guest, every field rule checked locally.
+//! * [`TokenClient::provider`]: a chat client's token provider for one customer, in one line;
+//!   the chat client holds the closure, never the backend's credentials.
 //! * [`ChatJwt`]: the token and its expiry. Secrets are [`Secret`]s: never in `Debug`, `Display`,
 //!   logs or errors.
 //! * `blocking` feature: [`blocking::TokenClient`], the same client for synchronous code.
@@ -65,7 +67,7 @@ mod secret;
 #[cfg(feature = "server")]
 pub mod server;
 
-pub use client::{ClientStats, TokenClient, TokenClientBuilder};
+pub use client::{BoxError, ClientStats, TokenClient, TokenClientBuilder, TokenFuture};
 pub use config::{AuthPath, TokenClientConfig};
 pub use error::{
     ConfigError, Endpoint, Field, ProblemDetails, Rule, TokenError, ValidationError, Violation,

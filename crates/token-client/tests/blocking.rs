@@ -46,3 +46,48 @@ async fn blocking_call_inside_a_runtime_is_an_error_not_a_panic() {
     drop(client);
     emu.shutdown().await;
 }
+
+#[test]
+fn blocking_client_has_the_documented_accessors() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emu = rt.block_on(common::emulator());
+    let c = emu.credentials().clone();
+    let client = blocking::TokenClient::new(common::config(&emu)).unwrap();
+    assert_eq!(client.integration_id(), c.integration_id);
+    assert_eq!(client.appkey().expose(), c.appkey);
+    assert_eq!(client.config().integration_id, c.integration_id);
+    let first = client.access_token().unwrap();
+    assert_eq!(
+        client.access_token().unwrap().expose(),
+        first.expose(),
+        "cached"
+    );
+    assert_eq!(emu.control().stats().oauth_calls, 1);
+    client.invalidate_access_token();
+    let second = client.access_token().unwrap();
+    assert_ne!(second.expose(), first.expose());
+    assert_eq!(emu.control().stats().oauth_calls, 2);
+    rt.block_on(emu.shutdown());
+}
+
+#[test]
+fn the_blocking_provider_mints_a_chat_jwt_per_call_on_one_access_token() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emu = rt.block_on(common::emulator());
+    let client = blocking::TokenClient::new(common::config(&emu)).unwrap();
+    let provider = client.provider(CustomerRequest::verified("bot-1").name("Bot"));
+    let first = provider().unwrap();
+    // The chat client calls it from its own thread.
+    let second = std::thread::spawn(provider.clone())
+        .join()
+        .unwrap()
+        .unwrap();
+    assert!(first.starts_with("jwt.") && second.starts_with("jwt."));
+    let stats = emu.control().stats();
+    assert_eq!((stats.oauth_calls, stats.tokens_minted), (1, 2));
+    // A failure keeps its type for the caller that wants it.
+    let refused = client.provider(CustomerRequest::verified(""))().unwrap_err();
+    let typed = refused.downcast_ref::<TokenError>().expect("a TokenError");
+    assert!(typed.validation().is_some());
+    rt.block_on(emu.shutdown());
+}

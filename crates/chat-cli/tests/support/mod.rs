@@ -14,7 +14,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_axp-chat");
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The variables a user's shell might have set; removed so that tests see only their own.
-const VARS: [&str; 16] = [
+const VARS: [&str; 19] = [
     "AXP_HOST",
     "AXP_ACCOUNT_ID",
     "AXP_CLIENT_ID",
@@ -29,6 +29,9 @@ const VARS: [&str; 16] = [
     "AXP_BACKEND_URL",
     "AXP_CHAT_TOKEN",
     "AXP_API_BASE_URL",
+    "AXP_JWT_TTL_MINUTES",
+    "AXP_CHAT_STATE_DIR",
+    "XDG_STATE_HOME",
     "CHAT_EMULATOR_LISTEN",
     "RUST_LOG",
 ];
@@ -40,7 +43,15 @@ pub fn command(args: &[&str]) -> Command {
     for var in VARS {
         command.env_remove(var);
     }
+    // What each chat last showed is remembered here, not in the user's home (ids are
+    // unique, so the tests of one run can share it).
+    command.env("AXP_CHAT_STATE_DIR", state_dir());
     command
+}
+
+/// This test process's state directory for `axp-chat chat`.
+pub fn state_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("axp-chat-tests-{}", std::process::id()))
 }
 
 /// A finished one-shot run.
@@ -117,7 +128,7 @@ impl Emu {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         let c = self.emulator.credentials();
         vec![
-            ("AXP_HOST", self.emulator.base_url()),
+            ("AXP_API_BASE_URL", self.emulator.base_url()),
             ("AXP_ACCOUNT_ID", c.account_id.clone()),
             ("AXP_CLIENT_ID", c.client_id.clone()),
             ("AXP_CLIENT_SECRET", c.client_secret.clone()),

@@ -417,7 +417,9 @@ fn verdict(outcome: Result<(u16, &[u8]), TransportError>) -> Verdict {
         },
         // Refused before anything was done: 401 goes back to the application (whose token
         // provider can refresh and send again), 404 means the engagement is gone.
-        Ok((401, _)) => Verdict::Failed(ChatError::InvalidToken),
+        Ok((401, body)) => Verdict::Failed(ChatError::InvalidToken {
+            detail: super::replies::problem_detail(body),
+        }),
         Ok((404, _)) => Verdict::Failed(ChatError::EngagementNotFound),
         Ok((status @ (429 | 503), body)) => again(false, server_error(status, body)),
         Ok((status @ 500..=599, body)) => again(true, server_error(status, body)),

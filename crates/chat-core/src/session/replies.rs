@@ -505,7 +505,9 @@ pub(super) fn rest(outcome: Outcome<'_>) -> Result<&[u8], ChatError> {
 /// The error of a status that is not a success: 401 is ACS-305, anything else ACS-304.
 fn status_error(status: u16, body: &[u8]) -> ChatError {
     match status {
-        401 => ChatError::InvalidToken,
+        401 => ChatError::InvalidToken {
+            detail: problem_detail(body),
+        },
         _ => ChatError::ServerUnexpected {
             status: Some(status),
             detail: problem_detail(body),
