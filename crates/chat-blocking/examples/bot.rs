@@ -7,7 +7,6 @@
 //! tokio runtime of its own; the bot does not).
 #![allow(clippy::print_stdout)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chat_blocking::{Client, DisconnectReason, Event, Message, ParticipantType, ShutdownReason};
@@ -46,19 +45,15 @@ fn main() -> Result<(), BoxError> {
     let c = emulator.credentials().clone();
 
     // The backend half: an access token cached inside, a chat token minted per call.
-    let backend = Arc::new(TokenClient::new(token_client::TokenClientConfig::new(
+    let backend = TokenClient::new(token_client::TokenClientConfig::new(
         emulator.base_url(),
         c.account_id.clone(),
         c.client_id.clone(),
         c.client_secret.clone(),
         c.appkey.clone(),
         c.integration_id.clone(),
-    ))?);
-    let customer = CustomerRequest::verified("order-system").name("Order bot");
-    let provider = move || {
-        let jwt = backend.generate_jwt(&customer)?;
-        Ok(jwt.token.expose().to_owned())
-    };
+    ))?;
+    let provider = backend.provider(CustomerRequest::verified("order-system").name("Order bot"));
 
     let (client, events) = Client::builder(emulator.base_url(), &c.integration_id, &c.appkey)
         .token_provider(provider)

@@ -379,7 +379,10 @@ fn a_401_to_a_token_already_replaced_is_sent_again_with_the_new_one_at_once() {
         assert!(matches!(h.take_reply(*id), Ok(ReplyValue::Engagements(_))));
     }
     h.respond(&first_again, 200, session_json(json!([])));
-    assert!(matches!(h.take_reply(ids[0]), Ok(ReplyValue::Engagements(_))));
+    assert!(matches!(
+        h.take_reply(ids[0]),
+        Ok(ReplyValue::Engagements(_))
+    ));
     // Refused again with the token in use, a call still gets its one replay.
     let id = h.session.list_engagements(h.now).unwrap();
     let req = h.take_rest("GET", "/sessions/");
@@ -388,5 +391,8 @@ fn a_401_to_a_token_already_replaced_is_sent_again_with_the_new_one_at_once() {
     h.give_token(&token(WALL0_UNIX + 2400)).unwrap();
     let again = h.take_rest("GET", "/sessions/");
     h.respond(&again, 401, json!({}));
-    assert_eq!(h.take_reply(id), Err(ChatError::InvalidToken));
+    assert_eq!(
+        h.take_reply(id),
+        Err(ChatError::InvalidToken { detail: None })
+    );
 }

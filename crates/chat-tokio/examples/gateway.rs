@@ -38,15 +38,16 @@ async fn main() -> Result<(), BoxError> {
         integration_id: c.integration_id.clone(),
         appkey: c.appkey.clone(),
     });
-    // The backend half: one access token, cached and shared by every customer's provider.
-    let backend = Arc::new(TokenClient::new(TokenClientConfig::new(
+    // The backend half: one access token, cached and shared by every customer's provider
+    // (a `TokenClient` is a cheap handle).
+    let backend = TokenClient::new(TokenClientConfig::new(
         emulator.base_url(),
         c.account_id.clone(),
         c.client_id.clone(),
         c.client_secret.clone(),
         c.appkey.clone(),
         c.integration_id.clone(),
-    ))?);
+    ))?;
 
     let started = Instant::now();
     let mut chats = JoinSet::new();
@@ -54,12 +55,7 @@ async fn main() -> Result<(), BoxError> {
         let customer =
             CustomerRequest::verified(format!("customer-{n:03}")).name(format!("Customer {n}"));
         let line = format!("Hello, this is customer {n}: where is order {}?", 1000 + n);
-        chats.spawn(converse(
-            Arc::clone(&axp),
-            Arc::clone(&backend),
-            customer,
-            line,
-        ));
+        chats.spawn(converse(Arc::clone(&axp), backend.clone(), customer, line));
     }
     let mut answered = 0;
     while let Some(joined) = chats.join_next().await {
@@ -85,20 +81,14 @@ async fn main() -> Result<(), BoxError> {
 /// answer, end the chat. Returns who it was and what the agent said.
 async fn converse(
     axp: Arc<Axp>,
-    backend: Arc<TokenClient>,
+    backend: TokenClient,
     customer: CustomerRequest,
     line: String,
 ) -> Result<(String, String), BoxError> {
     let who = customer.customer_id().to_owned();
-    let provider = move || {
-        let (backend, customer) = (Arc::clone(&backend), customer.clone());
-        async move {
-            let jwt = backend.generate_jwt(&customer).await?;
-            Ok(jwt.token.expose().to_owned())
-        }
-    };
+    // This customer's chat tokens, minted on demand (at connect, ahead of expiry, after a 401).
     let (client, mut events) = Client::builder(&axp.host, &axp.integration_id, &axp.appkey)
-        .token_provider(provider)
+        .token_provider(backend.provider(customer))
         .connect()
         .await?;
     let chat = client.create_engagement().await?;

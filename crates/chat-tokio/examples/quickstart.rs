@@ -8,7 +8,6 @@
 //! Against a real AXP account, see the `axp_env` example.
 #![allow(clippy::print_stdout)]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_tokio::{ChatEvent, Client, DisconnectReason, Event, EventStream, ShutdownReason};
@@ -29,27 +28,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{} emulator at {}", stamp(), emulator.base_url());
 
     // 2. The backend side: OAuth client credentials and the Generate JWT Token API.
-    let backend = Arc::new(TokenClient::new(TokenClientConfig::new(
+    let backend = TokenClient::new(TokenClientConfig::new(
         emulator.base_url(),
         c.account_id.clone(),
         c.client_id.clone(),
         c.client_secret.clone(),
         c.appkey.clone(),
         c.integration_id.clone(),
-    ))?);
+    ))?;
     let customer = CustomerRequest::verified("customer-42").name("Alice Example");
     // The chat client pulls tokens from the backend by itself, ahead of expiry and after a 401.
-    let provider = {
-        let backend = Arc::clone(&backend);
-        move || {
-            let backend = Arc::clone(&backend);
-            let customer = customer.clone();
-            async move {
-                let jwt = backend.generate_jwt(&customer).await?;
-                Ok(jwt.token.expose().to_owned())
-            }
-        }
-    };
+    let provider = backend.provider(customer);
 
     // 3. The customer's chat client.
     let (client, mut events) = Client::builder(emulator.base_url(), &c.integration_id, &c.appkey)
