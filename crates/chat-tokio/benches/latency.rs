@@ -373,7 +373,7 @@ async fn latency(server: &Server, samples: usize) {
         let customer = format!("latency-{i}");
         match READERS[i] {
             Some(t) => {
-                let (client, mut events) = server.client(&customer, t).await;
+                let (client, events) = server.client(&customer, t).await;
                 let chat = client.create_engagement().await.unwrap();
                 while !matches!(
                     events.recv().await.unwrap().event,
@@ -448,7 +448,7 @@ async fn throughput(server: &Server, backlog: usize) {
             Some(t) => {
                 // A small buffer: the client stops polling (backpressure) while the backlog
                 // is queued on the server.
-                let (client, mut events) = server
+                let (client, events) = server
                     .client_with(&customer, t, server.http.clone(), 16)
                     .await;
                 let chat = client.create_engagement().await.unwrap();
@@ -525,7 +525,7 @@ async fn throughput(server: &Server, backlog: usize) {
         }
     }
 
-    let (client, mut events) = server.client("sender", Kind::LongPoll).await;
+    let (client, events) = server.client("sender", Kind::LongPoll).await;
     let chat = client.create_engagement().await.unwrap();
     while !matches!(
         events.recv().await.unwrap().event,
@@ -615,7 +615,7 @@ async fn many_clients(server: Server, sessions: usize, transport: Kind) {
         let active = Arc::clone(&active);
         let all = Arc::clone(&all);
         connecting.push(tokio::spawn(async move {
-            let (client, mut events) = builder.connect().await.unwrap();
+            let (client, events) = builder.connect().await.unwrap();
             client.create_engagement().await.unwrap();
             if transport == Kind::Parked {
                 // No event will come: the engagement's creation is as far as it goes.
