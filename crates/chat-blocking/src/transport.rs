@@ -18,7 +18,7 @@
 
 use std::io::Read;
 use std::net::{Shutdown, TcpStream};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use chat_core::validate::MAX_RESPONSE_LEN;
 use chat_core::{PollOutcome, Request, TransportError};
@@ -200,6 +200,39 @@ impl Drop for ReqwestTransport {
             on_own_thread(move || drop(client));
         }
     }
+}
+
+/// The REST transport of every client built without an HTTP client of the caller's: one
+/// reqwest client (its connection pool, TLS state and runtime thread) shared by all the
+/// clients alive in the process with the same TLS configuration (none, or the same `Arc`),
+/// instead of one each. The table holds it weakly (and the configuration it was made for, so
+/// that its address is never another's): the last client to stop drops it, which joins
+/// reqwest's thread, so that no thread outlives the clients.
+pub(crate) fn shared_default(
+    tls: Option<&Arc<TlsClientConfig>>,
+) -> Result<Arc<dyn HttpTransport>, TransportError> {
+    type Entry = (Option<Arc<TlsClientConfig>>, Weak<ReqwestTransport>);
+    static SHARED: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    shared.retain(|(_, t)| t.strong_count() > 0);
+    let same = |c: &Option<Arc<TlsClientConfig>>| match (c, tls) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    };
+    if let Some(t) = shared
+        .iter()
+        .find(|(c, _)| same(c))
+        .and_then(|(_, t)| t.upgrade())
+    {
+        return Ok(t);
+    }
+    let t = Arc::new(match tls {
+        Some(c) => ReqwestTransport::with_tls_config(c)?,
+        None => ReqwestTransport::new(),
+    });
+    shared.push((tls.cloned(), Arc::downgrade(&t)));
+    Ok(t)
 }
 
 /// Builds a reqwest blocking client on a thread of the client's own.

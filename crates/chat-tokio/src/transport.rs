@@ -13,10 +13,12 @@
 //! [`ClientBuilder::event_transport`](crate::ClientBuilder::event_transport). The client applies
 //! each request's [`timeout`](chat_core::Request::timeout) itself, so implementations need not.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use async_trait::async_trait;
 use chat_core::{PollOutcome, Request, TransportError};
+
+use crate::TlsClientConfig;
 
 pub use chat_net::Response;
 
@@ -84,6 +86,44 @@ impl Default for ReqwestTransport {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The REST transport of every client built without an HTTP client of the caller's on the
+/// current tokio runtime: one reqwest client (its connection pool and TLS state) shared by
+/// all of them with the same TLS configuration (none, or the same `Arc`), instead of one
+/// each. It lives while a chat client uses it (the table holds it weakly, and the
+/// configuration it was made for, so that its address is never another's), and is per
+/// runtime because a reqwest client's pooled connections belong to the runtime they were
+/// opened on.
+pub(crate) fn shared_default(
+    tls: Option<&Arc<TlsClientConfig>>,
+) -> Result<Arc<dyn HttpTransport>, crate::Error> {
+    type Entry = (
+        tokio::runtime::Id,
+        Option<Arc<TlsClientConfig>>,
+        Weak<ReqwestTransport>,
+    );
+    static SHARED: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    let runtime = tokio::runtime::Handle::current().id();
+    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+    shared.retain(|(_, _, t)| t.strong_count() > 0);
+    let same = |c: &Option<Arc<TlsClientConfig>>| match (c, tls) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    };
+    if let Some(t) = shared
+        .iter()
+        .find(|(id, c, _)| *id == runtime && same(c))
+        .and_then(|(_, _, t)| t.upgrade())
+    {
+        return Ok(t);
+    }
+    let t = Arc::new(ReqwestTransport::with_client(
+        crate::builder::default_client(tls.map(|c| &**c))?,
+    ));
+    shared.push((runtime, tls.cloned(), Arc::downgrade(&t)));
+    Ok(t)
 }
 
 /// The reqwest client used when none is given.
