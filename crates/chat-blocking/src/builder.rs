@@ -95,7 +95,7 @@ impl ClientBuilder {
         };
         // Probes are plain HTTP GETs of the events resource, on the stream thread.
         let probes = long_poll(&self);
-        let driver = Driver::new(session, self.options.capacity, Instant::now(), wall());
+        let driver = Driver::new(Instant::now(), wall(), session, self.options.capacity);
         let shared = Shared::start(Parts {
             driver,
             http,

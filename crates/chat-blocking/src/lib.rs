@@ -75,7 +75,7 @@ mod events;
 mod http1;
 mod threads;
 mod token;
-pub mod transport;
+mod transport;
 mod ws;
 
 /// This crate's version (the official SDK's `version()`).

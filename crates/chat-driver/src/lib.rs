@@ -30,7 +30,7 @@
 //! options.token = Some("jwt.e30.eyJleHAiOjQwMDAwMDAwMDB9.sig".to_owned());
 //! # #[allow(clippy::disallowed_methods)]
 //! let (now, wall) = (Instant::now(), SystemTime::now());
-//! let mut driver: Driver<u32> = Driver::new(options.session(false)?, options.capacity, now, wall);
+//! let mut driver: Driver<u32> = Driver::new(now, wall, options.session(false)?, options.capacity);
 //! driver.call(now, Call::Init(None), 1).map_err(|(_, e)| e)?;
 //! loop {
 //!     match driver.poll_action() {
@@ -94,7 +94,7 @@ pub mod api {
 /// part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use chat_core::history::HistoryPager;
+    pub use chat_core::HistoryPager;
     pub use chat_core::wire::{EngagementStatus, MappedData, Participant};
     pub use chat_core::{
         Config, DialogId, EndReason, EngagementId, EngagementInfo, Footprint, Message, Resumption,

@@ -132,7 +132,7 @@ impl ClientBuilder {
                 }
             }
         };
-        let driver = Driver::new(session, self.options.capacity, now(), wall());
+        let driver = Driver::new(now(), wall(), session, self.options.capacity);
         let shared = Shared::new(driver);
         let io = Io {
             http,
