@@ -18,10 +18,11 @@
 
 use std::io::Read;
 use std::net::{Shutdown, TcpStream};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chat_core::validate::MAX_RESPONSE_LEN;
 use chat_core::{PollOutcome, Request, TransportError};
+use chat_driver::{SharedTable, shared_while_used};
 
 use crate::TlsClientConfig;
 use crate::threads::on_own_thread;
@@ -211,27 +212,11 @@ impl Drop for ReqwestTransport {
 pub(crate) fn shared_default(
     tls: Option<&Arc<TlsClientConfig>>,
 ) -> Result<Arc<dyn HttpTransport>, TransportError> {
-    type Entry = (Option<Arc<TlsClientConfig>>, Weak<ReqwestTransport>);
-    static SHARED: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
-    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
-    shared.retain(|(_, t)| t.strong_count() > 0);
-    let same = |c: &Option<Arc<TlsClientConfig>>| match (c, tls) {
-        (None, None) => true,
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        _ => false,
-    };
-    if let Some(t) = shared
-        .iter()
-        .find(|(c, _)| same(c))
-        .and_then(|(_, t)| t.upgrade())
-    {
-        return Ok(t);
-    }
-    let t = Arc::new(match tls {
-        Some(c) => ReqwestTransport::with_tls_config(c)?,
-        None => ReqwestTransport::new(),
-    });
-    shared.push((tls.cloned(), Arc::downgrade(&t)));
+    static SHARED: SharedTable<(), TlsClientConfig, ReqwestTransport> = Mutex::new(Vec::new());
+    let t = shared_while_used(&SHARED, (), tls, || match tls {
+        Some(c) => ReqwestTransport::with_tls_config(c),
+        None => Ok(ReqwestTransport::new()),
+    })?;
     Ok(t)
 }
 

@@ -61,6 +61,7 @@ mod events;
 mod handles;
 mod options;
 mod reply;
+mod shared;
 mod transcript;
 
 pub use call::Call;
@@ -70,6 +71,7 @@ pub use events::{ChatEvent, RecvTimeoutError, TryRecvError};
 pub use handles::{is_over, live_participants, live_status};
 pub use options::{DEFAULT_EVENT_CAPACITY, Options, StreamTransport};
 pub use reply::{Reply, from_reply};
+pub use shared::{SharedTable, shared_while_used};
 pub use transcript::Transcript;
 
 /// What every adapter re-exports at its root, so that both name the same types alike:

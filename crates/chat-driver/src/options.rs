@@ -244,7 +244,6 @@ macro_rules! client_builder_setters {
 macro_rules! client_builder {
     ($(#[$meta:meta])* http_client: $http_client:ty) => {
         $(#[$meta])*
-        #[must_use = "a builder does nothing until `connect`"]
         pub struct ClientBuilder {
             options: $crate::Options,
             provider: Option<::std::sync::Arc<dyn TokenProvider>>,

@@ -66,6 +66,9 @@ enum Kind {
     /// Over TLS, an HTTP client shared by hand: `.http_client(shared)` with the lean long
     /// poll on the same roots.
     TlsShared,
+    /// Over TLS, what builder defaults did before issue #14: a reqwest client of its own per
+    /// chat client, and the lean long poll.
+    TlsOwn,
 }
 
 impl Kind {
@@ -76,7 +79,7 @@ impl Kind {
             Kind::WebSocket => builder.stream_transport(StreamTransport::WebSocket),
             Kind::Parked => builder.event_transport(Box::new(Parked)),
             // Set up in `many_clients`, which holds the TLS configuration.
-            Kind::TlsDefaults | Kind::TlsShared => builder,
+            Kind::TlsDefaults | Kind::TlsShared | Kind::TlsOwn => builder,
         }
     }
 }
@@ -636,6 +639,14 @@ async fn many_clients(server: Server, sessions: usize, transport: Kind) {
                 .event_transport(Box::new(Http1LongPollTransport::with_tls_config(
                     Arc::clone(tls),
                 ))),
+            (Kind::TlsOwn, Some(tls)) => builder
+                .tls_config(Arc::clone(tls))
+                .http_transport(Arc::new(
+                    chat_tokio::ReqwestTransport::with_tls_config(tls).unwrap(),
+                ))
+                .event_transport(Box::new(Http1LongPollTransport::with_tls_config(
+                    Arc::clone(tls),
+                ))),
             _ => builder.http_client(http.clone()),
         };
         let builder = transport.apply(builder).config(Config {
@@ -882,6 +893,10 @@ async fn tls_sessions(sessions: usize) {
     let columns = [
         ("HTTP client shared by hand", "many-client-tls-shared"),
         ("**builder defaults**", "many-client-tls-defaults"),
+        (
+            "a reqwest client per chat client (the defaults before issue #14)",
+            "many-client-tls-own",
+        ),
     ];
     let mut runs = Vec::new();
     for (_, role) in columns {
@@ -925,6 +940,9 @@ fn main() {
             "emulator-tls" => rt.block_on(emulator_role(true)),
             "many-client-tls-defaults" => {
                 rt.block_on(many_clients(server.unwrap(), sessions, Kind::TlsDefaults))
+            }
+            "many-client-tls-own" => {
+                rt.block_on(many_clients(server.unwrap(), sessions, Kind::TlsOwn))
             }
             "many-client-tls-shared" => {
                 rt.block_on(many_clients(server.unwrap(), sessions, Kind::TlsShared))

@@ -13,10 +13,12 @@
 //! [`ClientBuilder::event_transport`](crate::ClientBuilder::event_transport). The client applies
 //! each request's [`timeout`](chat_core::Request::timeout) itself, so implementations need not.
 
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chat_core::{PollOutcome, Request, TransportError};
+
+use chat_driver::{SharedTable, shared_while_used};
 
 use crate::TlsClientConfig;
 
@@ -80,6 +82,13 @@ impl ReqwestTransport {
     pub fn with_client(client: reqwest::Client) -> Self {
         Self { client }
     }
+
+    /// A transport whose client uses this TLS configuration (as chat-blocking's).
+    pub fn with_tls_config(config: &TlsClientConfig) -> Result<Self, TransportError> {
+        crate::builder::default_client(Some(config))
+            .map(Self::with_client)
+            .map_err(|_| TransportError::Connect)
+    }
 }
 
 impl Default for ReqwestTransport {
@@ -98,31 +107,12 @@ impl Default for ReqwestTransport {
 pub(crate) fn shared_default(
     tls: Option<&Arc<TlsClientConfig>>,
 ) -> Result<Arc<dyn HttpTransport>, crate::Error> {
-    type Entry = (
-        tokio::runtime::Id,
-        Option<Arc<TlsClientConfig>>,
-        Weak<ReqwestTransport>,
-    );
-    static SHARED: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    static SHARED: SharedTable<tokio::runtime::Id, TlsClientConfig, ReqwestTransport> =
+        Mutex::new(Vec::new());
     let runtime = tokio::runtime::Handle::current().id();
-    let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
-    shared.retain(|(_, _, t)| t.strong_count() > 0);
-    let same = |c: &Option<Arc<TlsClientConfig>>| match (c, tls) {
-        (None, None) => true,
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        _ => false,
-    };
-    if let Some(t) = shared
-        .iter()
-        .find(|(id, c, _)| *id == runtime && same(c))
-        .and_then(|(_, _, t)| t.upgrade())
-    {
-        return Ok(t);
-    }
-    let t = Arc::new(ReqwestTransport::with_client(
-        crate::builder::default_client(tls.map(|c| &**c))?,
-    ));
-    shared.push((runtime, tls.cloned(), Arc::downgrade(&t)));
+    let t = shared_while_used(&SHARED, runtime, tls, || {
+        crate::builder::default_client(tls.map(|c| &**c)).map(ReqwestTransport::with_client)
+    })?;
     Ok(t)
 }
 
