@@ -15,9 +15,11 @@ fn first_request_user_agent(product: Option<&str>) -> String {
     // A token whose payload is {"exp":4000000000}.
     options.token = Some("jwt.e30.eyJleHAiOjQwMDAwMDAwMDB9.sig".to_owned());
     options.user_agent = product.map(str::to_owned);
-    let now = Instant::now();
+    // Any instant and wall time do: a test plays the clock.
+    #[allow(clippy::disallowed_methods)]
+    let (now, wall) = (Instant::now(), SystemTime::now());
     let session = options.session(false).unwrap();
-    let mut driver: Driver<u32> = Driver::new(now, SystemTime::now(), session, options.capacity);
+    let mut driver: Driver<u32> = Driver::new(now, wall, session, options.capacity);
     driver
         .call(now, Call::Init(None), 1)
         .map_err(|(_, e)| e)
