@@ -62,12 +62,10 @@ impl ClientBuilder {
         let http: Arc<dyn HttpTransport> = match (self.http.take(), self.http_client.take()) {
             (Some(h), _) => h,
             (None, Some(c)) => Arc::new(c),
-            (None, None) => match &self.tls {
-                Some(c) => Arc::new(ReqwestTransport::with_tls_config(c).map_err(|_| {
-                    ChatError::InvalidInitParams("the TLS configuration was refused".into())
-                })?),
-                None => Arc::new(ReqwestTransport::new()),
-            },
+            // No HTTP client of the caller's: the one the process's clients share.
+            (None, None) => crate::transport::shared_default(self.tls.as_ref()).map_err(|_| {
+                ChatError::InvalidInitParams("the TLS configuration was refused".into())
+            })?,
         };
         let long_poll = |b: &Self| -> Box<dyn EventTransport> {
             if over_http {
@@ -97,7 +95,7 @@ impl ClientBuilder {
         };
         // Probes are plain HTTP GETs of the events resource, on the stream thread.
         let probes = long_poll(&self);
-        let driver = Driver::new(session, self.options.capacity, Instant::now(), wall());
+        let driver = Driver::new(Instant::now(), wall(), session, self.options.capacity);
         let shared = Shared::start(Parts {
             driver,
             http,

@@ -212,7 +212,7 @@ impl Engagement {
     /// The message history as a pager over pages of `page_size` messages (1 to 50), newest
     /// first (`getMessages`). Allowed before joining.
     pub fn history(&self, page_size: usize) -> Result<HistoryPager, Error> {
-        let mut pager = chat_core::history::HistoryPager::new(page_size)?;
+        let mut pager = chat_core::HistoryPager::new(page_size)?;
         pager.add_page(self.client.fetch_history(self.id(), None)?);
         Ok(HistoryPager {
             engagement: self.clone(),

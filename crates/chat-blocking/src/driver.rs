@@ -126,13 +126,15 @@ impl Shared {
             ticket
         };
         self.wake_leader();
-        self.wait_for(None, |st| {
-            st.answers.remove(&ticket).or_else(|| {
-                st.stopped
-                    .then(|| Err(Error::Closed(st.driver.end_reason())))
-            })
-        })
-        .unwrap_or_else(|| Err(Error::Closed(None)))
+        // Without a deadline the wait ends with the answer, or with nothing once the client
+        // has stopped without one.
+        self.wait_for(None, |st| st.answers.remove(&ticket))
+            .unwrap_or_else(|| Err(self.closed()))
+    }
+
+    /// The error of a call made on a client that has stopped.
+    pub(crate) fn closed(&self) -> Error {
+        Error::Closed(self.lock().driver.end_reason())
     }
 
     /// Reads or changes local state, without waiting.

@@ -76,7 +76,7 @@ mod http1;
 mod stream;
 mod threads;
 mod token;
-pub mod transport;
+mod transport;
 mod ws;
 
 /// This crate's version (the official SDK's `version()`).

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chat_core::validate::MAX_RESPONSE_LEN;
 use chat_core::{PollOutcome, Request, TransportError};
+use chat_driver::{SharedTable, shared_while_used};
 
 use crate::TlsClientConfig;
 use crate::threads::on_own_thread;
@@ -200,6 +201,23 @@ impl Drop for ReqwestTransport {
             on_own_thread(move || drop(client));
         }
     }
+}
+
+/// The REST transport of every client built without an HTTP client of the caller's: one
+/// reqwest client (its connection pool, TLS state and runtime thread) shared by all the
+/// clients alive in the process with the same TLS configuration (none, or the same `Arc`),
+/// instead of one each. The table holds it weakly (and the configuration it was made for, so
+/// that its address is never another's): the last client to stop drops it, which joins
+/// reqwest's thread, so that no thread outlives the clients.
+pub(crate) fn shared_default(
+    tls: Option<&Arc<TlsClientConfig>>,
+) -> Result<Arc<dyn HttpTransport>, TransportError> {
+    static SHARED: SharedTable<(), TlsClientConfig, ReqwestTransport> = Mutex::new(Vec::new());
+    let t = shared_while_used(&SHARED, (), tls, || match tls {
+        Some(c) => ReqwestTransport::with_tls_config(c),
+        None => Ok(ReqwestTransport::new()),
+    })?;
+    Ok(t)
 }
 
 /// Builds a reqwest blocking client on a thread of the client's own.

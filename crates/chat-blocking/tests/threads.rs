@@ -58,4 +58,24 @@ fn no_thread_is_left_behind() {
         assert_eq!(threads(), before, "{transport:?}: after the last handle");
     }
     assert_eq!(emu.control().stats().sessions, 3);
+
+    // Clients built with default settings share one HTTP client, hence one reqwest thread;
+    // the last of them to stop joins it.
+    let (a, _a_events) = connect(&emu, StreamTransport::LongPoll, "vic");
+    let (b, _b_events) = connect(&emu, StreamTransport::WebSocket, "wen");
+    assert_eq!(reqwest_threads(), 1, "one shared HTTP client");
+    a.shutdown(None).unwrap();
+    assert_eq!(reqwest_threads(), 1, "still used by the other client");
+    b.shutdown(None).unwrap();
+    assert_eq!(reqwest_threads(), 0, "joined with the last client");
+    assert_eq!(threads(), before, "after both");
+}
+
+/// Threads of reqwest's blocking clients (`reqwest-internal-sync-runtime`).
+fn reqwest_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|name| name.starts_with("reqwest"))
+        .count()
 }

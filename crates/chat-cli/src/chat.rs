@@ -398,7 +398,7 @@ impl Conversation {
 
     async fn converse(
         &mut self,
-        mut events: EventStream,
+        events: EventStream,
         mut input: mpsc::Receiver<String>,
     ) -> Result<(), CliError> {
         let interrupted = tokio::signal::ctrl_c();

@@ -271,24 +271,28 @@ impl InitParams {
     }
 
     /// Sets the display name.
+    #[must_use]
     pub fn display_name(mut self, name: impl Into<String>) -> Self {
         self.display_name = Some(name.into());
         self
     }
 
     /// Sets the session parameters.
+    #[must_use]
     pub fn session_parameters(mut self, parameters: MappedData) -> Self {
         self.session_parameters = Some(parameters);
         self
     }
 
     /// Adds the application's product (such as `my-app/1.2`) to the `User-Agent`.
+    #[must_use]
     pub fn user_agent(mut self, product: impl Into<String>) -> Self {
         self.user_agent = Some(product.into());
         self
     }
 
     /// Allows `http://` to any host (never needed for loopback).
+    #[must_use]
     pub fn allow_plain_http(mut self, allow: bool) -> Self {
         self.allow_plain_http = allow;
         self

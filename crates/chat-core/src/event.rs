@@ -122,6 +122,7 @@ pub struct StreamFailure {
 
 /// Why the event stream failed (`EventStreamFailureReason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum StreamFailureReason {
     /// 401: the token is expired or invalid. The stream pauses until a new token is set.
     Unauthorized,

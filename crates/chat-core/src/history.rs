@@ -13,7 +13,7 @@ pub const MAX_PAGE_SIZE: usize = 50;
 /// size the application chose. An adapter drives it:
 ///
 /// ```
-/// # use chat_core::history::HistoryPager;
+/// # use chat_core::HistoryPager;
 /// # use chat_core::HistoryPage;
 /// let mut pager = HistoryPager::new(10)?;
 /// pager.add_page(HistoryPage { messages: vec![], next: None }); // the first page

@@ -67,18 +67,18 @@
 #![forbid(unsafe_code)]
 
 mod backoff;
-pub mod config;
+mod config;
 mod engagement;
-pub mod error;
-pub mod event;
-pub mod history;
-pub mod ids;
+mod error;
+mod event;
+mod history;
+mod ids;
 mod outbox;
-pub mod request;
+mod request;
 mod session;
-pub mod stream;
+mod stream;
 mod timer;
-pub mod token;
+mod token;
 pub mod validate;
 pub mod wire;
 
@@ -88,12 +88,13 @@ pub use event::{
     EndReason, EngagementInfo, EngagementRef, Event, HistoryPage, Message, Output, PageLink,
     ParticipantChange, Reply, ReplyValue, StreamFailure, StreamFailureReason, UserContext,
 };
+pub use history::{DEFAULT_PAGE_SIZE, HistoryPager, MAX_FETCHES_PER_MOVE, MAX_PAGE_SIZE};
 pub use ids::{
-    DialogId, EngagementId, IntegrationId, MessageId, ParticipantId, RequestId, SessionId,
+    DialogId, EngagementId, IntegrationId, MessageId, ParticipantId, RequestId, SessionId, is_uuid,
 };
 pub use request::{Method, PollOutcome, Request, RequestKind, USER_AGENT};
 pub use session::{
     Footprint, MAX_HELD_MESSAGES, MAX_ORPHANS, PROBE_COUNT, Resumption, Session, TOKEN_WARNING,
 };
 pub use stream::StreamState;
-pub use token::Token;
+pub use token::{MAX_EXP_UNIX, Token};

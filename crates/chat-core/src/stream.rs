@@ -7,6 +7,7 @@ use crate::wire::ServerEvent;
 
 /// The state of the event stream (the official SDK's six).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum StreamState {
     /// Not running: no engagement of this session needs it.
     Closed,

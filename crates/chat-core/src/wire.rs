@@ -335,6 +335,7 @@ impl ServerEvent {
 /// The kinds of server event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum ServerEventType {
     /// A message was posted (by anyone, the customer included).
     Message,
@@ -433,6 +434,7 @@ pub struct ElementText {
 /// How a text is formatted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum TextFormat {
     /// Plain text (all this SDK sends).
     Plaintext,
@@ -448,6 +450,7 @@ pub enum TextFormat {
 /// Who a participant is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum ParticipantType {
     /// The end user.
     Customer,
@@ -467,6 +470,7 @@ pub enum ParticipantType {
 /// The status of an engagement, as the SDK tracks it and as the server reports a dialog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum EngagementStatus {
     /// Created or listed, not yet joined by this session's customer.
     Pending,
@@ -484,6 +488,7 @@ pub enum EngagementStatus {
 /// Why a customer leaves an engagement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum DisconnectReason {
     /// The application decided to disconnect.
     SystemClosed,
@@ -507,6 +512,7 @@ impl DisconnectReason {
 /// Why a session is shut down (`?reason=` of delete session).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum ShutdownReason {
     /// The customer logged off or closed the app.
     UserClosed,

@@ -10,8 +10,8 @@
 use arbitrary::{Arbitrary, Unstructured};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use chat_core::MAX_EXP_UNIX;
 use chat_core::Token;
-use chat_core::token::MAX_EXP_UNIX;
 
 /// The `exp` claim as the fuzzer writes it.
 #[derive(Debug, Arbitrary)]

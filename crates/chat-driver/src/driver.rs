@@ -54,7 +54,7 @@ pub enum Action<W> {
 /// options.token = Some("jwt.e30.eyJleHAiOjQwMDAwMDAwMDB9.sig".to_owned());
 /// # #[allow(clippy::disallowed_methods)]
 /// let (now, wall) = (Instant::now(), SystemTime::now());
-/// let mut driver: Driver<&str> = Driver::new(options.session(false)?, options.capacity, now, wall);
+/// let mut driver: Driver<&str> = Driver::new(now, wall, options.session(false)?, options.capacity);
 /// driver.call(now, Call::Init(None), "init waiter").map_err(|(_, e)| e)?;
 /// let Action::Transmit(request) = driver.poll_action() else { unreachable!() };
 /// let answer = br#"{"sessionId":"5e55e55e-0000-4000-8000-000000000001","engagements":[]}"#;
@@ -96,9 +96,9 @@ impl<W> std::fmt::Debug for Driver<W> {
 }
 
 impl<W> Driver<W> {
-    /// A driver for `session`, its event queue `capacity` long, starting at `now` (the wall
-    /// clock then reads `wall`).
-    pub fn new(session: Session, capacity: usize, now: Instant, wall: SystemTime) -> Self {
+    /// A driver starting at `now` (the wall clock then reads `wall`) for `session`, its event
+    /// queue `capacity` long.
+    pub fn new(now: Instant, wall: SystemTime, session: Session, capacity: usize) -> Self {
         Self {
             session,
             waiting: HashMap::new(),

@@ -30,7 +30,7 @@
 //! options.token = Some("jwt.e30.eyJleHAiOjQwMDAwMDAwMDB9.sig".to_owned());
 //! # #[allow(clippy::disallowed_methods)]
 //! let (now, wall) = (Instant::now(), SystemTime::now());
-//! let mut driver: Driver<u32> = Driver::new(options.session(false)?, options.capacity, now, wall);
+//! let mut driver: Driver<u32> = Driver::new(now, wall, options.session(false)?, options.capacity);
 //! driver.call(now, Call::Init(None), 1).map_err(|(_, e)| e)?;
 //! loop {
 //!     match driver.poll_action() {
@@ -61,6 +61,7 @@ mod events;
 mod handles;
 mod options;
 mod reply;
+mod shared;
 mod transcript;
 
 pub use call::Call;
@@ -70,6 +71,7 @@ pub use events::{ChatEvent, RecvTimeoutError, TryRecvError};
 pub use handles::{is_over, live_participants, live_status};
 pub use options::{DEFAULT_EVENT_CAPACITY, Options, StreamTransport};
 pub use reply::{Reply, from_reply};
+pub use shared::{SharedTable, shared_while_used};
 pub use transcript::Transcript;
 
 /// What every adapter re-exports at its root, so that both name the same types alike:
@@ -94,7 +96,7 @@ pub mod api {
 /// part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use chat_core::history::HistoryPager;
+    pub use chat_core::HistoryPager;
     pub use chat_core::wire::{EngagementStatus, MappedData, Participant};
     pub use chat_core::{
         Config, DialogId, EndReason, EngagementId, EngagementInfo, Footprint, Message, Resumption,

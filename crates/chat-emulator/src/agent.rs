@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::ids::EngagementId;
+use chat_core::EngagementId;
 use chat_core::wire::{MessageBody, ParticipantType, RestMessage};
 use serde::{Deserialize, Serialize};
 

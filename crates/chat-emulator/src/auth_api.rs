@@ -287,7 +287,7 @@ fn validate_token_request(value: &Value, allow_short: bool) -> Result<TokenReque
     };
     let mut violations = Vec::new();
     let integration_id = match object.get("integrationId") {
-        Some(Value::String(s)) if chat_core::ids::is_uuid(s) => s.clone(),
+        Some(Value::String(s)) if chat_core::is_uuid(s) => s.clone(),
         Some(Value::String(_)) => {
             violations.push(violation("integrationId", "must be a UUID"));
             String::new()

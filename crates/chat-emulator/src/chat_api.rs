@@ -9,12 +9,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chat_core::ids::{DialogId, EngagementId, ParticipantId, SessionId};
 use chat_core::wire::{
     CreateEngagementRequest, CreateSessionRequest, DisconnectEngagementRequest, EngagementStatus,
     JoinEngagementRequest, Links, MappedData, MessagePage, Pagination, Participant,
     ParticipantType, SendMessageRequest, ServerEventType,
 };
+use chat_core::{DialogId, EngagementId, ParticipantId, SessionId};
 use serde::Deserialize;
 
 use crate::agent;
@@ -282,7 +282,7 @@ pub(crate) async fn create_engagement(
         let seq = world.new_engagement_seq();
         let state = EngagementState {
             id: EngagementId::new(new_uuid()),
-            dialog_id: chat_core::ids::DialogId::new(new_uuid()),
+            dialog_id: chat_core::DialogId::new(new_uuid()),
             customer: caller.customer.clone(),
             customer_participant: customer_participant.clone(),
             participants: vec![customer_participant.clone()],

@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chat_core::ids::{DialogId, EngagementId, MessageId, ParticipantId, SessionId};
 use chat_core::wire::{
     EngagementErrorBody, EngagementStatus, MessageBody, Participant, ParticipantType, RestMessage,
     ServerEventType,
 };
+use chat_core::{DialogId, EngagementId, MessageId, ParticipantId, SessionId};
 use serde::Serialize;
 
 use crate::agent::AgentMode;

@@ -19,8 +19,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use chat_core::ids::{EngagementId, MessageId, ParticipantId, SessionId};
 use chat_core::wire::ParticipantType;
+use chat_core::{EngagementId, MessageId, ParticipantId, SessionId};
 use futures::StreamExt as _;
 use serde::Deserialize;
 

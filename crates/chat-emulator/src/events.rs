@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chat_core::ids::SessionId;
+use chat_core::SessionId;
 use chat_core::wire::ServerEvent;
 use chat_net::ws::READ_BUFFER;
 use chat_net::ws::frame::{Decoder, Encoder, FrameError, Message, Role};

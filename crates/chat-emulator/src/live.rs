@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
-use chat_core::ids::{EngagementId, SessionId};
+use chat_core::{EngagementId, SessionId};
 use serde::Serialize;
 use tokio::sync::broadcast;
 

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chat_core::ids::{DialogId, EngagementId, ParticipantId, SessionId};
 use chat_core::wire::{
     Dialog, Engagement, EngagementStatus, MappedData, Participant, ParticipantType, RestMessage,
     ServerEvent, ServerEventType, Session,
 };
+use chat_core::{DialogId, EngagementId, ParticipantId, SessionId};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
@@ -326,12 +326,12 @@ impl World {
         engagement: &EngagementId,
         sender: &Participant,
         body: chat_core::wire::MessageBody,
-        parent: Option<chat_core::ids::MessageId>,
+        parent: Option<chat_core::MessageId>,
     ) -> Option<RestMessage> {
         let state = self.engagements.get_mut(engagement)?;
         let now = iso_now();
         let message = RestMessage {
-            message_id: chat_core::ids::MessageId::new(crate::util::new_uuid()),
+            message_id: chat_core::MessageId::new(crate::util::new_uuid()),
             dialog_id: state.dialog_id.clone(),
             engagement_id: state.id.clone(),
             body,

@@ -136,7 +136,7 @@ mod tests {
     #[test]
     fn uuids_have_the_uuid_form() {
         for _ in 0..100 {
-            assert!(chat_core::ids::is_uuid(&new_uuid()));
+            assert!(chat_core::is_uuid(&new_uuid()));
         }
     }
 

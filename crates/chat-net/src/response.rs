@@ -24,6 +24,7 @@ impl Response {
 }
 
 /// A long poll's HTTP exchange as the event stream's outcome.
+#[must_use]
 pub fn poll_outcome(result: Result<Response, TransportError>) -> chat_core::PollOutcome {
     match result {
         Ok(r) => chat_core::PollOutcome::from_http(r.status, r.body),

@@ -60,7 +60,7 @@ impl ClientBuilder {
     ) -> Result<(Client, EventStream), Error> {
         let Self { options, tls } = self;
         let session = options.session(true)?;
-        let driver = Driver::new(session, options.capacity, now(), SystemTime::now());
+        let driver = Driver::new(now(), SystemTime::now(), session, options.capacity);
         let (shared, stop) = Shared::new(driver);
         let net = Net {
             tls,

@@ -381,14 +381,13 @@ struct CrowdClient {
 
 impl Setup {
     async fn connect(self) -> Result<CrowdClient, chat_tokio::Error> {
-        let (client, mut events) =
-            Client::builder(&self.base_url, &self.integration_id, &self.appkey)
-                .token(self.token)
-                .config(self.config)
-                .http_client(self.http)
-                .event_transport(Box::new(Http1LongPollTransport::new()))
-                .connect()
-                .await?;
+        let (client, events) = Client::builder(&self.base_url, &self.integration_id, &self.appkey)
+            .token(self.token)
+            .config(self.config)
+            .http_client(self.http)
+            .event_transport(Box::new(Http1LongPollTransport::new()))
+            .connect()
+            .await?;
         let seen = Arc::new(Mutex::new(Seen::default()));
         let record = Arc::clone(&seen);
         let progress = Arc::clone(&self.progress);

@@ -36,7 +36,7 @@ impl Adapter for TokioAdapter {
             Transport::LongPoll => StreamTransport::LongPoll,
             Transport::WebSocket => StreamTransport::WebSocket,
         };
-        let (client, mut stream) =
+        let (client, stream) =
             Client::builder(&spec.base_url, &spec.integration_id, &spec.appkey.0)
                 .token_provider(provider)
                 .config(spec.config.clone())

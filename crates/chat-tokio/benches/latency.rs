@@ -6,10 +6,12 @@
 //! 2. messages per second through one session (draining a backlog), against the same raw
 //!    readers; and sequential sends;
 //! 3. N concurrent sessions (default 10,000) with one chat each: client memory per session,
-//!    and the time for one broadcast message to reach all of them.
+//!    and the time for one broadcast message to reach all of them;
+//! 4. the same over TLS (default 1,000 sessions): builder defaults against an HTTP client
+//!    shared by hand.
 //!
 //! `cargo bench -p chat-tokio` — tune with `BENCH_SESSIONS` (10000), `BENCH_SAMPLES` (300),
-//! `BENCH_BACKLOG` (5000).
+//! `BENCH_BACKLOG` (5000), `BENCH_TLS_SESSIONS` (1000); `BENCH_PART=tls` runs part 4 only.
 #![allow(
     clippy::unwrap_used,
     clippy::print_stdout,
@@ -58,6 +60,15 @@ enum Kind {
     WebSocket,
     /// An event transport that never answers: the client alone, without any connection.
     Parked,
+    /// Over TLS, builder defaults: only `.tls_config(roots)` (the emulator's self-signed
+    /// certificate), no HTTP client given.
+    TlsDefaults,
+    /// Over TLS, an HTTP client shared by hand: `.http_client(shared)` with the lean long
+    /// poll on the same roots.
+    TlsShared,
+    /// Over TLS, what builder defaults did before issue #14: a reqwest client of its own per
+    /// chat client, and the lean long poll.
+    TlsOwn,
 }
 
 impl Kind {
@@ -67,6 +78,8 @@ impl Kind {
             Kind::LongPollReqwest => builder.stream_transport(StreamTransport::LongPoll),
             Kind::WebSocket => builder.stream_transport(StreamTransport::WebSocket),
             Kind::Parked => builder.event_transport(Box::new(Parked)),
+            // Set up in `many_clients`, which holds the TLS configuration.
+            Kind::TlsDefaults | Kind::TlsShared | Kind::TlsOwn => builder,
         }
     }
 }
@@ -99,16 +112,22 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// The child: an emulator that prints its announcement and runs until stdin closes.
-async fn emulator_role() {
+/// The child: an emulator (over TLS with its self-signed certificate if `tls`) that prints
+/// its announcement and runs until stdin closes.
+async fn emulator_role(tls: bool) {
     let emu = chat_emulator::Emulator::builder()
         .hold_time(Duration::from_secs(20))
         .agent(chat_emulator::AgentMode::Off)
         .control_key(CONTROL_KEY)
+        .tls(tls)
         .start()
         .await
         .unwrap();
-    println!("{}", emu.announcement_json());
+    let mut announcement: Value = serde_json::from_str(&emu.announcement_json()).unwrap();
+    if let Some(pem) = emu.ca_cert_pem() {
+        announcement["caCertPem"] = json!(pem);
+    }
+    println!("{announcement}");
     let mut line = String::new();
     let _ = BufReader::new(tokio::io::stdin())
         .read_line(&mut line)
@@ -121,6 +140,8 @@ struct Server {
     integration: String,
     appkey: String,
     http: reqwest::Client,
+    /// The roots that trust a TLS emulator's certificate.
+    tls: Option<Arc<chat_tokio::TlsClientConfig>>,
 }
 
 impl Server {
@@ -373,7 +394,7 @@ async fn latency(server: &Server, samples: usize) {
         let customer = format!("latency-{i}");
         match READERS[i] {
             Some(t) => {
-                let (client, mut events) = server.client(&customer, t).await;
+                let (client, events) = server.client(&customer, t).await;
                 let chat = client.create_engagement().await.unwrap();
                 while !matches!(
                     events.recv().await.unwrap().event,
@@ -448,7 +469,7 @@ async fn throughput(server: &Server, backlog: usize) {
             Some(t) => {
                 // A small buffer: the client stops polling (backpressure) while the backlog
                 // is queued on the server.
-                let (client, mut events) = server
+                let (client, events) = server
                     .client_with(&customer, t, server.http.clone(), 16)
                     .await;
                 let chat = client.create_engagement().await.unwrap();
@@ -525,7 +546,7 @@ async fn throughput(server: &Server, backlog: usize) {
         }
     }
 
-    let (client, mut events) = server.client("sender", Kind::LongPoll).await;
+    let (client, events) = server.client("sender", Kind::LongPoll).await;
     let chat = client.create_engagement().await.unwrap();
     while !matches!(
         events.recv().await.unwrap().event,
@@ -592,9 +613,13 @@ async fn many_clients(server: Server, sessions: usize, transport: Kind) {
     let gate = Arc::new(Semaphore::new(64));
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
-        .pool_max_idle_per_host(256)
-        .build()
-        .unwrap();
+        .pool_max_idle_per_host(256);
+    let http = match &server.tls {
+        Some(tls) => http.use_preconfigured_tls(chat_tokio::TlsClientConfig::clone(tls)),
+        None => http,
+    }
+    .build()
+    .unwrap();
     let before = rss_kib();
     let received = Arc::new(AtomicUsize::new(0));
     let active = Arc::new(AtomicUsize::new(0));
@@ -604,9 +629,26 @@ async fn many_clients(server: Server, sessions: usize, transport: Kind) {
     let mut connecting = Vec::new();
     for token in tokens {
         let permit = Arc::clone(&gate).acquire_owned().await.unwrap();
-        let builder = Client::builder(&server.base, &server.integration, &server.appkey)
-            .token(token)
-            .http_client(http.clone());
+        let builder =
+            Client::builder(&server.base, &server.integration, &server.appkey).token(token);
+        let builder = match (transport, &server.tls) {
+            (Kind::TlsDefaults, Some(tls)) => builder.tls_config(Arc::clone(tls)),
+            (Kind::TlsShared, Some(tls)) => builder
+                .tls_config(Arc::clone(tls))
+                .http_client(http.clone())
+                .event_transport(Box::new(Http1LongPollTransport::with_tls_config(
+                    Arc::clone(tls),
+                ))),
+            (Kind::TlsOwn, Some(tls)) => builder
+                .tls_config(Arc::clone(tls))
+                .http_transport(Arc::new(
+                    chat_tokio::ReqwestTransport::with_tls_config(tls).unwrap(),
+                ))
+                .event_transport(Box::new(Http1LongPollTransport::with_tls_config(
+                    Arc::clone(tls),
+                ))),
+            _ => builder.http_client(http.clone()),
+        };
         let builder = transport.apply(builder).config(Config {
             idle_timeout: None,
             ..Config::default()
@@ -615,7 +657,7 @@ async fn many_clients(server: Server, sessions: usize, transport: Kind) {
         let active = Arc::clone(&active);
         let all = Arc::clone(&all);
         connecting.push(tokio::spawn(async move {
-            let (client, mut events) = builder.connect().await.unwrap();
+            let (client, events) = builder.connect().await.unwrap();
             client.create_engagement().await.unwrap();
             if transport == Kind::Parked {
                 // No event will come: the engagement's creation is as far as it goes.
@@ -690,6 +732,7 @@ async fn many_raw(server: Server, sessions: usize) {
             integration: server.integration.clone(),
             appkey: server.appkey.clone(),
             http: server.http.clone(),
+            tls: None,
         };
         jobs.push(tokio::spawn(async move {
             let r = s.raw_session(&format!("raw-many-{i}")).await;
@@ -711,6 +754,7 @@ async fn many_raw(server: Server, sessions: usize) {
         integration: server.integration.clone(),
         appkey: server.appkey.clone(),
         http,
+        tls: None,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     for (token, sid, _) in &raw {
@@ -816,15 +860,68 @@ async fn many_sessions(announcement: &str, sessions: usize) {
 }
 
 fn server_from(announcement: &Value) -> Server {
+    let tls = announcement["caCertPem"]
+        .as_str()
+        .map(|pem| chat_tokio::tls_config_with_roots(pem.as_bytes()).unwrap());
+    let http = reqwest::Client::builder().tcp_nodelay(true);
+    let http = match &tls {
+        Some(tls) => http.use_preconfigured_tls(chat_tokio::TlsClientConfig::clone(tls)),
+        None => http,
+    };
     Server {
         base: announcement["hostURL"].as_str().unwrap().to_owned(),
         integration: announcement["integrationId"].as_str().unwrap().to_owned(),
         appkey: announcement["appkey"].as_str().unwrap().to_owned(),
-        http: reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .build()
-            .unwrap(),
+        http: http.build().unwrap(),
+        tls,
     }
+}
+
+/// Memory per session over TLS (issue #14, "Defaults that scale"): builder defaults against
+/// an HTTP client shared by hand, each in a fresh child, against a TLS emulator of its own.
+async fn tls_sessions(sessions: usize) {
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .env(ROLE, "emulator-tls")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let announcement = lines.next_line().await.unwrap().unwrap();
+    println!("\n## {sessions} concurrent sessions over TLS, one chat each\n");
+    let columns = [
+        ("HTTP client shared by hand", "many-client-tls-shared"),
+        ("**builder defaults**", "many-client-tls-defaults"),
+        (
+            "a reqwest client per chat client (the defaults before issue #14)",
+            "many-client-tls-own",
+        ),
+    ];
+    let mut runs = Vec::new();
+    for (_, role) in columns {
+        runs.push(in_child(role, &announcement, sessions).await);
+    }
+    let header: Vec<&str> = columns.iter().map(|c| c.0).collect();
+    println!("| figure | {} |", header.join(" | "));
+    println!("|{}", " --- |".repeat(columns.len() + 1));
+    let cells = |f: &dyn Fn(&[f64]) -> String| -> String {
+        runs.iter().map(|r| f(r)).collect::<Vec<_>>().join(" | ")
+    };
+    println!(
+        "| memory per session (RSS growth / sessions, fresh process) | {} |",
+        cells(&|v| format!("{:.1} KiB", (v[2] - v[1]) / sessions as f64))
+    );
+    println!(
+        "| RSS before → with all sessions connected | {} |",
+        cells(&|v| format!("{:.0} → {:.0} KiB", v[1], v[2]))
+    );
+    println!(
+        "| one broadcast message reaching all {sessions} | {} |",
+        cells(&|v| format!("{:.0} ms", v[3]))
+    );
+    drop(child.stdin.take());
+    let _ = child.wait().await;
 }
 
 fn main() {
@@ -839,7 +936,17 @@ fn main() {
             .ok()
             .map(|a| server_from(&serde_json::from_str(&a).unwrap()));
         match role.as_str() {
-            "emulator" => rt.block_on(emulator_role()),
+            "emulator" => rt.block_on(emulator_role(false)),
+            "emulator-tls" => rt.block_on(emulator_role(true)),
+            "many-client-tls-defaults" => {
+                rt.block_on(many_clients(server.unwrap(), sessions, Kind::TlsDefaults))
+            }
+            "many-client-tls-own" => {
+                rt.block_on(many_clients(server.unwrap(), sessions, Kind::TlsOwn))
+            }
+            "many-client-tls-shared" => {
+                rt.block_on(many_clients(server.unwrap(), sessions, Kind::TlsShared))
+            }
             "many-client" => rt.block_on(many_clients(server.unwrap(), sessions, Kind::LongPoll)),
             "many-client-reqwest" => rt.block_on(many_clients(
                 server.unwrap(),
@@ -861,6 +968,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if std::env::var("BENCH_PART").as_deref() == Ok("tls") {
+        rt.block_on(tls_sessions(env_number("BENCH_TLS_SESSIONS", 1_000)));
+        return;
+    }
     rt.block_on(async {
         let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
             .env(ROLE, "emulator")
@@ -878,5 +989,6 @@ fn main() {
         many_sessions(&line, env_number("BENCH_SESSIONS", 10_000)).await;
         drop(child.stdin.take());
         let _ = child.wait().await;
+        tls_sessions(env_number("BENCH_TLS_SESSIONS", 1_000)).await;
     });
 }

@@ -72,7 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    let (client, mut events) = builder.connect().await?;
+    let (client, events) = builder.connect().await?;
     println!("session {}", client.session_id());
     let chat = match client.user_context().engagements.first() {
         Some(ongoing) => {

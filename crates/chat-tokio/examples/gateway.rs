@@ -87,7 +87,7 @@ async fn converse(
 ) -> Result<(String, String), BoxError> {
     let who = customer.customer_id().to_owned();
     // This customer's chat tokens, minted on demand (at connect, ahead of expiry, after a 401).
-    let (client, mut events) = Client::builder(&axp.host, &axp.integration_id, &axp.appkey)
+    let (client, events) = Client::builder(&axp.host, &axp.integration_id, &axp.appkey)
         .token_provider(backend.provider(customer))
         .connect()
         .await?;

@@ -94,7 +94,7 @@ async fn app() -> Result<(), BoxError> {
     if let Some(saved) = &saved {
         builder = builder.resume(saved.clone());
     }
-    let (client, mut events) = builder.connect().await?;
+    let (client, events) = builder.connect().await?;
 
     let chat = match &saved {
         None => {

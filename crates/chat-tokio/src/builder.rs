@@ -24,7 +24,7 @@ enum LongPollKind {
 
 /// The reqwest client for REST calls when the caller gave none: with this TLS
 /// configuration, or reqwest's own rustls setup.
-fn default_client(tls: Option<&TlsClientConfig>) -> Result<reqwest::Client, Error> {
+pub(crate) fn default_client(tls: Option<&TlsClientConfig>) -> Result<reqwest::Client, Error> {
     match tls {
         None => Ok(crate::transport::default_client()),
         Some(config) => reqwest::Client::builder()
@@ -92,9 +92,8 @@ impl ClientBuilder {
         let http: Arc<dyn HttpTransport> = match (self.http, &self.http_client) {
             (Some(h), _) => h,
             (None, Some(c)) => Arc::new(ReqwestTransport::with_client(c.clone())),
-            (None, None) => Arc::new(ReqwestTransport::with_client(default_client(
-                self.tls.as_deref(),
-            )?)),
+            // No HTTP client of the caller's: the one this runtime's clients share.
+            (None, None) => crate::transport::shared_default(self.tls.as_ref())?,
         };
         let allow_plain_http = self.options.allow_plain_http;
         let events: Box<dyn EventTransport> = match self.events {
@@ -133,7 +132,7 @@ impl ClientBuilder {
                 }
             }
         };
-        let driver = Driver::new(session, self.options.capacity, now(), wall());
+        let driver = Driver::new(now(), wall(), session, self.options.capacity);
         let shared = Shared::new(driver);
         let io = Io {
             http,
@@ -179,5 +178,39 @@ mod tests {
             builder().tls_config(tls).long_poll_kind(),
             LongPollKind::Lean
         );
+    }
+
+    #[test]
+    fn default_settings_share_one_http_client_per_runtime() {
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let (a, b) = (runtime(), runtime());
+        let first = a.block_on(async { crate::transport::shared_default(None).unwrap() });
+        let again = a.block_on(async { crate::transport::shared_default(None).unwrap() });
+        assert!(Arc::ptr_eq(&first, &again), "one client per runtime");
+        let other = b.block_on(async { crate::transport::shared_default(None).unwrap() });
+        assert!(
+            !Arc::ptr_eq(&first, &other),
+            "another runtime, another pool"
+        );
+        // Held only by the clients that use it: gone with the last of them.
+        let gone = Arc::downgrade(&first);
+        drop((first, again));
+        assert!(gone.upgrade().is_none());
+        let fresh = a.block_on(async { crate::transport::shared_default(None).unwrap() });
+        assert!(!Arc::ptr_eq(&fresh, &other));
+        // The same TLS configuration shares too; another one does not.
+        let tls = chat_net::default_config().unwrap();
+        let own = Arc::new(TlsClientConfig::clone(&tls));
+        let with_tls = a.block_on(async { crate::transport::shared_default(Some(&tls)).unwrap() });
+        let same_tls = a.block_on(async { crate::transport::shared_default(Some(&tls)).unwrap() });
+        let other_tls = a.block_on(async { crate::transport::shared_default(Some(&own)).unwrap() });
+        assert!(Arc::ptr_eq(&with_tls, &same_tls));
+        assert!(!Arc::ptr_eq(&with_tls, &other_tls));
+        assert!(!Arc::ptr_eq(&with_tls, &fresh));
     }
 }

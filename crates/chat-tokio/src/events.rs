@@ -2,9 +2,9 @@
 //! [`ClientBuilder::connect`](crate::ClientBuilder::connect).
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chat_driver::{ChatEvent, RecvTimeoutError, TryRecvError};
 use futures::Stream;
@@ -12,7 +12,11 @@ use futures::Stream;
 use crate::driver::{Shared, now};
 
 /// The client's events, in order: [`recv`](Self::recv), [`try_recv`](Self::try_recv),
-/// [`recv_timeout`](Self::recv_timeout), and a [`futures::Stream`].
+/// [`recv_timeout`](Self::recv_timeout), [`recv_deadline`](Self::recv_deadline) (the same
+/// methods as chat-blocking's), and a [`futures::Stream`].
+///
+/// chat-blocking's `EventStream::run_until` has no twin here: the client's own task drives
+/// the protocol whether or not anybody reads.
 ///
 /// The queue is bounded ([`ClientBuilder::event_capacity`](crate::ClientBuilder::event_capacity),
 /// 1024 by default). **When the application falls behind** nothing is dropped: once the queue
@@ -27,9 +31,13 @@ use crate::driver::{Shared, now};
 /// stream are dropped.
 pub struct EventStream {
     pub(crate) shared: Arc<Shared>,
-    /// The wait of `poll_next`, kept between polls.
-    waiting: Option<Pin<Box<dyn std::future::Future<Output = Option<ChatEvent>> + Send>>>,
+    /// The wait of `poll_next`, kept between polls. Only `poll_next` (with `&mut self`)
+    /// touches it; the mutex makes the stream `Sync`, so that a `recv(&self)` future is
+    /// `Send`.
+    waiting: Mutex<Option<Waiting>>,
 }
+
+type Waiting = Pin<Box<dyn std::future::Future<Output = Option<ChatEvent>> + Send>>;
 
 impl std::fmt::Debug for EventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,18 +49,18 @@ impl EventStream {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Self {
             shared,
-            waiting: None,
+            waiting: Mutex::new(None),
         }
     }
 
     /// The next event; `None` once the client has stopped and every event was taken.
     /// Cancel-safe.
-    pub async fn recv(&mut self) -> Option<ChatEvent> {
+    pub async fn recv(&self) -> Option<ChatEvent> {
         next(&self.shared).await
     }
 
     /// An event if one is queued, without waiting.
-    pub fn try_recv(&mut self) -> Result<ChatEvent, TryRecvError> {
+    pub fn try_recv(&self) -> Result<ChatEvent, TryRecvError> {
         match take(&self.shared) {
             Taken::Event(e) => Ok(*e),
             Taken::Nothing => Err(TryRecvError::Empty),
@@ -60,13 +68,21 @@ impl EventStream {
         }
     }
 
-    /// The next event, waiting at most `timeout`.
-    pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<ChatEvent, RecvTimeoutError> {
+    /// The next event, waiting at most `timeout` (by tokio's clock, so paused time in tests
+    /// controls it).
+    pub async fn recv_timeout(&self, timeout: Duration) -> Result<ChatEvent, RecvTimeoutError> {
         match tokio::time::timeout(timeout, self.recv()).await {
             Ok(Some(e)) => Ok(e),
             Ok(None) => Err(RecvTimeoutError::Closed),
             Err(_) => Err(RecvTimeoutError::Timeout),
         }
+    }
+
+    /// The next event, waiting until `deadline` at most: [`recv_timeout`](Self::recv_timeout)
+    /// for the time left until then (a deadline already past only takes a queued event).
+    pub async fn recv_deadline(&self, deadline: Instant) -> Result<ChatEvent, RecvTimeoutError> {
+        self.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .await
     }
 
     /// Events queued now.
@@ -117,12 +133,14 @@ impl Stream for EventStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ChatEvent>> {
         let this = self.get_mut();
         let shared = Arc::clone(&this.shared);
-        let waiting = this
+        let slot = this
             .waiting
-            .get_or_insert_with(|| Box::pin(async move { next(&shared).await }));
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let waiting = slot.get_or_insert_with(|| Box::pin(async move { next(&shared).await }));
         let ready = waiting.as_mut().poll(cx);
         if ready.is_ready() {
-            this.waiting = None;
+            *slot = None;
         }
         ready
     }

@@ -67,7 +67,7 @@ mod driver;
 mod events;
 mod http1;
 mod token;
-pub mod transport;
+mod transport;
 mod ws;
 
 #[cfg(test)]

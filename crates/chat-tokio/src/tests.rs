@@ -99,7 +99,7 @@ async fn connect_sends_init_with_the_headers_and_shutdown_ends_everything() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut polls = MockEventTransport::new();
     polls.expect_poll().never();
-    let (client, mut events) = builder(rest_server(Arc::clone(&log)), Box::new(polls))
+    let (client, events) = builder(rest_server(Arc::clone(&log)), Box::new(polls))
         .connect()
         .await
         .unwrap();
@@ -359,4 +359,19 @@ async fn retry_connection_cuts_the_backoff_short() {
     );
     assert_eq!(client.retry_connection().unwrap_err().code(), "ACS-318");
     client.shutdown(None).await.unwrap();
+}
+
+#[test]
+fn the_handles_and_their_futures_are_send() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: T) {}
+    send_sync::<crate::Client>();
+    send_sync::<crate::Engagement>();
+    send_sync::<crate::EventStream>();
+    // Type-checked, never run: a `recv` of a shared stream may move to another task.
+    #[allow(dead_code)]
+    fn recv_is_send(events: &crate::EventStream) {
+        send(events.recv());
+        send(events.recv_deadline(std::time::Instant::now()));
+    }
 }

@@ -13,10 +13,14 @@
 //! [`ClientBuilder::event_transport`](crate::ClientBuilder::event_transport). The client applies
 //! each request's [`timeout`](chat_core::Request::timeout) itself, so implementations need not.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chat_core::{PollOutcome, Request, TransportError};
+
+use chat_driver::{SharedTable, shared_while_used};
+
+use crate::TlsClientConfig;
 
 pub use chat_net::Response;
 
@@ -78,12 +82,38 @@ impl ReqwestTransport {
     pub fn with_client(client: reqwest::Client) -> Self {
         Self { client }
     }
+
+    /// A transport whose client uses this TLS configuration (as chat-blocking's).
+    pub fn with_tls_config(config: &TlsClientConfig) -> Result<Self, TransportError> {
+        crate::builder::default_client(Some(config))
+            .map(Self::with_client)
+            .map_err(|_| TransportError::Connect)
+    }
 }
 
 impl Default for ReqwestTransport {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The REST transport of every client built without an HTTP client of the caller's on the
+/// current tokio runtime: one reqwest client (its connection pool and TLS state) shared by
+/// all of them with the same TLS configuration (none, or the same `Arc`), instead of one
+/// each. It lives while a chat client uses it (the table holds it weakly, and the
+/// configuration it was made for, so that its address is never another's), and is per
+/// runtime because a reqwest client's pooled connections belong to the runtime they were
+/// opened on.
+pub(crate) fn shared_default(
+    tls: Option<&Arc<TlsClientConfig>>,
+) -> Result<Arc<dyn HttpTransport>, crate::Error> {
+    static SHARED: SharedTable<tokio::runtime::Id, TlsClientConfig, ReqwestTransport> =
+        Mutex::new(Vec::new());
+    let runtime = tokio::runtime::Handle::current().id();
+    let t = shared_while_used(&SHARED, runtime, tls, || {
+        crate::builder::default_client(tls.map(|c| &**c)).map(ReqwestTransport::with_client)
+    })?;
+    Ok(t)
 }
 
 /// The reqwest client used when none is given.

@@ -70,7 +70,7 @@ async fn client(case: &Case) -> Result<(), String> {
         .event_capacity(EVENT_CAPACITY)
         .connect()
         .await;
-    let (client, mut events) = match connected {
+    let (client, events) = match connected {
         Ok(connected) => connected,
         Err(e) => {
             run.elapsed = start.elapsed();

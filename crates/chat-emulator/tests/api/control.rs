@@ -360,7 +360,7 @@ async fn provisioning_integrations() {
     .await;
     assert_eq!(created.status, 201);
     let id = created.body["integrationId"].as_str().unwrap().to_owned();
-    assert!(chat_core::ids::is_uuid(&id));
+    assert!(chat_core::is_uuid(&id));
     assert_eq!(created.body["settings"]["language"], "fr");
     let got = reply(
         h.http

@@ -467,7 +467,7 @@ async fn a_chat_over_https_with_a_tls_config_of_the_callers() {
     let jwt = emu
         .control()
         .mint_token("tls-customer", true, Duration::from_secs(900));
-    let (client, mut events) = crate::Client::builder(emu.base_url(), &c.integration_id, &c.appkey)
+    let (client, events) = crate::Client::builder(emu.base_url(), &c.integration_id, &c.appkey)
         .token(jwt)
         .http_client(http)
         .event_transport(Box::new(Http1LongPollTransport::with_tls_config(Arc::new(
