@@ -152,7 +152,7 @@ impl From<reqwest::Error> for CliError {
         } else {
             Kind::Runtime
         };
-        let certificate = is_certificate_error(&e);
+        let certificate = chat_net::is_certificate_error(&e);
         // Without the URL: it is ours and carries no secret, but the message is clearer
         // with the host named by the caller's context.
         let e = e.without_url();
@@ -164,34 +164,6 @@ impl From<reqwest::Error> for CliError {
         }
         Self::new(kind, e.to_string())
     }
-}
-
-/// Whether rustls refused the server's certificate, somewhere in the error's causes (also
-/// inside an `io::Error`, as a TLS stream reports it).
-fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    // Bounded: a chain of causes is short, and a cyclic one must not hang.
-    for _ in 0..32 {
-        let Some(e) = next else { return false };
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            if matches!(
-                tls,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-            ) {
-                return true;
-            }
-        }
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            if is_certificate_error(inner) {
-                return true;
-            }
-        }
-        next = e.source();
-    }
-    false
 }
 
 #[cfg(test)]
