@@ -14,6 +14,7 @@ use crate::state::Inner;
 /// How the simulated contact center behaves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum AgentMode {
     /// An AGENT joins shortly after an engagement is created, greets, and answers each
     /// customer message.

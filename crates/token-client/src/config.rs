@@ -20,6 +20,7 @@ const MAX_CONCURRENCY: usize = 100_000;
 /// Which OAuth token path the client uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum AuthPath {
     /// `/api/auth/v1/{accountId}/protocol/openid-connect/token` (the API-exchange hub; default).
     #[default]

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 /// Which AXP endpoint a failure came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Endpoint {
     /// The OAuth2 client-credentials token endpoint (access tokens).
     OAuth,
@@ -27,6 +28,7 @@ impl fmt::Display for Endpoint {
 ///
 /// Identifier *values* are personal data and are never copied into an error; keys are.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Field {
     /// `customerId`.
     CustomerId,
@@ -64,6 +66,7 @@ impl fmt::Display for Field {
 /// `Display` states the rule in words and in the unit it counts ("must be 15 to 60 minutes,
 /// was 5 minutes"), never in Rust's range syntax: these texts reach people.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Rule {
     /// A string's length must be within `min..=max`.
     Length {

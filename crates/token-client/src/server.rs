@@ -226,6 +226,7 @@ impl CustomerAuthenticator for GuestsOnly {
 /// Which built-in authenticator the binary uses (`auth_mode` / `AXP_AUTH_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum AuthMode {
     /// [`TrustClientClaims`] (demo).
     #[default]
