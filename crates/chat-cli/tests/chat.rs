@@ -216,18 +216,10 @@ fn a_guest_chat_prints_the_guest_id_and_can_be_joined_again() {
 #[test]
 fn tokens_come_from_the_backend_and_connection_state_is_shown() {
     let emu = Emu::start();
-    let c = emu.emulator.credentials().clone();
     // The reference backend, axp-token-server's router, in process.
     let backend = emu.runtime.block_on(async {
-        let client = token_client::TokenClient::new(token_client::TokenClientConfig::new(
-            emu.emulator.base_url(),
-            c.account_id.clone(),
-            c.client_id.clone(),
-            c.client_secret.clone(),
-            c.appkey.clone(),
-            c.integration_id.clone(),
-        ))
-        .expect("token client");
+        let client =
+            token_client::TokenClient::new(Emu::config_of(&emu.emulator)).expect("token client");
         let app = token_client::server::router(
             client,
             Arc::new(token_client::server::TrustClientClaims),

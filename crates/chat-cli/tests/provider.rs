@@ -3,35 +3,16 @@
 //! cached access token. (Here rather than in token-client, which must not depend on the chat
 //! crates, not even for tests.)
 
-use std::time::Duration;
+mod support;
 
-use chat_emulator::Emulator;
-use token_client::{CustomerRequest, TokenClient, TokenClientConfig};
+use support::Emu;
+use token_client::{CustomerRequest, TokenClient};
 
 #[test]
 fn token_client_is_a_chat_tokio_token_provider_in_one_line() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let Emu { emulator, runtime } = Emu::start();
+    let tokens = TokenClient::new(Emu::config_of(&emulator)).expect("token client");
     runtime.block_on(async {
-        let emulator = Emulator::builder()
-            .agent_delay(Duration::from_millis(20))
-            .start()
-            .await
-            .expect("emulator");
-        let c = emulator.credentials().clone();
-        let tokens = TokenClient::new(TokenClientConfig::new(
-            emulator.base_url(),
-            c.account_id,
-            c.client_id,
-            c.client_secret,
-            c.appkey,
-            c.integration_id,
-        ))
-        .expect("token client");
-
         let (client, _events) = chat_tokio::Client::builder(
             emulator.base_url(),
             tokens.integration_id(),
@@ -64,29 +45,10 @@ fn token_client_is_a_chat_tokio_token_provider_in_one_line() {
 
 #[test]
 fn the_blocking_token_client_is_a_chat_blocking_token_provider_in_one_line() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    // The emulator runs on the runtime; the blocking clients run on this thread, outside it.
-    let emulator = runtime
-        .block_on(
-            Emulator::builder()
-                .agent_delay(Duration::from_millis(20))
-                .start(),
-        )
-        .expect("emulator");
-    let c = emulator.credentials().clone();
-    let tokens = token_client::blocking::TokenClient::new(TokenClientConfig::new(
-        emulator.base_url(),
-        c.account_id,
-        c.client_id,
-        c.client_secret,
-        c.appkey,
-        c.integration_id,
-    ))
-    .expect("token client");
+    // The emulator runs on its runtime; the blocking clients run on this thread, outside it.
+    let Emu { emulator, runtime } = Emu::start();
+    let tokens =
+        token_client::blocking::TokenClient::new(Emu::config_of(&emulator)).expect("token client");
 
     let (client, _events) = chat_blocking::Client::builder(
         emulator.base_url(),

@@ -107,6 +107,19 @@ impl Emu {
         Self { emulator, runtime }
     }
 
+    /// token-client's configuration for this emulator's account, as a backend holds it.
+    pub fn config_of(emulator: &Emulator) -> token_client::TokenClientConfig {
+        let c = emulator.credentials().clone();
+        token_client::TokenClientConfig::new(
+            emulator.base_url(),
+            c.account_id,
+            c.client_id,
+            c.client_secret,
+            c.appkey,
+            c.integration_id,
+        )
+    }
+
     /// The account as flags.
     pub fn flags(&self) -> Vec<String> {
         let c = self.emulator.credentials();
