@@ -235,8 +235,9 @@ pub enum ControlError {
     /// through its type).
     #[error("not possible for this participant")]
     WrongParticipant,
-    /// The message text is empty or longer than 4096 characters.
-    #[error("message text must be 1 to 4096 characters")]
+    /// The message text is empty or longer than 4096 UTF-16 code units (the unit the
+    /// protocol counts).
+    #[error("message text must be 1 to 4096 UTF-16 code units")]
     InvalidText,
     /// An integration name must be 1 to 128 characters.
     #[error("name must be 1 to 128 characters")]

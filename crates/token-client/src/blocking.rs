@@ -57,9 +57,34 @@ impl fmt::Debug for TokenClient {
     }
 }
 
-impl TokenClient {
-    /// Checks `config` and builds the client and its runtime. No network call is made.
-    pub fn new(config: TokenClientConfig) -> Result<Self, TokenError> {
+/// Builds a blocking [`TokenClient`] with a custom clock or HTTP client: the twin of
+/// [`crate::TokenClientBuilder`].
+#[derive(Debug)]
+#[must_use]
+pub struct TokenClientBuilder {
+    inner: crate::TokenClientBuilder,
+}
+
+impl TokenClientBuilder {
+    /// Uses `clock` for access-token expiry and retry backoff (tests inject a manual clock).
+    pub fn clock(self, clock: Arc<dyn crate::Clock>) -> Self {
+        Self {
+            inner: self.inner.clock(clock),
+        }
+    }
+
+    /// Uses a preconfigured `reqwest::Client` (the async one: it runs on this client's own
+    /// runtime) instead of building one from the configuration's timeouts. Redirects should
+    /// be disabled on it (the client sends credentials in headers).
+    pub fn http_client(self, http: reqwest::Client) -> Self {
+        Self {
+            inner: self.inner.http_client(http),
+        }
+    }
+
+    /// Checks the configuration and builds the client and its runtime. No network call is
+    /// made.
+    pub fn build(self) -> Result<TokenClient, TokenError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("axp-token-client")
@@ -71,12 +96,26 @@ impl TokenClient {
             })?;
         let inner = {
             let _guard = runtime.enter();
-            crate::TokenClient::new(config)?
+            self.inner.build()?
         };
-        Ok(Self {
+        Ok(TokenClient {
             inner,
             runtime: Arc::new(RuntimeOwner(Some(runtime))),
         })
+    }
+}
+
+impl TokenClient {
+    /// Checks `config` and builds the client and its runtime. No network call is made.
+    pub fn new(config: TokenClientConfig) -> Result<Self, TokenError> {
+        Self::builder(config).build()
+    }
+
+    /// A builder, for a custom [`Clock`](crate::Clock) or `reqwest::Client`.
+    pub fn builder(config: TokenClientConfig) -> TokenClientBuilder {
+        TokenClientBuilder {
+            inner: crate::TokenClient::builder(config),
+        }
     }
 
     /// Requests a chat JWT; see [`crate::TokenClient::generate_jwt`].

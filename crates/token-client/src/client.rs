@@ -139,6 +139,7 @@ struct JwtResponse {
 
 /// Builds a [`TokenClient`] with a custom clock or HTTP client.
 #[derive(Debug)]
+#[must_use]
 pub struct TokenClientBuilder {
     config: TokenClientConfig,
     clock: Arc<dyn Clock>,

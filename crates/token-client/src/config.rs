@@ -401,7 +401,9 @@ impl ConfigValues {
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
-        if let Some(v) = get("AXP_API_BASE_URL") {
+        // `AXP_HOST` is the name the chat clients' examples and `axp-chat` also accept; the
+        // full name wins when both are set.
+        if let Some(v) = get("AXP_API_BASE_URL").or_else(|| get("AXP_HOST")) {
             self.api_base_url = Some(v);
         }
         if let Some(v) = get("AXP_ACCOUNT_ID") {
@@ -580,6 +582,21 @@ mod tests {
         assert_eq!(c.default_lifetime, Duration::from_secs(900));
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("top-secret-value") && !dbg.contains("appkey-value"));
+
+        // The older name of the host, read when the full one is not set.
+        let host_only: Vec<_> = base_env()
+            .into_iter()
+            .map(|(k, v)| match k {
+                "AXP_API_BASE_URL" => ("AXP_HOST", "https://eu.api.avayacloud.com"),
+                _ => (k, v),
+            })
+            .collect();
+        let c = TokenClientConfig::from_lookup(env(&host_only)).unwrap();
+        assert_eq!(c.api_base_url, "https://eu.api.avayacloud.com");
+        let mut both = base_env();
+        both.push(("AXP_HOST", "https://eu.api.avayacloud.com"));
+        let c = TokenClientConfig::from_lookup(env(&both)).unwrap();
+        assert_eq!(c.api_base_url, "na.api.avayacloud.com");
 
         let mut vars = base_env();
         vars.extend([

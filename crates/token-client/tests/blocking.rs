@@ -91,3 +91,30 @@ fn the_blocking_provider_mints_a_chat_jwt_per_call_on_one_access_token() {
     assert!(typed.validation().is_some());
     rt.block_on(emu.shutdown());
 }
+
+#[test]
+fn the_blocking_builder_takes_the_clock_as_the_async_one_does() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emu = rt.block_on(async {
+        chat_emulator::Emulator::builder()
+            .access_token_ttl(std::time::Duration::from_secs(100))
+            .allow_short_token_ttl(true)
+            .start()
+            .await
+            .unwrap()
+    });
+    let clock = common::ManualClock::new();
+    let client = blocking::TokenClient::builder(common::config(&emu))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    client.access_token().unwrap();
+    // Within the refresh margin (10 % of 100 s) by the injected clock, not the real one.
+    clock.advance(std::time::Duration::from_secs(89));
+    client.access_token().unwrap();
+    assert_eq!(emu.control().stats().oauth_calls, 1);
+    clock.advance(std::time::Duration::from_secs(1));
+    client.access_token().unwrap();
+    assert_eq!(emu.control().stats().oauth_calls, 2);
+    rt.block_on(emu.shutdown());
+}
