@@ -29,6 +29,7 @@ use crate::{ChatError, Token, validate};
 /// | `request_timeout` | 30 s | 1–300 s |
 /// | `outbox` | `None` (off) | 1–3600 s |
 /// | `token_refresh` | `None` (tokens are set by the application) | see [`TokenRefresh`] |
+/// | `write_ahead` | `false` | needs `outbox` |
 /// | `jitter_seed` | `None` (drawn from the operating system) | any |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -63,6 +64,12 @@ pub struct Config {
     /// 401 once more with the new token. `None` (the default): tokens come only from
     /// [`Session::set_token`](crate::Session::set_token), as in the official SDK.
     pub token_refresh: Option<TokenRefresh>,
+    /// Sends are kept in a store before they first go out: a send held by the outbox waits
+    /// until [`Session::handle_saved`](crate::Session::handle_saved) reports a
+    /// [`snapshot`](crate::Session::snapshot) that holds it, so that a process killed at any
+    /// instant loses no send it accepted. Needs the outbox. `false` (the default) sends at
+    /// once, as the official SDK does.
+    pub write_ahead: bool,
 }
 
 /// When and how a session asks for a new token: see [`Config::token_refresh`].
@@ -109,6 +116,7 @@ impl Default for Config {
             jitter_seed: None,
             outbox: None,
             token_refresh: None,
+            write_ahead: false,
         }
     }
 }
@@ -152,6 +160,10 @@ impl Config {
         )?;
         if let Some(limit) = self.outbox {
             within(limit, 1, 3600, "outbox should be 1 to 3600 s")?;
+        } else if self.write_ahead {
+            return Err(ChatError::config(
+                "writeAhead needs the outbox: sends kept in a store are sent by it",
+            ));
         }
         if let Some(r) = &self.token_refresh {
             within(r.lead, 1, 3600, "tokenRefresh.lead should be 1 to 3600 s")?;

@@ -332,6 +332,10 @@ pub enum EndReason {
     /// `EVENT_STREAM_CLOSED` (if the stream ran) and
     /// `EVENT_STREAM_FAILED(CLIENT_SESSION_INVALIDATED)`. Start a new session.
     SessionInvalidated,
+    /// This process stopped driving it without telling the server
+    /// ([`Session::abandon`](crate::Session::abandon)): another took it over (its store's
+    /// lease passed on), and must be the only one to send. The session goes on there.
+    Abandoned,
 }
 
 impl EndReason {
@@ -339,7 +343,7 @@ impl EndReason {
     /// shutdown, `ACS-320` for an invalidated session.
     pub fn code(self) -> Option<&'static str> {
         match self {
-            Self::Shutdown(_) => None,
+            Self::Shutdown(_) | Self::Abandoned => None,
             Self::SessionInvalidated => Some("ACS-320"),
         }
     }

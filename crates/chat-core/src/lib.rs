@@ -76,6 +76,7 @@ mod ids;
 mod outbox;
 mod request;
 mod session;
+mod snapshot;
 mod stream;
 mod timer;
 mod token;
@@ -96,5 +97,6 @@ pub use request::{Method, PollOutcome, Request, RequestKind, USER_AGENT};
 pub use session::{
     Footprint, MAX_HELD_MESSAGES, MAX_ORPHANS, PROBE_COUNT, Resumption, Session, TOKEN_WARNING,
 };
+pub use snapshot::{HeldSend, SNAPSHOT_FORMAT, Snapshot, SnapshotError};
 pub use stream::StreamState;
 pub use token::{MAX_EXP_UNIX, Token};

@@ -46,6 +46,9 @@ pub(crate) struct Outgoing {
     /// Why the last attempt failed: the reply if the outbox gives up.
     pub(crate) last_error: Option<ChatError>,
     pub(crate) step: Step,
+    /// With write-ahead: the snapshot version that first holds this send. It does not go
+    /// out before a snapshot at least that recent is saved.
+    pub(crate) unsaved: Option<u64>,
 }
 
 /// Where a held send stands.
@@ -185,6 +188,7 @@ mod tests {
             failures: 0,
             last_error: None,
             step: Step::Sending(RequestId(1)),
+            unsaved: None,
         };
         let mut waits = Vec::new();
         let mut rng = fastrand::Rng::with_seed(9);

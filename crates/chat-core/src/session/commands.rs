@@ -36,7 +36,7 @@ impl Session {
         self.begin_init(now, wall, Some(resumption))
     }
 
-    fn begin_init(
+    pub(super) fn begin_init(
         &mut self,
         now: Instant,
         wall: SystemTime,
@@ -203,6 +203,12 @@ impl Session {
             MessageId::parse(p.as_str()).map_err(|_| {
                 ChatError::constraint("parentMessageId should be a valid UUID string")
             })?;
+        }
+        if self.config.write_ahead && self.outbox.is_full() {
+            // Not held, it would not be kept: refused, rather than accepted and then lost.
+            return Err(ChatError::constraint(
+                "the outbox holds 256 sends already: wait for some to be delivered",
+            ));
         }
         self.activity(now);
         if self.config.outbox.is_some() {
@@ -400,6 +406,7 @@ impl Session {
     /// Ends the session at once: every request is abandoned, and whatever waits for one
     /// (commands, held sends, token refreshes) fails with `error`.
     pub(super) fn end_session(&mut self, reason: EndReason, error: &ChatError) {
+        self.snapshot_changed();
         for sent in std::mem::take(&mut self.requests) {
             self.out.push_back(crate::Output::Abort(sent.id));
             let answered_by_outbox = self.outbox.sending(sent.id).is_some();
@@ -435,7 +442,7 @@ impl Session {
     }
 }
 
-fn json<T: serde::Serialize>(body: &T) -> String {
+pub(super) fn json<T: serde::Serialize>(body: &T) -> String {
     // Serializing these plain structs of strings and maps cannot fail.
     serde_json::to_string(body).unwrap_or_default()
 }

@@ -3,6 +3,7 @@
 
 mod commands;
 mod dispatch;
+mod durable;
 mod outbox;
 mod replies;
 mod stream_loop;
@@ -119,6 +120,8 @@ enum Pending {
         first: bool,
     },
     Disconnect(EngagementId),
+    /// A chat joined again by the new session that replaced a lost one: no reply is due.
+    Rejoin(EngagementId),
     Shutdown,
     Poll,
     Probe,
@@ -281,6 +284,15 @@ pub struct Session {
     requests: Vec<Sent>,
     next_id: u64,
     out: VecDeque<Output>,
+
+    /// See [`Session::snapshot_version`].
+    version: u64,
+    /// The latest snapshot version the store holds ([`Session::handle_saved`]).
+    saved: u64,
+    /// Restored from a snapshot: a session the server forgot is replaced, not ended.
+    recover: bool,
+    /// The chats the replacing session joins once it exists.
+    rejoin: Vec<EngagementId>,
 }
 
 impl Session {
@@ -336,6 +348,10 @@ impl Session {
             requests: Vec::new(),
             next_id: 0,
             out: VecDeque::new(),
+            version: 0,
+            saved: 0,
+            recover: false,
+            rejoin: Vec::new(),
         })
     }
 
@@ -479,6 +495,18 @@ impl Session {
     }
 
     fn emit(&mut self, event: Event) {
+        // The events that say the snapshot changed: a session made or over, a chat that
+        // became active or ended.
+        if matches!(
+            event,
+            Event::Initialized(_)
+                | Event::EngagementActive(_)
+                | Event::EngagementTerminated(_)
+                | Event::EngagementError { .. }
+                | Event::Shutdown { .. }
+        ) {
+            self.snapshot_changed();
+        }
         self.out.push_back(Output::Event(event));
     }
 

@@ -59,6 +59,8 @@ impl Session {
             .max(self.outbox.highest_sent(engagement))
             .unwrap_or(0);
         let reply = self.new_id();
+        self.snapshot_changed();
+        let unsaved = self.config.write_ahead.then_some(self.version);
         self.outbox.held.push(Outgoing {
             reply,
             engagement: engagement.clone(),
@@ -70,6 +72,7 @@ impl Session {
             failures: 0,
             last_error: None,
             step: Step::Waiting { retry_at: now },
+            unsaved,
         });
         self.pump_outbox(now);
         reply
@@ -227,6 +230,8 @@ impl Session {
             .filter(|o| !matches!(o.step, Step::Waiting { .. }))
             .map(|o| o.engagement.clone())
             .collect();
+        // A send not yet in the store waits for it, and so do the sends behind it.
+        let mut unsaved: Vec<EngagementId> = Vec::new();
         // The earliest moment a waiting send at the head of its engagement may go; sends
         // behind a busy one are moved on when it settles, not by the timer.
         let mut next: Option<Instant> = None;
@@ -236,6 +241,11 @@ impl Session {
                 continue;
             };
             let deadline = held.deadline;
+            if held.unsaved.is_some() || unsaved.contains(&held.engagement) {
+                unsaved.push(held.engagement.clone());
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+                continue;
+            }
             if busy.contains(&held.engagement) || (scouting && !busy.is_empty()) {
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
                 continue;
@@ -309,6 +319,8 @@ impl Session {
         let held = &self.outbox.held[at];
         match self.phase {
             Phase::Ready => {}
+            // Restored sends wait for the session being resumed or replaced.
+            Phase::Initializing => return None,
             Phase::Ended if self.end == Some(EndReason::SessionInvalidated) => {
                 return Some(ChatError::SessionNotFound);
             }
@@ -391,6 +403,7 @@ impl Session {
     pub(super) fn settle_held(&mut self, at: usize, result: Result<Message, ChatError>) {
         // `remove`, not `swap_remove`: the order of the held sends is the order they go in.
         let held = self.outbox.held.remove(at);
+        self.snapshot_changed();
         if let Ok(m) = &result {
             self.outbox.delivered(m);
         }

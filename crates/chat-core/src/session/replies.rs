@@ -152,6 +152,20 @@ impl Session {
                 }
                 self.reply(id, result.map(ReplyValue::Engagement));
             }
+            Pending::Rejoin(engagement) => {
+                let result = rest_engagement_call(outcome)
+                    .and_then(decode::<wire::Engagement>)
+                    .and_then(|e| self.adopt(e, false));
+                match result {
+                    Ok(_) => self.start_catch_ups(),
+                    Err(e) => {
+                        tracing::warn!(%engagement, error = %e, "a stored chat could not be joined again");
+                        if e == ChatError::EngagementNotFound {
+                            self.forget(&engagement);
+                        }
+                    }
+                }
+            }
             Pending::Send(_) if self.on_held_send(now, id, outcome) => {}
             Pending::Send(engagement) => {
                 let result = send_result(outcome);
@@ -212,6 +226,7 @@ impl Session {
         outcome: Outcome<'_>,
     ) {
         let result = match (&resume, outcome) {
+            (Some(r), Ok((404, _))) if self.recover_with_new_session(id, r) => return,
             // A session the server no longer knows: say so, rather than ACS-304.
             (Some(_), Ok((404, _))) => Err(ChatError::SessionNotFound),
             (_, outcome) => rest(outcome).and_then(decode::<wire::Session>),
@@ -229,6 +244,7 @@ impl Session {
             .map(|r| r.active_engagements.as_slice())
             .unwrap_or_default();
         self.phase = Phase::Ready;
+        self.recover = false;
         self.session_id = Some(session.session_id.clone());
         self.engagements = session
             .engagements
@@ -273,6 +289,33 @@ impl Session {
         if resume.is_some() {
             self.start_catch_ups();
         }
+        self.send_rejoins();
+    }
+
+    /// The new session that replaced a lost one joins its chats again.
+    fn send_rejoins(&mut self) {
+        let Some(sid) = self.session_id.clone() else {
+            return;
+        };
+        for engagement in std::mem::take(&mut self.rejoin) {
+            let Some(at) = self.find(&engagement) else {
+                tracing::info!(%engagement, "a stored chat is over: not joined again");
+                self.outbox.forget(&engagement);
+                continue;
+            };
+            let body = wire::JoinEngagementRequest {
+                dialog_id: self.engagements[at].info.dialog_id.clone(),
+                session_id: sid.clone(),
+            };
+            let url = urls::engagement_action(&self.base, &engagement, "join");
+            self.transmit(
+                Method::Post,
+                url,
+                Some(super::commands::json(&body)),
+                RequestKind::Rest,
+                Pending::Rejoin(engagement),
+            );
+        }
     }
 
     /// Takes an engagement this session created or joined: it now drives the stream.
@@ -306,6 +349,7 @@ impl Session {
         };
         if self.phase == Phase::Ready {
             self.engagements[at].attached = true;
+            self.snapshot_changed();
         }
         let before = self.engagements[at].info.clone();
         self.adopt_orphans(&id);
@@ -323,6 +367,7 @@ impl Session {
     pub(super) fn forget(&mut self, id: &EngagementId) {
         if let Some(at) = self.find(id) {
             self.engagements.remove(at);
+            self.snapshot_changed();
         }
         self.outbox.forget(id);
     }
