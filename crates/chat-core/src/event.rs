@@ -319,6 +319,8 @@ pub enum ReplyValue {
     Shutdown,
     /// `refresh_token`: a new token from the provider is in use.
     TokenRefreshed,
+    /// `wait_saved`: the store holds everything accepted before the call.
+    Saved,
 }
 
 /// Why a session ended: see [`Session::end_reason`](crate::Session::end_reason).

@@ -249,7 +249,11 @@ fn a_session_the_server_forgot_is_replaced_and_its_chat_joined_again() {
     assert!(h.take_event_names().contains(&"ENGAGEMENT_ACTIVE"));
     // Caught up from history, and the held send checked, then sent: nothing lost.
     let reads = answer_reads(&mut h);
-    assert!(reads >= 2, "the gap filled and the send checked: {reads}, {:#?}", h.sent);
+    assert!(
+        reads >= 2,
+        "the gap filled and the send checked: {reads}, {:#?}",
+        h.sent
+    );
     let post = h.take_rest("POST", "/messages");
     assert_eq!(sent_text(&post), "hello");
     assert!(h.session.is_ready());
@@ -305,4 +309,26 @@ fn held_sends_need_the_outbox_to_be_restored() {
         s.restore(now, wall, crashed_snapshot()),
         Err(ChatError::InvalidConfig(_))
     ));
+}
+
+#[test]
+fn wait_saved_completes_once_the_store_holds_every_send_accepted() {
+    let (mut h, e) = saved_session();
+    let at_once = h.session.wait_saved(h.now).unwrap();
+    assert_eq!(
+        h.take_reply(at_once),
+        Ok(ReplyValue::Saved),
+        "nothing unsaved"
+    );
+    h.session.send_message(h.now, &e, "one", None).unwrap();
+    let barrier = h.session.wait_saved(h.now).unwrap();
+    h.drain();
+    assert!(h.replies.iter().all(|r| r.id != barrier), "not yet");
+    h.session.handle_saved(h.now, h.session.snapshot_version());
+    assert_eq!(h.take_reply(barrier), Ok(ReplyValue::Saved));
+    // One still waiting when the process gives the session up fails.
+    h.session.send_message(h.now, &e, "two", None).unwrap();
+    let barrier = h.session.wait_saved(h.now).unwrap();
+    h.session.abandon(h.now);
+    assert_eq!(h.take_reply(barrier), Err(ChatError::NotInitialized));
 }

@@ -3,7 +3,9 @@
 use std::time::{Instant, SystemTime};
 
 use chat_core::wire::{DisconnectReason, MappedData, ShutdownReason};
-use chat_core::{ChatError, EngagementId, MessageId, PageLink, RequestId, Resumption, Session};
+use chat_core::{
+    ChatError, EngagementId, MessageId, PageLink, RequestId, Resumption, Session, Snapshot,
+};
 
 /// A command that completes with the session's `Reply`.
 #[derive(Debug, Clone)]
@@ -11,6 +13,10 @@ use chat_core::{ChatError, EngagementId, MessageId, PageLink, RequestId, Resumpt
 pub enum Call {
     /// `init`, or `resume` of a session kept earlier.
     Init(Option<Resumption>),
+    /// A session restored from its store's snapshot (see `Session::restore`).
+    Restore(Box<Snapshot>),
+    /// Everything accepted so far is in the store (see `Session::wait_saved`).
+    WaitSaved,
     /// `createEngagement`.
     CreateEngagement(MappedData),
     /// `getEngagements`.
@@ -57,6 +63,8 @@ impl Call {
         match self {
             Self::Init(None) => session.init(now, wall),
             Self::Init(Some(r)) => session.resume(now, wall, r),
+            Self::Restore(s) => session.restore(now, wall, *s),
+            Self::WaitSaved => session.wait_saved(now),
             Self::CreateEngagement(p) => session.create_engagement(now, p),
             Self::ListEngagements => session.list_engagements(now),
             Self::Join(e) => session.join(now, &e),

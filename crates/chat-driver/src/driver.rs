@@ -5,10 +5,12 @@ use std::time::{Instant, SystemTime};
 
 use chat_core::{
     ChatError, EndReason, EngagementId, EngagementInfo, Footprint, Output, PollOutcome, ReplyValue,
-    Request, RequestId, Resumption, Session, SessionId, StreamState, Token, TransportError,
+    Request, RequestId, Resumption, Session, SessionId, Snapshot, StreamState, Token,
+    TransportError,
 };
 
 use crate::events::EventQueue;
+use crate::saving::{SAVE_RETRY, SaveError, SaveTicket, Saving};
 use crate::{BoxError, Call, ChatEvent, Error, ProviderError};
 
 /// What the adapter does next; see [`Driver::poll_action`].
@@ -25,6 +27,10 @@ pub enum Action<W> {
     FetchToken(RequestId),
     /// A call has completed: hand the result to whoever waits on `W`.
     Complete(W, Result<ReplyValue, Error>),
+    /// Write the session's snapshot to the store (`Some`, JSON), or remove it (`None`: the
+    /// session is over), then report with [`Driver::handle_saved`]. Only for a driver
+    /// [`keep_in_store`](Driver::keep_in_store) was called on; one at a time.
+    Save(SaveTicket, Option<String>),
     /// Nothing more to do now: call [`Driver::handle_timeout`] at this instant (if any), or
     /// sooner when an input comes.
     Wait(Option<Instant>),
@@ -82,6 +88,8 @@ pub struct Driver<W> {
     /// Why the provider's last call failed, for the callers it fails.
     provider_error: Option<ProviderError>,
     completions: VecDeque<(W, Result<ReplyValue, Error>)>,
+    /// With a store: what was saved, what is due.
+    saving: Option<Saving>,
 }
 
 impl<W> std::fmt::Debug for Driver<W> {
@@ -108,7 +116,89 @@ impl<W> Driver<W> {
             last_now: now,
             provider_error: None,
             completions: VecDeque::new(),
+            saving: None,
         }
+    }
+
+    /// Keeps the session in a store: from now on [`poll_action`](Self::poll_action) asks
+    /// for the snapshot to be saved whenever it changed ([`Action::Save`]). `customer` is
+    /// the application's label for whom the session belongs to, written into every
+    /// snapshot. The session's configuration should have
+    /// [`write_ahead`](chat_core::Config::write_ahead) on, so that no send goes out before
+    /// it is saved.
+    pub fn keep_in_store(&mut self, customer: Option<String>) {
+        self.saving = Some(Saving {
+            customer,
+            ..Saving::default()
+        });
+    }
+
+    /// What the store should hold now: the core's snapshot, its positions lowered to what
+    /// the application has taken, with the customer's label.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snapshot = self.session.snapshot();
+        if let Some(r) = &mut snapshot.resumption {
+            self.events.lower_to_taken(r);
+        }
+        snapshot.customer = self.saving.as_ref().and_then(|s| s.customer.clone());
+        snapshot
+    }
+
+    /// The store's answer to [`Action::Save`]. A lost lease stops the session at once
+    /// ([`Session::abandon`]): another process drives it now. Any other failure is tried
+    /// again shortly; the sends that wait for it wait on.
+    pub fn handle_saved(
+        &mut self,
+        now: Instant,
+        ticket: SaveTicket,
+        result: Result<(), SaveError>,
+    ) {
+        let (now, _) = self.at(now);
+        let Some(saving) = &mut self.saving else {
+            return;
+        };
+        saving.in_flight = None;
+        match result {
+            Ok(()) => {
+                saving.saved = Some(ticket);
+                saving.retry_at = None;
+                if ticket.taken == saving.taken {
+                    saving.positions_since = None;
+                }
+                self.session.handle_saved(now, ticket.version);
+            }
+            Err(SaveError::LeaseLost) => {
+                tracing::warn!("the store's lease passed to another process: stopping here");
+                self.saving = None;
+                self.session.abandon(now);
+            }
+            Err(SaveError::Failed(e)) => {
+                tracing::warn!(error = %e, "saving the session failed; trying again");
+                saving.retry_at = Some(now + SAVE_RETRY);
+            }
+        }
+    }
+
+    /// The save due now, if any, else when the next one is due.
+    fn next_save(&mut self, now: Instant) -> Result<Action<W>, Option<Instant>> {
+        let version = self.session.snapshot_version();
+        let over = self.session.is_ended();
+        let Some(saving) = &self.saving else {
+            return Err(None);
+        };
+        let due = saving.due(now, version).ok_or(None)?;
+        if due > now {
+            return Err(Some(due));
+        }
+        let ticket = SaveTicket {
+            version,
+            taken: saving.taken,
+        };
+        let record = (!over).then(|| self.snapshot().to_json());
+        if let Some(saving) = &mut self.saving {
+            saving.in_flight = Some(ticket);
+        }
+        Ok(Action::Save(ticket, record))
     }
 
     fn wall(&self, now: Instant) -> SystemTime {
@@ -258,7 +348,13 @@ impl<W> Driver<W> {
                         self.session.hold_stream(self.last_now, true);
                     }
                 }
-                Output::Wait(deadline) => return Action::Wait(deadline),
+                Output::Wait(deadline) => {
+                    return match self.next_save(self.last_now) {
+                        Ok(save) => save,
+                        Err(Some(due)) => Action::Wait(Some(deadline.map_or(due, |d| d.min(due)))),
+                        Err(None) => Action::Wait(deadline),
+                    };
+                }
             }
         }
     }
@@ -278,6 +374,16 @@ impl<W> Driver<W> {
     /// [`resumption`](Self::resumption) reports, and may let a held stream answer in.
     pub fn take_event(&mut self, now: Instant) -> Option<ChatEvent> {
         let event = self.events.pop()?;
+        if let Some(saving) = &mut self.saving {
+            if matches!(
+                event.event,
+                chat_core::Event::MessageArrived(_) | chat_core::Event::MessageDelivered(_)
+            ) {
+                saving.taken += 1;
+                let now = now.max(self.last_now);
+                saving.positions_since.get_or_insert(now);
+            }
+        }
         self.release(now);
         Some(event)
     }

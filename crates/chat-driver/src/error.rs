@@ -40,6 +40,7 @@ fn why(reason: Option<EndReason>) -> &'static str {
     match reason {
         Some(EndReason::SessionInvalidated) => ": the server no longer knows the session",
         Some(EndReason::Shutdown(_)) => ": shut down",
+        Some(EndReason::Abandoned) => ": another process took the session over",
         _ => "",
     }
 }

@@ -61,6 +61,7 @@ mod events;
 mod handles;
 mod options;
 mod reply;
+mod saving;
 mod shared;
 mod transcript;
 
@@ -71,6 +72,7 @@ pub use events::{ChatEvent, RecvTimeoutError, TryRecvError};
 pub use handles::{is_over, live_participants, live_status};
 pub use options::{DEFAULT_EVENT_CAPACITY, Options, StreamTransport};
 pub use reply::{Reply, from_reply};
+pub use saving::{POSITION_SAVE_DELAY, SAVE_RETRY, SaveError, SaveTicket};
 pub use shared::{SharedTable, shared_while_used};
 pub use transcript::Transcript;
 

@@ -42,4 +42,4 @@ reply!(EngagementInfo, ReplyValue::Engagement(e) => e);
 reply!(Vec<EngagementInfo>, ReplyValue::Engagements(e) => e);
 reply!(Message, ReplyValue::MessageSent(m) => m);
 reply!(HistoryPage, ReplyValue::History(p) => p);
-reply!((), ReplyValue::Disconnected | ReplyValue::Shutdown | ReplyValue::TokenRefreshed => ());
+reply!((), ReplyValue::Disconnected | ReplyValue::Shutdown | ReplyValue::TokenRefreshed | ReplyValue::Saved => ());

@@ -421,6 +421,9 @@ impl Session {
         self.catch_ups.clear();
         self.drop_token_waiters(error);
         self.fail_outbox(error);
+        for (_, id) in std::mem::take(&mut self.save_waiters) {
+            self.reply(id, Err(error.clone()));
+        }
         if let Some(s) = self.shutdown.take() {
             if !s.automatic {
                 self.reply(s.id, Err(error.clone()));

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use super::{Phase, Resumption, Session};
 use crate::ChatError;
-use crate::event::EndReason;
+use crate::event::{EndReason, ReplyValue};
 use crate::ids::RequestId;
 use crate::outbox::{Outgoing, Step};
 use crate::snapshot::{HeldSend, SNAPSHOT_FORMAT, Snapshot};
@@ -57,7 +57,30 @@ impl Session {
                 held.unsaved = None;
             }
         }
+        let (done, waiting) = std::mem::take(&mut self.save_waiters)
+            .into_iter()
+            .partition(|(v, _)| *v <= saved);
+        self.save_waiters = waiting;
+        for (_, id) in done {
+            self.reply(id, Ok(ReplyValue::Saved));
+        }
         self.pump_outbox(now);
+    }
+
+    /// Completes with [`ReplyValue::Saved`] once the store holds every send accepted so
+    /// far (at once without [`Config::write_ahead`](crate::Config::write_ahead), or when
+    /// nothing is waiting to be saved): the moment an application may count a send as
+    /// handed over, whatever happens to this process next.
+    pub fn wait_saved(&mut self, now: Instant) -> Result<RequestId, ChatError> {
+        self.tick(now);
+        self.require_ready()?;
+        let id = self.new_id();
+        let unsaved = self.outbox.held.iter().filter_map(|o| o.unsaved).max();
+        match unsaved {
+            Some(v) if self.config.write_ahead => self.save_waiters.push((v, id)),
+            _ => self.reply(id, Ok(ReplyValue::Saved)),
+        }
+        Ok(id)
     }
 
     /// Restores a session from its snapshot, as another process saved it: resumes the

@@ -293,6 +293,8 @@ pub struct Session {
     recover: bool,
     /// The chats the replacing session joins once it exists.
     rejoin: Vec<EngagementId>,
+    /// `wait_saved` calls, each with the snapshot version it waits for.
+    save_waiters: Vec<(u64, RequestId)>,
 }
 
 impl Session {
@@ -352,6 +354,7 @@ impl Session {
             saved: 0,
             recover: false,
             rejoin: Vec::new(),
+            save_waiters: Vec::new(),
         })
     }
 
