@@ -1,7 +1,7 @@
 //! [`Driver`]: a [`Session`] with what every client adds around it, still without I/O.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use chat_core::{
     ChatError, EndReason, EngagementId, EngagementInfo, Footprint, Output, PollOutcome, ReplyValue,
@@ -10,7 +10,7 @@ use chat_core::{
 };
 
 use crate::events::EventQueue;
-use crate::saving::{SAVE_RETRY, SaveError, SaveTicket, Saving};
+use crate::saving::{LeaseClock, SAVE_RETRY, SaveError, SaveTicket, Saving};
 use crate::{BoxError, Call, ChatEvent, Error, ProviderError};
 
 /// What the adapter does next; see [`Driver::poll_action`].
@@ -31,8 +31,18 @@ pub enum Action<W> {
     /// session is over), then report with [`Driver::handle_saved`]. Only for a driver
     /// [`keep_in_store`](Driver::keep_in_store) was called on; one at a time.
     Save(SaveTicket, Option<String>),
+    /// Renew the store's lease on the session, then report with
+    /// [`Driver::handle_renewed`]. Due every third of the lease's time; a process that could
+    /// not renew in time stops driving the session before another may take it over.
+    RenewLease,
     /// Nothing more to do now: call [`Driver::handle_timeout`] at this instant (if any), or
     /// sooner when an input comes.
+    Wait(Option<Instant>),
+}
+
+enum LeaseStep {
+    Renew,
+    Lost,
     Wait(Option<Instant>),
 }
 
@@ -133,6 +143,60 @@ impl<W> Driver<W> {
         });
     }
 
+    /// The store holds the session under a lease, claimed at `since` (when the claim was
+    /// sent) for `ttl`: the driver renews it ([`Action::RenewLease`]) and stops the session
+    /// ([`Session::abandon`]) if a renewal did not succeed before the lease may have lapsed.
+    pub fn hold_lease(&mut self, since: Instant, ttl: Duration) {
+        if let Some(saving) = &mut self.saving {
+            saving.lease = Some(LeaseClock::new(since, ttl));
+        }
+    }
+
+    /// The store's answer to [`Action::RenewLease`].
+    pub fn handle_renewed(&mut self, now: Instant, result: Result<(), SaveError>) {
+        let (now, _) = self.at(now);
+        let Some(lease) = self.saving.as_mut().and_then(|s| s.lease.as_mut()) else {
+            return;
+        };
+        let started = lease.renewing.take().unwrap_or(now);
+        match result {
+            Ok(()) => {
+                lease.valid_until = started + lease.ttl;
+                lease.next_renewal = started + lease.ttl / 3;
+            }
+            Err(SaveError::LeaseLost) => self.lose_lease(now),
+            Err(SaveError::Failed(e)) => {
+                tracing::warn!(error = %e, "renewing the store's lease failed; trying again");
+                lease.next_renewal = now + SAVE_RETRY;
+            }
+        }
+    }
+
+    fn lose_lease(&mut self, now: Instant) {
+        tracing::warn!("the store's lease is lost: another process may drive the session now");
+        self.saving = None;
+        self.session.abandon(now);
+    }
+
+    /// A renewal due now, the lease run out, or when to look again.
+    fn lease_step(&mut self, now: Instant) -> LeaseStep {
+        let Some(lease) = self.saving.as_mut().and_then(|s| s.lease.as_mut()) else {
+            return LeaseStep::Wait(None);
+        };
+        if now >= lease.valid_until {
+            self.lose_lease(now);
+            return LeaseStep::Lost;
+        }
+        if lease.renewing.is_none() && now >= lease.next_renewal {
+            lease.renewing = Some(now);
+            return LeaseStep::Renew;
+        }
+        LeaseStep::Wait(Some(match lease.renewing {
+            Some(_) => lease.valid_until,
+            None => lease.next_renewal.min(lease.valid_until),
+        }))
+    }
+
     /// What the store should hold now: the core's snapshot, its positions lowered to what
     /// the application has taken, with the customer's label.
     pub fn snapshot(&self) -> Snapshot {
@@ -167,11 +231,7 @@ impl<W> Driver<W> {
                 }
                 self.session.handle_saved(now, ticket.version);
             }
-            Err(SaveError::LeaseLost) => {
-                tracing::warn!("the store's lease passed to another process: stopping here");
-                self.saving = None;
-                self.session.abandon(now);
-            }
+            Err(SaveError::LeaseLost) => self.lose_lease(now),
             Err(SaveError::Failed(e)) => {
                 tracing::warn!(error = %e, "saving the session failed; trying again");
                 saving.retry_at = Some(now + SAVE_RETRY);
@@ -349,11 +409,19 @@ impl<W> Driver<W> {
                     }
                 }
                 Output::Wait(deadline) => {
-                    return match self.next_save(self.last_now) {
-                        Ok(save) => save,
-                        Err(Some(due)) => Action::Wait(Some(deadline.map_or(due, |d| d.min(due)))),
-                        Err(None) => Action::Wait(deadline),
+                    let now = self.last_now;
+                    let lease = match self.lease_step(now) {
+                        LeaseStep::Renew => return Action::RenewLease,
+                        // The session stopped: its last outputs come first.
+                        LeaseStep::Lost => continue,
+                        LeaseStep::Wait(at) => at,
                     };
+                    let save = match self.next_save(now) {
+                        Ok(save) => return save,
+                        Err(at) => at,
+                    };
+                    let earliest = [deadline, lease, save].into_iter().flatten().min();
+                    return Action::Wait(earliest);
                 }
             }
         }

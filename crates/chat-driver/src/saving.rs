@@ -47,6 +47,34 @@ pub(crate) struct Saving {
     pub(crate) positions_since: Option<Instant>,
     /// Not before this, after a failure.
     pub(crate) retry_at: Option<Instant>,
+    /// The store's lease on the session, if it has one.
+    pub(crate) lease: Option<LeaseClock>,
+}
+
+/// When the lease on the session must be renewed, and until when this process may act on
+/// it: a process that cannot renew stops sending before another may have taken over.
+#[derive(Debug)]
+pub(crate) struct LeaseClock {
+    pub(crate) ttl: Duration,
+    /// The lease holds until then for sure: the start of the last claim or renewal that
+    /// succeeded, plus `ttl` (the store counts from when it answered, later).
+    pub(crate) valid_until: Instant,
+    /// A renewal in flight, started then.
+    pub(crate) renewing: Option<Instant>,
+    /// The next renewal is due then.
+    pub(crate) next_renewal: Instant,
+}
+
+impl LeaseClock {
+    /// A lease claimed at `since` for `ttl`.
+    pub(crate) fn new(since: Instant, ttl: Duration) -> Self {
+        Self {
+            ttl,
+            valid_until: since + ttl,
+            renewing: None,
+            next_renewal: since + ttl / 3,
+        }
+    }
 }
 
 impl Saving {

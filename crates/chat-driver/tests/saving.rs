@@ -247,3 +247,52 @@ fn a_session_shut_down_is_removed_from_the_store() {
     let (_, record) = round.saves.last().cloned().expect("a save");
     assert_eq!(record, None, "removed");
 }
+
+#[test]
+fn the_lease_is_renewed_every_third_of_its_time_and_a_process_that_cannot_stops_in_time() {
+    let mut rig = Rig::with_active_chat();
+    let ttl = Duration::from_secs(30);
+    rig.driver.hold_lease(rig.now, ttl);
+    let round = rig.round();
+    assert_eq!(round.wait, Some(rig.now + ttl / 3), "the first renewal");
+    rig.now += ttl / 3;
+    rig.driver.handle_timeout(rig.now);
+    let mut renewals = 0;
+    loop {
+        match rig.driver.poll_action() {
+            Action::RenewLease => renewals += 1,
+            Action::Wait(_) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(renewals, 1);
+    rig.driver.handle_renewed(rig.now, Ok(()));
+    assert_eq!(rig.round().wait, Some(rig.now + ttl / 3));
+
+    // The store is unreachable from now on: renewals fail, and before the lease may have
+    // lapsed (and another process taken over) this one stops.
+    let renewed_at = rig.now;
+    loop {
+        rig.now = rig.round().wait.expect("a deadline");
+        rig.driver.handle_timeout(rig.now);
+        let mut renew = false;
+        loop {
+            match rig.driver.poll_action() {
+                Action::RenewLease => renew = true,
+                Action::Wait(_) => break,
+                _ => {}
+            }
+        }
+        if renew {
+            let down: Box<dyn std::error::Error + Send + Sync> = "connection refused".into();
+            rig.driver
+                .handle_renewed(rig.now, Err(SaveError::Failed(down.into())));
+        }
+        if rig.driver.end_reason().is_some() {
+            break;
+        }
+        assert!(rig.now < renewed_at + ttl, "still driving past the lease");
+    }
+    assert_eq!(rig.driver.end_reason(), Some(EndReason::Abandoned));
+    assert_eq!(rig.now, renewed_at + ttl, "stopped when the lease ran out");
+}
