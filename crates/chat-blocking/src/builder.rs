@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chat_core::{ChatError, UserContext};
-use chat_driver::{Call, Driver, StreamTransport};
+use chat_driver::{Call, Driver, StoreLink, StreamTransport};
 
 use crate::client::Client;
 use crate::driver::{Parts, Shared, wall};
@@ -95,19 +95,30 @@ impl ClientBuilder {
         };
         // Probes are plain HTTP GETs of the events resource, on the stream thread.
         let probes = long_poll(&self);
-        let driver = Driver::new(Instant::now(), wall(), session, self.options.capacity);
+        let mut driver = Driver::new(Instant::now(), wall(), session, self.options.capacity);
+        let (store, first) = match &self.options.store {
+            Some(kept) => {
+                let since = Instant::now();
+                let (link, snapshot) = StoreLink::claim(kept)?;
+                driver.keep_in_store(kept.customer.clone());
+                driver.hold_lease(since, link.ttl());
+                (Some(Arc::new(link)), Call::Restore(Box::new(snapshot)))
+            }
+            None => (None, Call::Init(self.options.resume.take())),
+        };
         let shared = Shared::start(Parts {
             driver,
             http,
             events,
             probes,
             provider: self.provider.clone(),
+            store,
         })
         .map_err(|_| Error::Closed(None))?;
         let stream = EventStream {
             shared: Arc::clone(&shared),
         };
-        let init = shared.call(Call::Init(self.options.resume.take()));
+        let init = shared.call(first);
         match chat_driver::from_reply::<UserContext>(init) {
             Ok(context) => Ok((Client::new(shared, context), stream)),
             Err(e) => {

@@ -102,6 +102,15 @@ impl Client {
         self.call(Call::RefreshToken)
     }
 
+    /// Blocks until the session's store holds every send accepted so far: from then on
+    /// each is delivered exactly once even if this process is killed, by whichever process
+    /// resumes the session. At once for a client without a store. A send is *handed over*
+    /// when this returns after it was made (sends of a chat still go one at a time, in
+    /// order).
+    pub fn saved(&self) -> Result<(), Error> {
+        self.call(Call::WaitSaved)
+    }
+
     /// Ends the session (`shutdown`): deletes it on the server, emits `SHUTDOWN`, and
     /// returns once every thread the client started has been joined. Engagements are not
     /// disconnected.

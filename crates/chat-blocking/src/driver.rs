@@ -16,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use chat_core::{PollOutcome, ReplyValue, Request, RequestId, RequestKind, TransportError};
-use chat_driver::{Action, BoxError, Call, Driver, Error};
+use chat_driver::{Action, BoxError, Call, Driver, Error, StoreLink};
 
 use crate::TokenProvider;
 use crate::stream::{Job, stream_thread};
@@ -55,6 +55,9 @@ pub(crate) struct State {
     pub(crate) stopped: bool,
     /// How far this client's clock is ahead of the real one (`Client::advance_clock`).
     pub(crate) skew: Duration,
+    /// The store the session is kept in, if any: its calls are made inline, by whichever
+    /// thread drives.
+    store: Option<Arc<StoreLink>>,
 }
 
 /// What the handles share.
@@ -70,6 +73,7 @@ pub(crate) struct Parts {
     pub(crate) events: Box<dyn EventTransport>,
     pub(crate) probes: Box<dyn EventTransport>,
     pub(crate) provider: Option<Arc<dyn TokenProvider>>,
+    pub(crate) store: Option<Arc<StoreLink>>,
 }
 
 impl Shared {
@@ -97,6 +101,7 @@ impl Shared {
             workers: Workers::new(stream),
             stopped: false,
             skew: Duration::ZERO,
+            store: parts.store,
         };
         Ok(Arc::new(Self {
             state: Mutex::new(state),
@@ -295,6 +300,20 @@ impl State {
                 Action::Complete(ticket, result) => {
                     self.answers.insert(ticket, result);
                 }
+                Action::Save(ticket, record) => {
+                    if let Some(link) = &self.store {
+                        let result = link.save(record.as_deref());
+                        let now = self.now();
+                        self.driver.handle_saved(now, ticket, result);
+                    }
+                }
+                Action::RenewLease => {
+                    if let Some(link) = &self.store {
+                        let result = link.renew();
+                        let now = self.now();
+                        self.driver.handle_renewed(now, result);
+                    }
+                }
                 Action::Wait(deadline) => {
                     self.deadline = deadline;
                     break;
@@ -393,6 +412,12 @@ impl State {
         self.http = None;
         for (ticket, e) in self.driver.stop() {
             self.answers.insert(ticket, Err(e));
+        }
+        // A session not over is given up for the next process to take at once.
+        if let Some(link) = self.store.take() {
+            if !self.driver.session().is_ended() {
+                link.release();
+            }
         }
     }
 

@@ -10,8 +10,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why a call of the client failed.
 ///
-/// Every variant has an official `ACS-3xx` code ([`code`](Self::code)); no variant carries a
-/// token or an appkey.
+/// Every variant but [`Store`](Self::Store) has an official `ACS-3xx` code
+/// ([`code`](Self::code)); no variant carries a token or an appkey.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -27,6 +27,12 @@ pub enum Error {
     /// token. [`source`](std::error::Error::source) is the provider's own error.
     #[error("ACS-305 : JWT token is invalid (the token provider failed: {0}).")]
     TokenProvider(#[source] ProviderError),
+    /// The session store failed: it cannot be reached, what it holds is corrupt or was
+    /// written by another version, or another process holds the session. Nothing is
+    /// started afresh in its place (that could lose a chat). Code `STORE`: the official SDK
+    /// has no store.
+    #[error(transparent)]
+    Store(#[from] chat_store::StoreError),
 }
 
 fn text(reason: Option<EndReason>) -> &'static str {
@@ -81,6 +87,7 @@ impl PartialEq for Error {
             (Self::Chat(a), Self::Chat(b)) => a == b,
             (Self::Closed(a), Self::Closed(b)) => a == b,
             (Self::TokenProvider(a), Self::TokenProvider(b)) => a.to_string() == b.to_string(),
+            (Self::Store(a), Self::Store(b)) => a == b,
             _ => false,
         }
     }
@@ -97,6 +104,7 @@ impl Error {
             Self::Closed(Some(EndReason::SessionInvalidated)) => "ACS-320",
             Self::Closed(_) => "ACS-310",
             Self::TokenProvider(_) => "ACS-305",
+            Self::Store(_) => "STORE",
         }
     }
 

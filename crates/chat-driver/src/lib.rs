@@ -63,6 +63,7 @@ mod options;
 mod reply;
 mod saving;
 mod shared;
+mod store;
 mod transcript;
 
 pub use call::Call;
@@ -70,10 +71,11 @@ pub use driver::{Action, Driver};
 pub use error::{BoxError, Error, ProviderError};
 pub use events::{ChatEvent, RecvTimeoutError, TryRecvError};
 pub use handles::{is_over, live_participants, live_status};
-pub use options::{DEFAULT_EVENT_CAPACITY, Options, StreamTransport};
+pub use options::{DEFAULT_EVENT_CAPACITY, DEFAULT_STORED_OUTBOX, Options, StreamTransport};
 pub use reply::{Reply, from_reply};
 pub use saving::{POSITION_SAVE_DELAY, SAVE_RETRY, SaveError, SaveTicket};
 pub use shared::{SharedTable, shared_while_used};
+pub use store::{DEFAULT_LEASE_TTL, StoreLink, StoreOptions, default_owner};
 pub use transcript::Transcript;
 
 /// What every adapter re-exports at its root, so that both name the same types alike:
@@ -100,6 +102,7 @@ pub mod api {
 pub mod __private {
     pub use chat_core::HistoryPager;
     pub use chat_core::wire::{EngagementStatus, MappedData, Participant};
+    pub use chat_store::SessionStore;
     pub use chat_core::{
         Config, DialogId, EndReason, EngagementId, EngagementInfo, Footprint, Message, Resumption,
         SessionId, StreamState, UserContext,

@@ -8,6 +8,9 @@ use chat_core::{AppKey, ChatError, Config, InitParams, Resumption, Session, Toke
 
 /// Default size of the event queue.
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
+/// The outbox's limit for a client with a store when its configuration sets none: the
+/// longest the core allows, so that a send outlives restarts and outages.
+pub const DEFAULT_STORED_OUTBOX: Duration = Duration::from_secs(3600);
 
 /// How the event stream is carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,6 +62,9 @@ pub struct Options {
     pub resume: Option<Resumption>,
     /// Added to the `User-Agent` of every request, after this SDK's own name and version.
     pub user_agent: Option<String>,
+    /// Where the session is kept across processes, if anywhere: `connect` then resumes what
+    /// the store holds, or starts afresh when it holds nothing.
+    pub store: Option<crate::StoreOptions>,
 }
 
 impl std::fmt::Debug for Options {
@@ -70,6 +76,7 @@ impl std::fmt::Debug for Options {
             .field("config", &self.config)
             .field("transport", &self.transport)
             .field("capacity", &self.capacity)
+            .field("store", &self.store)
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +103,7 @@ impl Options {
             refresh_lead: chat_core::TOKEN_WARNING,
             resume: None,
             user_agent: None,
+            store: None,
         }
     }
 
@@ -104,6 +112,12 @@ impl Options {
     /// when no token was given.
     pub fn session(&self, provider: bool) -> Result<Session, ChatError> {
         let mut config = self.config.clone();
+        if self.store.is_some() {
+            // Kept in a store: every send is written before it first goes out, and the
+            // outbox delivers it whichever process holds the session.
+            config.write_ahead = true;
+            config.outbox.get_or_insert(DEFAULT_STORED_OUTBOX);
+        }
         if provider && config.token_refresh.is_none() {
             config.token_refresh = Some(TokenRefresh {
                 lead: self.refresh_lead,
@@ -190,6 +204,57 @@ macro_rules! client_builder_setters {
         #[must_use]
         pub fn allow_plain_http(mut self, allow: bool) -> Self {
             self.options.allow_plain_http = allow;
+            self
+        }
+
+        /// Keeps the session in `store` under `key` (one key per customer's session):
+        /// `connect` claims it and resumes what the store holds, or starts afresh when it
+        /// holds nothing; every send is written there before it first goes out, and the
+        /// position of what the application has taken follows it. A store that cannot be
+        /// reached, holds something corrupt or is held by another process fails `connect`
+        /// with `Error::Store`, never a fresh start in its place.
+        #[must_use]
+        pub fn store(
+            mut self,
+            store: ::std::sync::Arc<dyn $crate::__private::SessionStore>,
+            key: impl Into<String>,
+        ) -> Self {
+            let customer = self.options.store.take().and_then(|s| s.customer);
+            let mut kept = $crate::StoreOptions::new(store, key);
+            kept.customer = customer;
+            self.options.store = Some(kept);
+            self
+        }
+
+        /// The application's label for the customer the session belongs to, kept with it in
+        /// the store (never read by the SDK), so that a process that takes the session over
+        /// can mint the next token for the right person. Call after `store`.
+        #[must_use]
+        pub fn customer(mut self, label: impl Into<String>) -> Self {
+            if let Some(kept) = &mut self.options.store {
+                kept.customer = Some(label.into());
+            }
+            self
+        }
+
+        /// How long the store's lease on the session lasts (default 15 s): a process that
+        /// dies holds its sessions this long at most before another may take them over.
+        /// Renewed every third of it. Call after `store`.
+        #[must_use]
+        pub fn lease_ttl(mut self, ttl: ::std::time::Duration) -> Self {
+            if let Some(kept) = &mut self.options.store {
+                kept.lease_ttl = ttl;
+            }
+            self
+        }
+
+        /// Who claims the session in the store: a name per process (default: the host name
+        /// and process id). Call after `store`.
+        #[must_use]
+        pub fn store_owner(mut self, owner: impl Into<String>) -> Self {
+            if let Some(kept) = &mut self.options.store {
+                kept.owner = owner.into();
+            }
             self
         }
 

@@ -59,6 +59,14 @@ impl ClientBuilder {
         provider: P,
     ) -> Result<(Client, EventStream), Error> {
         let Self { options, tls } = self;
+        if options.store.is_some() {
+            // Said at once rather than accepted and not kept: this example adapter leaves
+            // the store out (chat-tokio and chat-blocking keep sessions in one).
+            return Err(Error::Store(chat_store::StoreError::Invalid {
+                what: "store",
+                reason: "is not supported by chat-smol: use chat-tokio or chat-blocking".into(),
+            }));
+        }
         let session = options.session(true)?;
         let driver = Driver::new(now(), SystemTime::now(), session, options.capacity);
         let (shared, stop) = Shared::new(driver);

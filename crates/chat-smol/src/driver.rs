@@ -192,6 +192,8 @@ async fn run<P: TokenProvider>(ex: &LocalExecutor<'_>, shared: &Shared, net: Net
                         in_flight.insert(id, task);
                     }
                     Action::Complete(waiter, result) => drop(waiter.try_send(result)),
+                    // No store here: `connect` refuses one, so the driver never asks.
+                    Action::Save(..) | Action::RenewLease => {}
                     Action::Wait(deadline) => break deadline,
                 }
             };

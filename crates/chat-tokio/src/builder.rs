@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chat_core::{ChatError, UserContext};
-use chat_driver::{Call, Driver, StreamTransport};
+use chat_driver::{Call, Driver, StoreLink, StreamTransport};
 
 use crate::client::Client;
 use crate::driver::{Io, Shared, now, run, wall};
@@ -132,16 +132,35 @@ impl ClientBuilder {
                 }
             }
         };
-        let driver = Driver::new(now(), wall(), session, self.options.capacity);
+        let mut driver = Driver::new(now(), wall(), session, self.options.capacity);
+        let (store, first) = match self.options.store.clone() {
+            Some(kept) => {
+                let since = now();
+                let (link, snapshot) = tokio::task::spawn_blocking(move || {
+                    let claimed = StoreLink::claim(&kept);
+                    claimed.map(|(link, snapshot)| (link, snapshot, kept.customer))
+                })
+                .await
+                .map_err(|_| Error::Closed(None))?
+                .map(|(link, snapshot, customer)| {
+                    driver.keep_in_store(customer);
+                    driver.hold_lease(since, link.ttl());
+                    (link, snapshot)
+                })?;
+                (Some(Arc::new(link)), Call::Restore(Box::new(snapshot)))
+            }
+            None => (None, Call::Init(self.options.resume)),
+        };
         let shared = Shared::new(driver);
         let io = Io {
             http,
             stream: Arc::new(tokio::sync::Mutex::new(events)),
             provider: self.provider,
+            store,
         };
         let task = tokio::spawn(run(Arc::clone(&shared), io));
         let stream = EventStream::new(Arc::clone(&shared));
-        let init = shared.call(Call::Init(self.options.resume)).await;
+        let init = shared.call(first).await;
         match chat_driver::from_reply::<UserContext>(init) {
             Ok(context) => Ok((Client::new(shared, context, task), stream)),
             Err(e) => {

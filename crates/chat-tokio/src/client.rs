@@ -120,6 +120,15 @@ impl Client {
         self.call(Call::RefreshToken).await
     }
 
+    /// Returns once the session's store holds every send accepted so far: from then on
+    /// each is delivered exactly once even if this process is killed, by whichever process
+    /// resumes the session. At once for a client without a store. A send is *handed over*
+    /// when this returns after it was made (sends of a chat still go one at a time, in
+    /// order).
+    pub async fn saved(&self) -> Result<(), Error> {
+        self.call(Call::WaitSaved).await
+    }
+
     /// Ends the session (`shutdown`): deletes it on the server, emits `SHUTDOWN`, ends the
     /// event stream, and returns once the client's task and all its I/O have stopped.
     /// Engagements are not disconnected.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use chat_core::{PollOutcome, ReplyValue, Request, RequestId, RequestKind, TransportError};
-use chat_driver::{Action, BoxError, Driver, Error};
+use chat_driver::{Action, BoxError, Driver, Error, SaveError, SaveTicket, StoreLink};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
@@ -85,6 +85,14 @@ pub(crate) struct Io {
     pub(crate) http: Arc<dyn HttpTransport>,
     pub(crate) stream: Arc<tokio::sync::Mutex<Box<dyn EventTransport>>>,
     pub(crate) provider: Option<Arc<dyn TokenProvider>>,
+    /// The store the session is kept in, if any.
+    pub(crate) store: Option<Arc<StoreLink>>,
+}
+
+/// A store call's outcome (made on a blocking thread: stores block).
+enum Stored {
+    Saved(SaveTicket, Result<(), SaveError>),
+    Renewed(Result<(), SaveError>),
 }
 
 enum Done {
@@ -99,6 +107,8 @@ pub(crate) async fn run(shared: Arc<Shared>, io: Io) {
     let mut in_flight: std::collections::HashMap<RequestId, (AbortHandle, bool)> =
         std::collections::HashMap::new();
     let mut reset_stream = false;
+    // Store calls are never aborted: a save that started finishes, even at the end.
+    let mut store_calls: JoinSet<Stored> = JoinSet::new();
     loop {
         let deadline = {
             let mut st = shared.lock();
@@ -137,6 +147,18 @@ pub(crate) async fn run(shared: Arc<Shared>, io: Io) {
                     Action::Complete(waiter, result) => {
                         let _ = waiter.send(result);
                     }
+                    Action::Save(ticket, record) => {
+                        if let Some(link) = io.store.clone() {
+                            store_calls.spawn_blocking(move || {
+                                Stored::Saved(ticket, link.save(record.as_deref()))
+                            });
+                        }
+                    }
+                    Action::RenewLease => {
+                        if let Some(link) = io.store.clone() {
+                            store_calls.spawn_blocking(move || Stored::Renewed(link.renew()));
+                        }
+                    }
                     Action::Wait(deadline) => break deadline,
                 }
             };
@@ -171,11 +193,25 @@ pub(crate) async fn run(shared: Arc<Shared>, io: Io) {
                     Done::Token(token) => st.driver.handle_token(now, id, token),
                 }
             }
+            Some(joined) = store_calls.join_next(), if !store_calls.is_empty() => {
+                let Ok(stored) = joined else { continue };
+                let mut st = shared.lock();
+                match stored {
+                    Stored::Saved(ticket, result) => st.driver.handle_saved(now(), ticket, result),
+                    Stored::Renewed(result) => st.driver.handle_renewed(now(), result),
+                }
+            }
             () = sleep_until(deadline) => shared.lock().driver.handle_timeout(now()),
         }
     }
     // Stop every request in flight and wait for them: no task outlives the client.
     tasks.shutdown().await;
+    // The last saves land; a session not over is given up for the next process to take.
+    while store_calls.join_next().await.is_some() {}
+    let over = shared.lock().driver.session().is_ended();
+    if let (Some(link), false) = (io.store.clone(), over) {
+        let _ = tokio::task::spawn_blocking(move || link.release()).await;
+    }
     shared.stopped.send_replace(true);
     shared.changed.notify_waiters();
 }
