@@ -86,3 +86,10 @@ fn debug_never_shows_a_record() {
         "{debug}"
     );
 }
+
+#[test]
+fn a_store_is_usable_as_a_trait_object() {
+    let store: std::sync::Arc<dyn SessionStore> = std::sync::Arc::new(MemoryStore::new());
+    let claim = store.claim("k", "a", Duration::from_secs(1)).unwrap();
+    store.save(&claim.lease, "{}").unwrap();
+}

@@ -456,8 +456,9 @@ fn is_connection(e: &postgres::Error) -> bool {
         return true;
     }
     match e.code() {
-        // Not an error of the server: I/O, the protocol, a timeout.
-        None => e.as_db_error().is_none(),
+        // Not an error of the server: the connection's I/O, or a mistake of this side (a
+        // parameter or a column of the wrong type), which a new connection would not mend.
+        None => std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
         Some(code) => {
             code.code().starts_with("08")
                 || [

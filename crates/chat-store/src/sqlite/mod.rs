@@ -19,8 +19,9 @@
 //! let store = SqliteStore::open(&path)?;
 //! let claim = store.claim("customer-42", "gateway-a", Duration::from_secs(30))?;
 //!
-//! // The application's own connection and table.
+//! // The application's own connection (waiting its turn, as the store's do) and table.
 //! let mut db = rusqlite::Connection::open(&path)?;
+//! db.busy_timeout(Duration::from_secs(10))?;
 //! db.execute_batch("CREATE TABLE inbox (engagement TEXT, idx INTEGER, text TEXT)")?;
 //! let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
 //! sqlite::fence(&tx, &claim.lease)?; // refuse if another process took the session over
