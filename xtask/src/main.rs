@@ -7,6 +7,9 @@
 //! - `doc`: the documentation, as CI builds it.
 //! - `fuzz [--target T] [--seconds S]`: the cargo-fuzz targets of `fuzz/`, S seconds each,
 //!   with the executions and findings per target (see `fuzz.rs`).
+//! - `postgres [-- COMMAND...]`: a throwaway PostgreSQL server for chat-store's PostgreSQL
+//!   tests; runs `COMMAND` with `AXP_TEST_POSTGRES_URL` set, or waits for Ctrl-C (see
+//!   `postgres.rs`).
 //! - `soak [--sessions N] [--messages M] [--duration SECS] [--seed S] [--transport T]
 //!   [--adapter A] [--json]`: the chaos soak of `crates/chat-soak` in release, with its table
 //!   of lost, duplicated and out-of-order messages; fails unless all are 0 (see `soak.rs`).
@@ -18,6 +21,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 mod fuzz;
+mod postgres;
 mod soak;
 
 fn main() -> ExitCode {
@@ -27,10 +31,11 @@ fn main() -> ExitCode {
         "bench" => bench(env::args().nth(2).as_deref()),
         "doc" => doc(),
         "fuzz" => fuzz::fuzz(&env::args().skip(2).collect::<Vec<_>>()),
+        "postgres" => postgres::postgres(&env::args().skip(2).collect::<Vec<_>>()),
         "soak" => soak::soak(&env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|bench [storm]|doc|fuzz [--target T] [--seconds S]|soak [--sessions N] \
+                "usage: cargo xtask <ci|bench [storm]|doc|fuzz [--target T] [--seconds S]|postgres [-- COMMAND...]|soak [--sessions N] \
                  [--messages M] [--duration SECS] [--seed S] [--transport long-poll|websocket|both] \
                  [--adapter tokio|blocking|smol|all] [--json]>"
             );
