@@ -73,6 +73,14 @@ macro_rules! client_local_methods {
             self.read(|d| d.stream_state())
         }
 
+        /// The sends accepted and not yet known delivered, oldest first: after a restart,
+        /// those the process before handed over, which the outbox delivers now (each once).
+        /// What an app shows as "sending…"; with `saved`, what it needs to
+        /// know which of its own messages the SDK has taken.
+        pub fn pending_sends(&self) -> Vec<$crate::__private::HeldSend> {
+            self.read(|d| d.snapshot().sends)
+        }
+
         /// What to keep to resume this session later (the official SDK's `sessionStorage`),
         /// see `ClientBuilder::resume`. Free of secrets. Its positions are those of the
         /// events the application has taken: a message still queued comes again after the

@@ -82,9 +82,11 @@ pub use transcript::Transcript;
 /// `pub use chat_driver::api::*;`.
 pub mod api {
     pub use crate::{
-        ChatEvent, DEFAULT_EVENT_CAPACITY, Error, ProviderError, RecvTimeoutError, StreamTransport,
-        TryRecvError,
+        ChatEvent, DEFAULT_EVENT_CAPACITY, DEFAULT_LEASE_TTL, Error, ProviderError,
+        RecvTimeoutError, StreamTransport, TryRecvError,
     };
+    pub use chat_core::{HeldSend, Snapshot, SnapshotError};
+    pub use chat_store::{MemoryStore, SessionStore, SqliteStore, StoreError};
     pub use chat_core::wire::{
         DisconnectReason, EngagementStatus, MappedData, MessageBody, Participant, ParticipantType,
         ShutdownReason,
@@ -100,8 +102,8 @@ pub mod api {
 /// part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use chat_core::HistoryPager;
     pub use chat_core::wire::{EngagementStatus, MappedData, Participant};
+    pub use chat_core::{HeldSend, HistoryPager};
     pub use chat_store::SessionStore;
     pub use chat_core::{
         Config, DialogId, EndReason, EngagementId, EngagementInfo, Footprint, Message, Resumption,

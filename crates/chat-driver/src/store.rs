@@ -87,13 +87,18 @@ impl StoreLink {
         let claim = options
             .store
             .claim(&options.key, &options.owner, options.lease_ttl)?;
-        let mut snapshot = match &claim.record {
-            Some(text) => Snapshot::from_json(text).map_err(|e| {
-                Error::Store(StoreError::Corrupt {
+        let mut snapshot = match claim.record.as_deref().map(Snapshot::from_json) {
+            Some(Ok(snapshot)) => snapshot,
+            Some(Err(e)) => {
+                // Left as it is for a person to look at, and free for the next claim.
+                if let Err(release) = options.store.release(&claim.lease) {
+                    tracing::info!(error = %release, "releasing an unreadable session failed");
+                }
+                return Err(Error::Store(StoreError::Corrupt {
                     key: options.key.clone(),
                     detail: e.to_string(),
-                })
-            })?,
+                }));
+            }
             None => Snapshot::new(),
         };
         snapshot.raise_positions(claim.positions.iter().map(|(e, i)| (e.as_str(), *i)));

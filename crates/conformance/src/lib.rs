@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use chat_emulator::{AgentMode, Control, Credentials};
+pub use tempfile;
 
 /// How long any awaited event or state may take.
 pub const PATIENCE: Duration = Duration::from_secs(15);
@@ -145,8 +146,16 @@ macro_rules! __suite {
 
             pub use $crate::{AgentMode, Server, PATIENCE};
             pub use $sdk::{
-                ChatEvent, Client, ClientBuilder, Config, Event, EventStream, StreamTransport,
+                ChatEvent, Client, ClientBuilder, Config, Event, EventStream, SessionStore,
+                SqliteStore, StreamTransport,
             };
+
+            /// A SQLite store in a directory of its own, removed with the `TempDir`.
+            pub fn sqlite_store() -> (std::sync::Arc<SqliteStore>, $crate::tempfile::TempDir) {
+                let dir = $crate::tempfile::tempdir().unwrap();
+                let store = SqliteStore::open(dir.path().join("sessions.db")).unwrap();
+                (std::sync::Arc::new(store), dir)
+            }
 
             /// Short poll and request timeouts, so that a test never waits long.
             pub fn config() -> Config {
@@ -585,6 +594,110 @@ macro_rules! __suite {
                 assert_eq!(err.code(), "ACS-320");
             }
 
+            /// A session kept in a store: the next `connect` with the same key resumes it and
+            /// catches up; once shut down, the store forgets it and the next is a fresh one.
+            pub $($async)* fn a_stored_session_resumes_after_a_restart(transport: StreamTransport) {
+                let emu = Server::start(AgentMode::Off);
+                let (store, _dir) = sqlite_store();
+                let stored = || builder(&emu, transport, "sam").store(store.clone(), "sam").customer("sam");
+                let (client, events) = stored().connect() $($aw)* .unwrap();
+                let first_session = client.session_id().clone();
+                let chat = client.create_engagement() $($aw)* .unwrap();
+                chat.wait_active() $($aw)* .unwrap();
+                chat.send_message("before the restart") $($aw)* .unwrap();
+                client.saved() $($aw)* .unwrap();
+                assert!(client.pending_sends().is_empty(), "delivered");
+                expect(&events, delivered_with("before the restart")) $($aw)*;
+                let id = chat.id().clone();
+                drop((client, events, chat));
+
+                emu.control()
+                    .post_message(&id, ParticipantType::Agent, "while you were away")
+                    .unwrap();
+                let (client, events) = stored().connect() $($aw)* .unwrap();
+                assert_eq!(client.session_id(), &first_session, "resumed, not new");
+                expect(&events, arrived_with("while you were away")) $($aw)*;
+                let chat = client.engagement(&id).unwrap();
+                assert_eq!(chat.status(), EngagementStatus::Active);
+                chat.send_message("after the restart") $($aw)* .unwrap();
+                client.shutdown(None) $($aw)* .unwrap();
+
+                let (client, _events) = stored().connect() $($aw)* .unwrap();
+                assert_ne!(client.session_id(), &first_session, "shut down: forgotten");
+                assert!(client.engagements().is_empty() || client.engagement(&id).is_some());
+                client.shutdown(None) $($aw)* .unwrap();
+            }
+
+            /// The server forgot the stored session (ACS-320): `connect` makes a new one,
+            /// joins the chat again and fills the gap from history, without the app's help.
+            pub $($async)* fn a_forgotten_stored_session_is_replaced_and_its_chat_joined_again(
+                transport: StreamTransport,
+            ) {
+                let emu = Server::start(AgentMode::Off);
+                let (store, _dir) = sqlite_store();
+                let stored = || builder(&emu, transport, "tom").store(store.clone(), "tom");
+                let (client, events) = stored().connect() $($aw)* .unwrap();
+                let old = client.session_id().clone();
+                let chat = client.create_engagement() $($aw)* .unwrap();
+                chat.wait_active() $($aw)* .unwrap();
+                chat.send_message("first") $($aw)* .unwrap();
+                let id = chat.id().clone();
+                drop((client, events, chat));
+
+                assert!(emu.control().invalidate_session(&old));
+                emu.control()
+                    .post_message(&id, ParticipantType::Agent, "meanwhile")
+                    .unwrap();
+                let (client, events) = stored().connect() $($aw)* .unwrap();
+                assert_ne!(client.session_id(), &old, "a new session");
+                expect(&events, arrived_with("meanwhile")) $($aw)*;
+                let chat = client.engagement(&id).expect("the chat, joined again");
+                chat.wait_active() $($aw)* .unwrap();
+                chat.send_message("second") $($aw)* .unwrap();
+                let texts: Vec<String> = chat
+                    .transcript() $($aw)*
+                    .unwrap()
+                    .iter()
+                    .filter_map(|m| m.text().map(str::to_owned))
+                    .collect();
+                assert_eq!(texts, ["first", "meanwhile", "second"]);
+                client.shutdown(None) $($aw)* .unwrap();
+            }
+
+            /// A store holding something unreadable, or a session another process holds,
+            /// fails `connect` with a typed error: never a silent fresh start.
+            pub $($async)* fn a_store_that_cannot_be_used_is_an_error(transport: StreamTransport) {
+                let emu = Server::start(AgentMode::Off);
+                let (store, _dir) = sqlite_store();
+                let ttl = Duration::from_secs(60);
+                let other = store.claim("uma", "another-process", ttl).unwrap();
+                let err = builder(&emu, transport, "uma")
+                    .store(store.clone(), "uma")
+                    .connect() $($aw)*
+                    .unwrap_err();
+                assert!(
+                    matches!(&err, Error::Store($sdk::StoreError::Held { owner, .. }) if owner == "another-process"),
+                    "{err:?}"
+                );
+                store.save(&other.lease, "{not json").unwrap();
+                store.release(&other.lease).unwrap();
+                let err = builder(&emu, transport, "uma")
+                    .store(store.clone(), "uma")
+                    .connect() $($aw)*
+                    .unwrap_err();
+                assert!(matches!(&err, Error::Store($sdk::StoreError::Corrupt { .. })), "{err:?}");
+                let newer = r#"{"format":99}"#;
+                let claim = store.claim("uma", "another-process", ttl).unwrap();
+                store.save(&claim.lease, newer).unwrap();
+                store.release(&claim.lease).unwrap();
+                let err = builder(&emu, transport, "uma")
+                    .store(store.clone(), "uma")
+                    .connect() $($aw)*
+                    .unwrap_err();
+                assert!(err.to_string().contains("format 99"), "{err}");
+                assert!(emu.control().sessions().is_empty(), "nothing started in its place");
+            }
+
             /// The contact center ends the chat: `ENGAGEMENT_TERMINATED` for it, the others
             /// and the stream go on.
             pub $($async)* fn the_contact_center_ends_a_chat(transport: StreamTransport) {
@@ -610,6 +723,9 @@ macro_rules! __suite {
 
         $crate::__tests!(
             $sdk, $test, [$($async)*], [$($aw)*];
+            a_stored_session_resumes_after_a_restart,
+            a_forgotten_stored_session_is_replaced_and_its_chat_joined_again,
+            a_store_that_cannot_be_used_is_an_error,
             connect_and_shut_down,
             chat_with_the_agent,
             join_from_a_second_client,
