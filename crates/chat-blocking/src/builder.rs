@@ -101,7 +101,7 @@ impl ClientBuilder {
                 let since = Instant::now();
                 let (link, snapshot) = StoreLink::claim(kept)?;
                 driver.keep_in_store(kept.customer.clone());
-                driver.hold_lease(since, link.ttl());
+                driver.hold_lease(since, link.lease().clone(), link.ttl());
                 (Some(Arc::new(link)), Call::Restore(Box::new(snapshot)))
             }
             None => (None, Call::Init(self.options.resume.take())),

@@ -143,13 +143,23 @@ impl<W> Driver<W> {
         });
     }
 
-    /// The store holds the session under a lease, claimed at `since` (when the claim was
+    /// The store holds the session under `lease`, claimed at `since` (when the claim was
     /// sent) for `ttl`: the driver renews it ([`Action::RenewLease`]) and stops the session
     /// ([`Session::abandon`]) if a renewal did not succeed before the lease may have lapsed.
-    pub fn hold_lease(&mut self, since: Instant, ttl: Duration) {
+    pub fn hold_lease(&mut self, since: Instant, lease: chat_store::Lease, ttl: Duration) {
         if let Some(saving) = &mut self.saving {
-            saving.lease = Some(LeaseClock::new(since, ttl));
+            saving.lease = Some(LeaseClock::new(since, lease, ttl));
         }
+    }
+
+    /// The store's lease this client holds the session under, while it holds it: what an
+    /// application's own transaction checks (`chat_store::sqlite::fence`) before it records
+    /// a position itself.
+    pub fn lease(&self) -> Option<&chat_store::Lease> {
+        self.saving
+            .as_ref()
+            .and_then(|s| s.lease.as_ref())
+            .map(|l| &l.lease)
     }
 
     /// The store's answer to [`Action::RenewLease`].

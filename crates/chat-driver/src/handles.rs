@@ -81,6 +81,14 @@ macro_rules! client_local_methods {
             self.read(|d| d.snapshot().sends)
         }
 
+        /// The store's lease this client holds its session under (with a store, until it
+        /// stops): what the application's own transaction checks with
+        /// `chat_store::sqlite::fence` before recording a position itself (the exactly-once
+        /// recipe of `docs/sessions-that-survive-restarts.md`).
+        pub fn lease(&self) -> Option<$crate::__private::Lease> {
+            self.read(|d| d.lease().cloned())
+        }
+
         /// What to keep to resume this session later (the official SDK's `sessionStorage`),
         /// see `ClientBuilder::resume`. Free of secrets. Its positions are those of the
         /// events the application has taken: a message still queued comes again after the

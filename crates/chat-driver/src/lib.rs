@@ -85,8 +85,6 @@ pub mod api {
         ChatEvent, DEFAULT_EVENT_CAPACITY, DEFAULT_LEASE_TTL, Error, ProviderError,
         RecvTimeoutError, StreamTransport, TryRecvError,
     };
-    pub use chat_core::{HeldSend, Snapshot, SnapshotError};
-    pub use chat_store::{MemoryStore, SessionStore, SqliteStore, StoreError};
     pub use chat_core::wire::{
         DisconnectReason, EngagementStatus, MappedData, MessageBody, Participant, ParticipantType,
         ShutdownReason,
@@ -96,6 +94,8 @@ pub mod api {
         Message, MessageId, PollOutcome, Request, Resumption, SessionId, StreamFailure,
         StreamFailureReason, StreamState, TokenRefresh, TransportError, UserContext,
     };
+    pub use chat_core::{HeldSend, Snapshot, SnapshotError};
+    pub use chat_store::{Lease, MemoryStore, SessionStore, SqliteStore, StoreError};
 }
 
 /// Names the methods of [`client_builder_setters!`] and the handles' macros refer to; not
@@ -103,10 +103,10 @@ pub mod api {
 #[doc(hidden)]
 pub mod __private {
     pub use chat_core::wire::{EngagementStatus, MappedData, Participant};
-    pub use chat_core::{HeldSend, HistoryPager};
-    pub use chat_store::SessionStore;
     pub use chat_core::{
         Config, DialogId, EndReason, EngagementId, EngagementInfo, Footprint, Message, Resumption,
         SessionId, StreamState, UserContext,
     };
+    pub use chat_core::{HeldSend, HistoryPager};
+    pub use chat_store::{Lease, SessionStore};
 }

@@ -55,6 +55,7 @@ pub(crate) struct Saving {
 /// it: a process that cannot renew stops sending before another may have taken over.
 #[derive(Debug)]
 pub(crate) struct LeaseClock {
+    pub(crate) lease: chat_store::Lease,
     pub(crate) ttl: Duration,
     /// The lease holds until then for sure: the start of the last claim or renewal that
     /// succeeded, plus `ttl` (the store counts from when it answered, later).
@@ -67,8 +68,9 @@ pub(crate) struct LeaseClock {
 
 impl LeaseClock {
     /// A lease claimed at `since` for `ttl`.
-    pub(crate) fn new(since: Instant, ttl: Duration) -> Self {
+    pub(crate) fn new(since: Instant, lease: chat_store::Lease, ttl: Duration) -> Self {
         Self {
+            lease,
             ttl,
             valid_until: since + ttl,
             renewing: None,

@@ -110,6 +110,11 @@ impl StoreLink {
         Ok((link, snapshot))
     }
 
+    /// The lease this client holds the session under.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
     /// How long a claim or renewal holds the session.
     pub fn ttl(&self) -> Duration {
         self.ttl

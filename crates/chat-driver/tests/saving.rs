@@ -252,7 +252,13 @@ fn a_session_shut_down_is_removed_from_the_store() {
 fn the_lease_is_renewed_every_third_of_its_time_and_a_process_that_cannot_stops_in_time() {
     let mut rig = Rig::with_active_chat();
     let ttl = Duration::from_secs(30);
-    rig.driver.hold_lease(rig.now, ttl);
+    let lease = chat_store::Lease {
+        key: "customer-42".into(),
+        owner: "here".into(),
+        epoch: 1,
+    };
+    rig.driver.hold_lease(rig.now, lease.clone(), ttl);
+    assert_eq!(rig.driver.lease(), Some(&lease));
     let round = rig.round();
     assert_eq!(round.wait, Some(rig.now + ttl / 3), "the first renewal");
     rig.now += ttl / 3;

@@ -144,7 +144,7 @@ impl ClientBuilder {
                 .map_err(|_| Error::Closed(None))?
                 .map(|(link, snapshot, customer)| {
                     driver.keep_in_store(customer);
-                    driver.hold_lease(since, link.ttl());
+                    driver.hold_lease(since, link.lease().clone(), link.ttl());
                     (link, snapshot)
                 })?;
                 (Some(Arc::new(link)), Call::Restore(Box::new(snapshot)))
