@@ -1,20 +1,31 @@
-//! An app that restarts in the middle of a chat and carries on where it was: the first run
-//! starts a chat, saves the client's `Resumption` after every event it takes, and exits
-//! without shutting down (as a crash or an upgrade would); while it is away the agent writes;
-//! the second run resumes the same session from the saved file, gets what it missed, and ends
-//! the chat.
+//! An app that is killed in the middle of a chat and carries on where it was, losing nothing
+//! and repeating nothing: the session lives in a store (SQLite, one file), and the app writes
+//! every agent message it takes into its own table of that file in the same transaction that
+//! records its position (exactly-once into the app's store).
+//!
+//! The first run starts a chat, hands a message over (`saved()`), takes the agent's answers
+//! and dies with `abort()` — no destructor runs, as with `kill -9` — while the agent writes
+//! on. The second run resumes from the store, gets exactly what it had not taken, finds its
+//! message delivered once, and ends the chat.
 //!
 //! `cargo run -p chat-tokio --example resume`: the example is both sides. Without arguments it
 //! starts the embedded emulator, plays the backend (mints the customer's chat token) and the
 //! agent, and runs itself twice as the app (`resume app`), each run a process of its own.
 #![allow(clippy::print_stdout)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use chat_tokio::{Client, DisconnectReason, Event, ParticipantType, Resumption, ShutdownReason};
+use chat_store::sqlite::{fence, record_position, rusqlite};
+use chat_tokio::{
+    Client, DisconnectReason, Event, Message, ParticipantType, ShutdownReason, SqliteStore,
+};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The session's key in the store: one per customer's session.
+const KEY: &str = "customer-7";
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -30,8 +41,8 @@ async fn main() -> Result<(), BoxError> {
     let control = emulator.control();
     // What the app's backend would hand it: a chat token for this customer.
     let token = control.mint_token("customer-7", true, Duration::from_secs(15 * 60));
-    let state =
-        std::env::temp_dir().join(format!("axp-resume-example-{}.json", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("axp-resume-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
     let exe = std::env::current_exe()?;
     let run_app = || {
         tokio::process::Command::new(&exe)
@@ -40,34 +51,32 @@ async fn main() -> Result<(), BoxError> {
             .env("AXP_INTEGRATION_ID", &c.integration_id)
             .env("AXP_APPKEY", &c.appkey)
             .env("AXP_CHAT_TOKEN", &token)
-            .env("STATE_FILE", &state)
+            .env("APP_DB", dir.join("app.db"))
             .status()
     };
 
     println!("--- first run");
     let status = run_app().await?;
-    if !status.success() {
-        return Err(format!("the first run failed: {status}").into());
+    if status.success() {
+        return Err("the first run should have died".into());
     }
+    println!("--- (the app died: {status})");
 
     // The app is gone; its chat is not. The agent writes meanwhile.
-    let saved: Resumption = serde_json::from_slice(&std::fs::read(&state)?)?;
-    let engagement = saved
-        .active_engagements
-        .first()
-        .ok_or("no chat was saved")?;
-    control.post_message(
-        engagement,
-        ParticipantType::Agent,
-        "While you were away: your parcel arrives tomorrow.",
-    )?;
-    println!(
-        "--- (agent, while the app is down) While you were away: your parcel arrives tomorrow."
-    );
+    let engagement = control
+        .engagements()
+        .into_iter()
+        .next()
+        .ok_or("no chat was started")?
+        .engagement_id;
+    for text in ["While you were away: it left the depot.", "It arrives tomorrow."] {
+        control.post_message(&engagement, ParticipantType::Agent, text)?;
+        println!("--- (agent, while the app is down) {text}");
+    }
 
     println!("--- second run");
     let status = run_app().await?;
-    let _ = std::fs::remove_file(&state);
+    let _ = std::fs::remove_dir_all(&dir);
     emulator.shutdown().await;
     if status.success() {
         Ok(())
@@ -76,78 +85,105 @@ async fn main() -> Result<(), BoxError> {
     }
 }
 
-/// The app: resumes the saved session if there is one, otherwise starts a chat.
+/// The app: resumes the session its store holds, or starts a chat if it holds none.
 async fn app() -> Result<(), BoxError> {
     let var = |name: &str| std::env::var(name).map_err(|_| format!("set {name}"));
-    let state = PathBuf::from(var("STATE_FILE")?);
-    let mut builder = Client::builder(
+    let db = PathBuf::from(var("APP_DB")?);
+    let store = Arc::new(SqliteStore::open(&db)?);
+    // The app's own table, in the store's file: what it has shown the customer.
+    let mut inbox = rusqlite::Connection::open(&db)?;
+    inbox.busy_timeout(Duration::from_secs(10))?;
+    inbox.execute_batch(
+        "CREATE TABLE IF NOT EXISTS inbox (engagement TEXT, message_index INTEGER, text TEXT)",
+    )?;
+
+    let (client, events) = Client::builder(
         var("AXP_HOST")?,
         var("AXP_INTEGRATION_ID")?,
         var("AXP_APPKEY")?,
     )
-    .token(var("AXP_CHAT_TOKEN")?);
-    let saved = match std::fs::read(&state) {
-        Ok(bytes) => Some(serde_json::from_slice::<Resumption>(&bytes)?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(saved) = &saved {
-        builder = builder.resume(saved.clone());
-    }
-    let (client, events) = builder.connect().await?;
+    .token(var("AXP_CHAT_TOKEN")?)
+    .store(store, KEY)
+    // The same name in every run on this machine: a run after a crash takes the session
+    // over at once instead of waiting for the dead one's lease to lapse.
+    .store_owner("resume-example")
+    .connect()
+    .await?;
 
-    let chat = match &saved {
-        None => {
-            let chat = client.create_engagement().await?;
-            chat.wait_active().await?;
-            let sent = chat.send_message("Hello, my parcel is late.").await?;
-            println!("customer: {}", sent.text().unwrap_or_default());
-            chat
-        }
-        Some(saved) => {
-            let id = saved
-                .active_engagements
-                .first()
-                .ok_or("no chat was saved")?;
-            client
-                .engagement(id)
-                .ok_or("the resumed session lost its chat")?
-        }
+    let first_run = client.engagements().is_empty();
+    let chat = if first_run {
+        let chat = client.create_engagement().await?;
+        chat.wait_active().await?;
+        // Handed over once `saved()` returns: delivered exactly once, whatever happens next.
+        let sending = {
+            let chat = chat.clone();
+            tokio::spawn(async move { chat.send_message("Hello, my parcel is late.").await })
+        };
+        client.saved().await?;
+        println!("customer: Hello, my parcel is late. (handed over)");
+        drop(sending);
+        chat
+    } else {
+        client.engagements().remove(0)
     };
 
-    // Take events, saving the position after each: what was taken is never shown twice,
-    // what was not is fetched again after a restart.
-    let mut seen_agent = 0;
-    let wanted = if saved.is_none() { 2 } else { 1 }; // greeting + answer; then the missed one
-    while seen_agent < wanted {
+    let lease = client.lease().ok_or("a client with a store holds a lease")?;
+    // The first run: the greeting and the answer; the second: the two it missed.
+    let wanted = 2;
+    let mut taken = 0;
+    while taken < wanted {
         let e = tokio::time::timeout(Duration::from_secs(15), events.recv())
             .await?
             .ok_or("the client stopped")?;
-        if let Event::MessageArrived(m) = &e.event {
-            if m.sender.participant_type == ParticipantType::Agent {
-                println!("agent:    {}", m.text().unwrap_or_default());
-                seen_agent += 1;
-            }
+        let Event::MessageArrived(m) = &e.event else {
+            continue;
+        };
+        if m.sender.participant_type != ParticipantType::Agent {
+            continue;
         }
-        save(&state, &client.resumption()?)?;
+        // Exactly once into the app's store: the message and the position in one
+        // transaction, checked against the lease (a process that lost the session to
+        // another cannot write).
+        let tx = inbox.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        fence(&tx, &lease)?;
+        tx.execute(
+            "INSERT INTO inbox VALUES (?1, ?2, ?3)",
+            rusqlite::params![
+                m.engagement_id.as_str(),
+                i64::try_from(m.message_index)?,
+                m.text().unwrap_or_default()
+            ],
+        )?;
+        record_position(&tx, KEY, m.engagement_id.as_str(), m.message_index)?;
+        tx.commit()?;
+        println!("agent:    {}", m.text().unwrap_or_default());
+        taken += 1;
     }
 
-    if saved.is_none() {
-        // Leave without `shutdown`, as a crash would: the session stays on the server.
-        println!("(the app exits without shutting down)");
-        std::process::exit(0);
+    if first_run {
+        println!("(the app dies: abort, no destructor runs)");
+        std::process::abort();
+    }
+
+    let shown: Vec<String> = inbox
+        .prepare("SELECT text FROM inbox ORDER BY rowid")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let unique: std::collections::HashSet<&String> = shown.iter().collect();
+    println!("(the app's inbox: {} messages, none twice)", shown.len());
+    if shown.len() != 4 || unique.len() != shown.len() {
+        return Err(format!("the inbox should hold 4 different messages: {shown:?}").into());
     }
     let transcript = chat.transcript().await?;
-    println!("(transcript: {} messages, oldest first)", transcript.len());
+    let ours: Vec<&Message> = transcript
+        .iter()
+        .filter(|m| m.sender.participant_type == ParticipantType::Customer)
+        .collect();
+    if ours.len() != 1 {
+        return Err(format!("the customer's message should be there once: {ours:?}").into());
+    }
+    println!("(the customer's message was delivered once)");
     chat.disconnect(Some(DisconnectReason::UserClosed)).await?;
     client.shutdown(Some(ShutdownReason::UserClosed)).await?;
-    Ok(())
-}
-
-/// Writes the resumption atomically: a crash mid-write leaves the previous one.
-fn save(path: &Path, resumption: &Resumption) -> Result<(), BoxError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(resumption)?)?;
-    std::fs::rename(tmp, path)?;
     Ok(())
 }
