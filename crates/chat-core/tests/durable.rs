@@ -1,7 +1,7 @@
 //! Sessions that survive the process: the snapshot, write-ahead of held sends, restore from a
 //! snapshot (held sends checked against history, never sent twice), the recovery of a session
 //! the server forgot, and a process that gives its session up.
-#![allow(clippy::disallowed_methods)]
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
 mod support;
 
@@ -131,7 +131,7 @@ fn the_snapshot_holds_the_session_the_chat_and_no_secret() {
     let snapshot = h.session.snapshot();
     let r = snapshot.resumption.as_ref().expect("a session");
     assert_eq!(r.session_id.as_str(), SESSION);
-    assert_eq!(r.active_engagements, [e.clone()]);
+    assert_eq!(r.active_engagements, std::slice::from_ref(&e));
     let json = snapshot.to_json();
     assert!(!json.contains(APPKEY) && !json.contains("jwt."), "{json}");
     assert_eq!(Snapshot::from_json(&json).unwrap(), snapshot);
