@@ -10,7 +10,7 @@ use std::time::Duration;
 use chat_core::{
     ChatError, Config, EndReason, EngagementId, ReplyValue, Request, Session, Snapshot,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use support::*;
 
 fn durable() -> Config {
@@ -19,22 +19,6 @@ fn durable() -> Config {
         write_ahead: true,
         ..Config::default()
     }
-}
-
-fn customer_page(messages: &[(u64, &str)]) -> Value {
-    let messages: Vec<Value> = messages
-        .iter()
-        .map(|(i, t)| rest_message(*i, "CUSTOMER", t))
-        .collect();
-    json!({"messages": messages, "pagination": {"pageNumber": 1}, "links": {"next": ""}})
-}
-
-fn sent_text(r: &Request) -> String {
-    let body: Value = serde_json::from_str(r.body.as_deref().unwrap_or("null")).expect("json");
-    body["body"]["elementText"]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// Answers every read of history, as they come, with no message: how many there were.

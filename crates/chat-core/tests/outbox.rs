@@ -6,8 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use chat_core::{ChatError, Config, EngagementId, ReplyValue, Request, TransportError};
-use serde_json::{Value, json};
+use chat_core::{ChatError, Config, EngagementId, ReplyValue, TransportError};
+use serde_json::json;
 use support::*;
 
 fn secs(s: u64) -> Duration {
@@ -25,15 +25,6 @@ fn with_outbox(limit: u64) -> (Harness, EngagementId) {
     (h, e)
 }
 
-/// A history page of customer messages `(index, text)`, newest first.
-fn customer_page(messages: &[(u64, &str)]) -> Value {
-    let messages: Vec<Value> = messages
-        .iter()
-        .map(|(i, t)| rest_message(*i, "CUSTOMER", t))
-        .collect();
-    json!({"messages": messages, "pagination": {"pageNumber": 1}, "links": {"next": ""}})
-}
-
 fn rest_requests(h: &mut Harness) -> Vec<(String, String)> {
     h.drain();
     h.sent
@@ -41,14 +32,6 @@ fn rest_requests(h: &mut Harness) -> Vec<(String, String)> {
         .filter(|r| r.kind == chat_core::RequestKind::Rest)
         .map(|r| (r.method.as_str().to_owned(), r.url.clone()))
         .collect()
-}
-
-fn sent_text(r: &Request) -> String {
-    let body: Value = serde_json::from_str(r.body.as_deref().unwrap_or("null")).expect("json");
-    body["body"]["elementText"]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 fn delivered_index(result: Result<ReplyValue, ChatError>) -> u64 {

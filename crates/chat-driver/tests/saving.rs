@@ -76,6 +76,16 @@ impl Rig {
             .handle_response(self.now, r.id, status, body.as_bytes());
     }
 
+    /// Sends "hello" in the chat, as call 2.
+    fn send_hello(&mut self) {
+        let send = Call::Send {
+            engagement: chat_core::EngagementId::new(ENGAGEMENT),
+            text: "hello".into(),
+            parent: None,
+        };
+        self.driver.call(self.now, send, 2).unwrap();
+    }
+
     fn saved(&mut self, ticket: SaveTicket) {
         self.driver.handle_saved(self.now, ticket, Ok(()));
     }
@@ -125,12 +135,7 @@ impl Rig {
 #[test]
 fn a_held_send_goes_out_after_the_save_that_holds_it() {
     let mut rig = Rig::with_active_chat();
-    let send = Call::Send {
-        engagement: chat_core::EngagementId::new(ENGAGEMENT),
-        text: "hello".into(),
-        parent: None,
-    };
-    rig.driver.call(rig.now, send, 2).unwrap();
+    rig.send_hello();
     let round = rig.round();
     assert!(
         !round.requests.iter().any(|r| r.url.contains("/messages")),
@@ -156,12 +161,7 @@ fn a_held_send_goes_out_after_the_save_that_holds_it() {
 #[test]
 fn a_failed_save_is_tried_again_and_the_send_waits_for_it() {
     let mut rig = Rig::with_active_chat();
-    let send = Call::Send {
-        engagement: chat_core::EngagementId::new(ENGAGEMENT),
-        text: "hello".into(),
-        parent: None,
-    };
-    rig.driver.call(rig.now, send, 2).unwrap();
+    rig.send_hello();
     let (ticket, _) = rig.round().saves[0].clone();
     let disk_full: Box<dyn std::error::Error + Send + Sync> = "disk full".into();
     rig.driver
@@ -186,12 +186,7 @@ fn a_failed_save_is_tried_again_and_the_send_waits_for_it() {
 #[test]
 fn a_lost_lease_stops_the_session_and_nothing_more_is_sent_or_saved() {
     let mut rig = Rig::with_active_chat();
-    let send = Call::Send {
-        engagement: chat_core::EngagementId::new(ENGAGEMENT),
-        text: "hello".into(),
-        parent: None,
-    };
-    rig.driver.call(rig.now, send, 2).unwrap();
+    rig.send_hello();
     let (ticket, _) = rig.round().saves[0].clone();
     rig.driver
         .handle_saved(rig.now, ticket, Err(SaveError::LeaseLost));

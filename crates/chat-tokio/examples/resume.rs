@@ -69,7 +69,10 @@ async fn main() -> Result<(), BoxError> {
         .next()
         .ok_or("no chat was started")?
         .engagement_id;
-    for text in ["While you were away: it left the depot.", "It arrives tomorrow."] {
+    for text in [
+        "While you were away: it left the depot.",
+        "It arrives tomorrow.",
+    ] {
         control.post_message(&engagement, ParticipantType::Agent, text)?;
         println!("--- (agent, while the app is down) {text}");
     }
@@ -127,7 +130,9 @@ async fn app() -> Result<(), BoxError> {
         client.engagements().remove(0)
     };
 
-    let lease = client.lease().ok_or("a client with a store holds a lease")?;
+    let lease = client
+        .lease()
+        .ok_or("a client with a store holds a lease")?;
     // The first run: the greeting and the answer; the second: the two it missed.
     let wanted = 2;
     let mut taken = 0;

@@ -321,6 +321,24 @@ pub fn rest_message(index: u64, from_type: &str, text: &str) -> Value {
         "displayName": "Someone", "receivedAt": "2026-11-23T10:00:02Z"})
 }
 
+/// A history page of customer messages `(index, text)`, newest first, without a next page.
+pub fn customer_page(messages: &[(u64, &str)]) -> Value {
+    let messages: Vec<Value> = messages
+        .iter()
+        .map(|(i, t)| rest_message(*i, "CUSTOMER", t))
+        .collect();
+    json!({"messages": messages, "pagination": {"pageNumber": 1}, "links": {"next": ""}})
+}
+
+/// The text a `sendMessage` request carries.
+pub fn sent_text(r: &Request) -> String {
+    let body: Value = serde_json::from_str(r.body.as_deref().unwrap_or("null")).expect("json");
+    body["body"]["elementText"]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// A history page holding `indexes` (give them newest first) and a `links.next`.
 pub fn history_page(indexes: &[u64], next: &str) -> Value {
     let messages: Vec<Value> = indexes
