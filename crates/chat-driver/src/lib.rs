@@ -75,7 +75,7 @@ pub use options::{DEFAULT_EVENT_CAPACITY, DEFAULT_STORED_OUTBOX, Options, Stream
 pub use reply::{Reply, from_reply};
 pub use saving::{POSITION_SAVE_DELAY, SAVE_RETRY, SaveError, SaveTicket};
 pub use shared::{SharedTable, shared_while_used};
-pub use store::{DEFAULT_LEASE_TTL, StoreLink, StoreOptions, default_owner};
+pub use store::{DEFAULT_LEASE_TTL, StoreLink, StoreOptions, default_owner, stored_customer};
 pub use transcript::Transcript;
 
 /// What every adapter re-exports at its root, so that both name the same types alike:
@@ -83,7 +83,7 @@ pub use transcript::Transcript;
 pub mod api {
     pub use crate::{
         ChatEvent, DEFAULT_EVENT_CAPACITY, DEFAULT_LEASE_TTL, Error, ProviderError,
-        RecvTimeoutError, StreamTransport, TryRecvError,
+        RecvTimeoutError, StreamTransport, TryRecvError, stored_customer,
     };
     pub use chat_core::wire::{
         DisconnectReason, EngagementStatus, MappedData, MessageBody, Participant, ParticipantType,

@@ -71,6 +71,23 @@ pub fn default_owner() -> String {
     format!("{host}/{}", std::process::id())
 }
 
+/// The customer label ([`StoreOptions::customer`]) of the session stored under `key`, read
+/// without claiming it: what a gateway of a fleet needs to mint the token of a session it is
+/// about to take over (a key from [`SessionStore::unclaimed`]). `None` when nothing is stored
+/// or the session carries no label. Blocks on the store.
+pub fn stored_customer(store: &dyn SessionStore, key: &str) -> Result<Option<String>, Error> {
+    let Some(text) = store.peek(key)? else {
+        return Ok(None);
+    };
+    let snapshot = Snapshot::from_json(&text).map_err(|e| {
+        Error::Store(StoreError::Corrupt {
+            key: key.to_owned(),
+            detail: e.to_string(),
+        })
+    })?;
+    Ok(snapshot.customer)
+}
+
 /// The session held in its store under this client's lease.
 #[derive(Debug)]
 pub struct StoreLink {

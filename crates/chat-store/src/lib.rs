@@ -125,6 +125,11 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// A session claimed but never saved is listed too (its claim returns no record): the
     /// gateway that picks it up removes it.
     fn unclaimed(&self, limit: usize) -> Result<Vec<String>, StoreError>;
+
+    /// What is stored for `key`, read without claiming it (`None` if nothing): for a gateway
+    /// to learn whose session it is (the customer label in it) before it takes it over. Never
+    /// act on it without a claim: another process may write it any moment.
+    fn peek(&self, key: &str) -> Result<Option<String>, StoreError>;
 }
 
 /// What a successful [`SessionStore::claim`] gives: the lease, and what the session stored.

@@ -218,4 +218,9 @@ impl SessionStore for MemoryStore {
             .map(|(_, key)| key.clone())
             .collect())
     }
+
+    fn peek(&self, key: &str) -> Result<Option<String>, StoreError> {
+        check::name("key", key)?;
+        Ok(self.lock().sessions.get(key).and_then(|s| s.record.clone()))
+    }
 }

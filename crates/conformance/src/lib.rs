@@ -616,6 +616,12 @@ macro_rules! __suite {
                     .unwrap();
                 let (client, events) = stored().connect() $($aw)* .unwrap();
                 assert_eq!(client.session_id(), &first_session, "resumed, not new");
+                assert_eq!(
+                    $sdk::stored_customer(&*store, "sam").unwrap().as_deref(),
+                    Some("sam"),
+                    "whose session it is, for whoever takes it over"
+                );
+                assert_eq!($sdk::stored_customer(&*store, "nobody").unwrap(), None);
                 expect(&events, arrived_with("while you were away")) $($aw)*;
                 let chat = client.engagement(&id).unwrap();
                 assert_eq!(chat.status(), EngagementStatus::Active);

@@ -316,6 +316,21 @@ impl SessionStore for PostgresStore {
             Ok(keys)
         })
     }
+
+    fn peek(&self, key: &str) -> Result<Option<String>, StoreError> {
+        check::name("key", key)?;
+        self.run(|tx| {
+            let row = tx.query_opt(
+                "SELECT record FROM chat_store_sessions WHERE key = $1",
+                &[&key],
+            )?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let record: Option<String> = row.try_get(0).map_err(|e| corrupt(key, &e))?;
+            Ok(record)
+        })
+    }
 }
 
 /// How one attempt of a call ended, if not well.

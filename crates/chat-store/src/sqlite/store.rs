@@ -303,6 +303,21 @@ impl SessionStore for SqliteStore {
                 .map_err(unreadable("(a key that is not UTF-8)"))
         })
     }
+
+    fn peek(&self, key: &str) -> Result<Option<String>, StoreError> {
+        check::name("key", key)?;
+        self.transaction(|tx, _| {
+            let record = tx
+                .query_row(
+                    "SELECT record FROM chat_store_sessions WHERE key = ?1",
+                    params![key],
+                    |row| row.get::<_, Option<String>>(0),
+                )
+                .optional()
+                .map_err(unreadable(key))?;
+            Ok(record.flatten())
+        })
+    }
 }
 
 /// Creates the schema in a fresh database, or checks the version of an existing one.

@@ -54,6 +54,7 @@ macro_rules! suite {
             a_corrupt_row_is_a_typed_error,
             a_foreign_schema_version_is_refused,
             bad_arguments_are_refused,
+            peek_reads_without_claiming,
         );
     };
     (@tests $backend:path; $($name:ident),* $(,)?) => {
@@ -394,4 +395,27 @@ pub(crate) fn bad_arguments_are_refused<B: Backend>(backend: &B) {
     };
     lease_lost(store.save(&stranger, "x"), "k");
     store.save(&a.lease, "fine").unwrap();
+}
+
+pub(crate) fn peek_reads_without_claiming<B: Backend>(backend: &B) {
+    let store = backend.open();
+    assert_eq!(store.peek("customer-9").unwrap(), None, "nothing stored");
+    let claim = store.claim("customer-9", "a", LONG).unwrap();
+    assert_eq!(
+        store.peek("customer-9").unwrap(),
+        None,
+        "claimed, never saved"
+    );
+    store.save(&claim.lease, r#"{"customer":"nine"}"#).unwrap();
+    assert_eq!(
+        store.peek("customer-9").unwrap().as_deref(),
+        Some(r#"{"customer":"nine"}"#)
+    );
+    // Reading took nothing: the holder still holds it, another owner is still held off.
+    store.save(&claim.lease, "{}").unwrap();
+    assert!(matches!(
+        store.claim("customer-9", "b", LONG),
+        Err(StoreError::Held { .. })
+    ));
+    assert!(matches!(store.peek(""), Err(StoreError::Invalid { .. })));
 }
