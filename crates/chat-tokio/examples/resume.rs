@@ -4,8 +4,7 @@
 //! records its position (exactly-once into the app's store).
 //!
 //! The first run starts a chat, hands a message over (`saved()`), takes the agent's answers
-//! and dies with `abort()` — no destructor runs, as with `kill -9` — while the agent writes
-//! on. The second run resumes from the store, gets exactly what it had not taken, finds its
+//! and is killed with `kill -9` (nothing runs after it) while the agent writes on. The second run resumes from the store, gets exactly what it had not taken, finds its
 //! message delivered once, and ends the chat.
 //!
 //! `cargo run -p chat-tokio --example resume`: the example is both sides. Without arguments it
@@ -58,9 +57,9 @@ async fn main() -> Result<(), BoxError> {
     println!("--- first run");
     let status = run_app().await?;
     if status.success() {
-        return Err("the first run should have died".into());
+        return Err("the first run should have been killed".into());
     }
-    println!("--- (the app died: {status})");
+    println!("--- (the app was killed: {status})");
 
     // The app is gone; its chat is not. The agent writes meanwhile.
     let engagement = control
@@ -166,7 +165,11 @@ async fn app() -> Result<(), BoxError> {
     }
 
     if first_run {
-        println!("(the app dies: abort, no destructor runs)");
+        println!("(the app is killed: kill -9, nothing runs after it)");
+        // SIGKILL, where there is `kill`; elsewhere `abort`, as abrupt.
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &std::process::id().to_string()])
+            .status();
         std::process::abort();
     }
 
