@@ -197,6 +197,24 @@ impl Engagement {
         self.send(text, None)
     }
 
+    /// Starts sending `text` at once and returns without waiting for it: the send is in
+    /// the client (in its outbox, with a store) when this returns, so a
+    /// [`Client::saved`] after it covers it. Wait for the outcome with
+    /// [`QueuedMessage::delivered`], or drop the handle (the send goes on; its outcome comes
+    /// as `MESSAGE_DELIVERED`).
+    pub fn queue_message(&self, text: &str) -> Result<QueuedMessage, Error> {
+        let call = Call::Send {
+            engagement: self.id().clone(),
+            text: text.to_owned(),
+            parent: None,
+        };
+        let ticket = self.client.shared.start_call(call)?;
+        Ok(QueuedMessage {
+            shared: Arc::clone(&self.client.shared),
+            ticket: Some(ticket),
+        })
+    }
+
     /// Sends a text message in answer to `parent`.
     pub fn send_reply(&self, parent: &MessageId, text: &str) -> Result<Message, Error> {
         self.send(text, Some(parent.clone()))
@@ -305,5 +323,34 @@ impl HistoryPager {
             self.pager.add_page(page);
         }
         Ok(self.pager.older())
+    }
+}
+
+/// A send started with [`Engagement::queue_message`].
+#[must_use = "dropping it is fine (the send goes on), but then its outcome is only an event"]
+pub struct QueuedMessage {
+    shared: Arc<Shared>,
+    ticket: Option<crate::driver::Ticket>,
+}
+
+impl std::fmt::Debug for QueuedMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedMessage").finish_non_exhaustive()
+    }
+}
+
+impl QueuedMessage {
+    /// Blocks until the message is delivered (the message as stored) or the send fails.
+    pub fn delivered(mut self) -> Result<Message, Error> {
+        let ticket = self.ticket.take().ok_or(Error::Closed(None))?;
+        from_reply(self.shared.finish(ticket))
+    }
+}
+
+impl Drop for QueuedMessage {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.shared.forget(ticket);
+        }
     }
 }

@@ -47,6 +47,8 @@ pub(crate) struct State {
     reset_stream: bool,
     deadline: Option<Instant>,
     answers: HashMap<Ticket, Result<ReplyValue, Error>>,
+    /// Calls whose answer nobody will take (a `QueuedMessage` dropped).
+    forgotten: std::collections::HashSet<Ticket>,
     next_ticket: Ticket,
     provider: Option<Arc<dyn TokenProvider>>,
     http: Option<Arc<dyn HttpTransport>>,
@@ -94,6 +96,7 @@ impl Shared {
             reset_stream: false,
             deadline: None,
             answers: HashMap::new(),
+            forgotten: std::collections::HashSet::new(),
             next_ticket: 0,
             provider: parts.provider,
             http: Some(parts.http),
@@ -116,6 +119,13 @@ impl Shared {
 
     /// Starts a call and blocks until its result, driving the loop meanwhile.
     pub(crate) fn call(&self, call: Call) -> Result<ReplyValue, Error> {
+        let ticket = self.start_call(call)?;
+        self.finish(ticket)
+    }
+
+    /// Starts a call: it is in the driver when this returns; [`finish`](Self::finish)
+    /// waits for its answer.
+    pub(crate) fn start_call(&self, call: Call) -> Result<Ticket, Error> {
         let ticket = {
             let mut st = self.lock();
             if st.stopped {
@@ -131,10 +141,23 @@ impl Shared {
             ticket
         };
         self.wake_leader();
+        Ok(ticket)
+    }
+
+    /// Waits for the answer of a call [`start_call`](Self::start_call)ed.
+    pub(crate) fn finish(&self, ticket: Ticket) -> Result<ReplyValue, Error> {
         // Without a deadline the wait ends with the answer, or with nothing once the client
         // has stopped without one.
         self.wait_for(None, |st| st.answers.remove(&ticket))
             .unwrap_or_else(|| Err(self.closed()))
+    }
+
+    /// Nobody will wait for `ticket`'s answer: it is dropped, now or when it comes.
+    pub(crate) fn forget(&self, ticket: Ticket) {
+        let mut st = self.lock();
+        if st.answers.remove(&ticket).is_none() {
+            st.forgotten.insert(ticket);
+        }
     }
 
     /// The error of a call made on a client that has stopped.
@@ -298,7 +321,9 @@ impl State {
                 }
                 Action::FetchToken(id) => self.fetch_token(id),
                 Action::Complete(ticket, result) => {
-                    self.answers.insert(ticket, result);
+                    if !self.forgotten.remove(&ticket) {
+                        self.answers.insert(ticket, result);
+                    }
                 }
                 Action::Save(ticket, record) => {
                     if let Some(link) = &self.store {

@@ -117,13 +117,10 @@ async fn app() -> Result<(), BoxError> {
         let chat = client.create_engagement().await?;
         chat.wait_active().await?;
         // Handed over once `saved()` returns: delivered exactly once, whatever happens next.
-        let sending = {
-            let chat = chat.clone();
-            tokio::spawn(async move { chat.send_message("Hello, my parcel is late.").await })
-        };
+        let sending = chat.queue_message("Hello, my parcel is late.")?;
         client.saved().await?;
         println!("customer: Hello, my parcel is late. (handed over)");
-        drop(sending);
+        drop(sending); // its outcome comes as MESSAGE_DELIVERED (in this run or the next)
         chat
     } else {
         client.engagements().remove(0)

@@ -209,6 +209,28 @@ impl Engagement {
         self.send(text, None).await
     }
 
+    /// Starts sending `text` at once and returns without waiting for it: the send is in
+    /// the client (in its outbox, with a store) when this returns, so a
+    /// [`Client::saved`] after it covers it (a `send_message` future covers nothing until
+    /// it is first polled). Wait for the outcome with [`QueuedMessage::delivered`], or drop
+    /// the handle (the send goes on; its outcome comes as `MESSAGE_DELIVERED`).
+    pub fn queue_message(&self, text: &str) -> Result<QueuedMessage, Error> {
+        let call = Call::Send {
+            engagement: self.id().clone(),
+            text: text.to_owned(),
+            parent: None,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.client
+            .shared()
+            .with(|d| d.call(now(), call, tx))
+            .map_err(|(_, e)| e)?;
+        Ok(QueuedMessage {
+            rx,
+            client: self.client.clone(),
+        })
+    }
+
     /// Sends a text message in answer to `parent`.
     pub async fn send_reply(&self, parent: &MessageId, text: &str) -> Result<Message, Error> {
         self.send(text, Some(parent.clone())).await
@@ -314,5 +336,29 @@ impl HistoryPager {
             self.pager.add_page(page);
         }
         Ok(self.pager.older())
+    }
+}
+
+/// A send started with [`Engagement::queue_message`].
+#[must_use = "dropping it is fine (the send goes on), but then its outcome is only an event"]
+pub struct QueuedMessage {
+    rx: tokio::sync::oneshot::Receiver<Result<chat_core::ReplyValue, Error>>,
+    client: Client,
+}
+
+impl std::fmt::Debug for QueuedMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedMessage").finish_non_exhaustive()
+    }
+}
+
+impl QueuedMessage {
+    /// Waits until the message is delivered (the message as stored) or the send fails.
+    pub async fn delivered(self) -> Result<Message, Error> {
+        let answer = self
+            .rx
+            .await
+            .unwrap_or_else(|_| Err(self.client.shared().closed()));
+        from_reply(answer)
     }
 }

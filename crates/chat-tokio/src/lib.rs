@@ -83,7 +83,7 @@ pub use chat_driver::api::*;
 /// (see [`tls_config_with_roots`]).
 pub use chat_net::TlsClientConfig;
 pub use chat_net::{TlsRootsError, tls_config_with_roots};
-pub use client::{Client, Engagement, HistoryPager, HistoryPages};
+pub use client::{Client, Engagement, HistoryPager, HistoryPages, QueuedMessage};
 pub use events::EventStream;
 pub use http1::Http1LongPollTransport;
 pub use token::{BoxError, TokenProvider};

@@ -604,10 +604,16 @@ macro_rules! __suite {
                 let first_session = client.session_id().clone();
                 let chat = client.create_engagement() $($aw)* .unwrap();
                 chat.wait_active() $($aw)* .unwrap();
-                chat.send_message("before the restart") $($aw)* .unwrap();
+                // Queued: in the client when the call returns, so `saved` covers it.
+                let queued = chat.queue_message("before the restart").unwrap();
                 client.saved() $($aw)* .unwrap();
+                let sent = queued.delivered() $($aw)* .unwrap();
+                assert_eq!(sent.text(), Some("before the restart"));
                 assert!(client.pending_sends().is_empty(), "delivered");
                 expect(&events, delivered_with("before the restart")) $($aw)*;
+                // A queued send whose handle is dropped goes on all the same.
+                drop(chat.queue_message("and this one").unwrap());
+                expect(&events, delivered_with("and this one")) $($aw)*;
                 let id = chat.id().clone();
                 drop((client, events, chat));
 
