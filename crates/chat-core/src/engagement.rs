@@ -84,6 +84,10 @@ pub(crate) struct MessageOrder {
 #[derive(Debug, Default, Clone)]
 struct Lane {
     last_index: Option<u64>,
+    /// The position a resumed session started from: what the application had taken. A
+    /// message at or below it is a repeat (the server sends again what it had not seen
+    /// acknowledged), never a late one, since no id of this process can tell them apart.
+    floor: Option<u64>,
     holding: bool,
     held: Vec<Message>,
     /// Hashes of the ids of the latest messages passed on, to tell a message that arrives
@@ -104,6 +108,7 @@ impl MessageOrder {
                         id,
                         Lane {
                             last_index: Some(last),
+                            floor: Some(last),
                             ..Lane::default()
                         },
                     )
@@ -169,6 +174,9 @@ impl MessageOrder {
 
 impl Lane {
     fn pass(&mut self, message: Message) -> Option<Message> {
+        if self.floor.is_some_and(|floor| message.message_index <= floor) {
+            return None;
+        }
         let id = id_hash(&message);
         if let Some(last) = self.last_index {
             if message.message_index <= last {
@@ -217,6 +225,26 @@ mod tests {
         assert!(order.admit(msg(2)).is_none());
         assert!(order.admit(msg(1)).is_none());
         assert_eq!(order.last_index(&EngagementId::new("e")), Some(2));
+    }
+
+    #[test]
+    fn after_a_resume_what_the_application_had_taken_is_never_delivered_again() {
+        let e = EngagementId::new("e");
+        let mut order = MessageOrder::with_last_indexes([(e.clone(), 5)]);
+        // Sent again by the server (its ids are new to this process): repeats, not late.
+        assert!(order.admit(msg(4)).is_none());
+        assert!(order.admit(msg(5)).is_none());
+        assert!(order.admit(msg(6)).is_some());
+        // Held during a catch-up and released: the same rule.
+        order.hold(&e);
+        assert!(order.admit(msg(3)).is_none());
+        assert!(order.admit(msg(7)).is_none(), "held");
+        let out: Vec<u64> = order
+            .release(&e, vec![msg(5), msg(6), msg(7)])
+            .iter()
+            .map(|m| m.message_index)
+            .collect();
+        assert_eq!(out, [7]);
     }
 
     #[test]
