@@ -156,6 +156,15 @@ impl MessageOrder {
         self.lanes.get(id).is_some_and(|l| l.holding)
     }
 
+    /// Abandons a catch-up: the live messages held are dropped, not passed on, so that the
+    /// next catch-up from the same position fetches them with the rest of the gap.
+    pub(crate) fn drop_held(&mut self, id: &EngagementId) {
+        if let Some(lane) = self.lanes.get_mut(id) {
+            lane.holding = false;
+            lane.held.clear();
+        }
+    }
+
     /// Ends a catch-up: `fetched` (from history, any order) and the held live messages are
     /// merged, and the new ones come out in `messageIndex` order, each once.
     pub(crate) fn release(&mut self, id: &EngagementId, fetched: Vec<Message>) -> Vec<Message> {
@@ -174,7 +183,10 @@ impl MessageOrder {
 
 impl Lane {
     fn pass(&mut self, message: Message) -> Option<Message> {
-        if self.floor.is_some_and(|floor| message.message_index <= floor) {
+        if self
+            .floor
+            .is_some_and(|floor| message.message_index <= floor)
+        {
             return None;
         }
         let id = id_hash(&message);

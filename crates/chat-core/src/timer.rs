@@ -20,9 +20,12 @@ pub(crate) enum Timer {
     TokenRefresh,
     /// The token provider has not answered in time.
     TokenFetch,
+    /// A session kept in a store that the server forgot: time to try making its replacement
+    /// again.
+    Replace,
 }
 
-const ALL: [Timer; 7] = [
+const ALL: [Timer; 8] = [
     Timer::Activity,
     Timer::TokenReminder,
     Timer::TokenExpiry,
@@ -30,6 +33,7 @@ const ALL: [Timer; 7] = [
     Timer::Outbox,
     Timer::TokenRefresh,
     Timer::TokenFetch,
+    Timer::Replace,
 ];
 
 #[derive(Debug, Default, Clone)]

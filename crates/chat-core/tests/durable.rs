@@ -316,3 +316,70 @@ fn wait_saved_completes_once_the_store_holds_every_send_accepted() {
     h.session.abandon(h.now);
     assert_eq!(h.take_reply(barrier), Err(ChatError::NotInitialized));
 }
+
+#[test]
+fn a_session_kept_in_a_store_that_the_server_forgets_mid_chat_is_replaced_in_place() {
+    let (mut h, e) = saved_session();
+    let id = h
+        .session
+        .send_message(h.now, &e, "in flight", None)
+        .unwrap();
+    h.session.handle_saved(h.now, h.session.snapshot_version());
+    let post = h.take_rest("POST", "/messages");
+    // The server forgot the session: the poll says so. The send in flight is abandoned,
+    // not failed.
+    let poll = h.take_poll();
+    h.respond(&poll, 404, json!({"detail": "Session not found"}));
+    assert!(h.aborted.contains(&post.id));
+    let names = h.take_event_names();
+    assert!(names.contains(&"EVENT_STREAM_CLOSED"), "{names:?}");
+    assert!(
+        !names.contains(&"EVENT_STREAM_FAILED"),
+        "not ended: {names:?}"
+    );
+    assert!(
+        h.replies.iter().all(|r| r.id != id),
+        "the send is still held"
+    );
+    assert!(!h.session.is_ended());
+
+    // The replacement is refused once (an outage), and tried again after a backoff.
+    let create = h.take_rest("POST", "/sessions");
+    h.respond(&create, 503, json!({}));
+    assert!(h.session.end_reason().is_none());
+    h.advance_to_deadline().expect("a retry");
+    let create = h.take_rest("POST", "/sessions");
+    h.respond(
+        &create,
+        201,
+        json!({"sessionId": "5e55e55e-0000-4000-8000-000000000002", "engagements": [
+            engagement_json(ENGAGEMENT, "ACTIVE", json!([]))]}),
+    );
+    assert!(h.take_event_names().contains(&"INITIALIZED"));
+    let join = h.take_rest("POST", &format!("/engagements/{ENGAGEMENT}:join"));
+    assert!(join.body.as_deref().unwrap_or("").contains("000000000002"));
+    h.respond(&join, 200, engagement_json(ENGAGEMENT, "ACTIVE", json!([])));
+    let poll = h.take_poll();
+    assert!(poll.url.contains("000000000002"));
+    h.respond(
+        &poll,
+        200,
+        json!([participant_event(
+            "ev-7",
+            "PARTICIPANT_ADDED",
+            CUSTOMER,
+            "CUSTOMER"
+        )]),
+    );
+    // Gap filled, the send checked (it may have arrived before the loss), then sent once.
+    answer_reads(&mut h);
+    let post = h.take_rest("POST", "/messages");
+    assert_eq!(sent_text(&post), "in flight");
+    h.respond(&post, 200, rest_message(3, "CUSTOMER", "in flight"));
+    assert!(matches!(h.take_reply(id), Ok(ReplyValue::MessageSent(_))));
+    let r = h.session.snapshot().resumption.unwrap();
+    assert_eq!(
+        r.session_id.as_str(),
+        "5e55e55e-0000-4000-8000-000000000002"
+    );
+}

@@ -676,6 +676,43 @@ macro_rules! __suite {
                 client.shutdown(None) $($aw)* .unwrap();
             }
 
+            /// The server forgets a stored session while the client runs: the client makes a
+            /// new one, joins the chat again and carries on; nothing the app handed over is
+            /// lost, and the app only sees `INITIALIZED` again.
+            pub $($async)* fn a_stored_session_forgotten_mid_chat_is_replaced_in_place(
+                transport: StreamTransport,
+            ) {
+                let emu = Server::start(AgentMode::Off);
+                let (store, _dir) = sqlite_store();
+                let (client, events) = builder(&emu, transport, "val")
+                    .store(store.clone(), "val")
+                    .connect() $($aw)*
+                    .unwrap();
+                let chat = client.create_engagement() $($aw)* .unwrap();
+                chat.wait_active() $($aw)* .unwrap();
+                chat.send_message("before") $($aw)* .unwrap();
+                expect(&events, delivered_with("before")) $($aw)*;
+                assert!(emu.control().invalidate_session(client.session_id()));
+                let (again, _) = expect(&events, |e| matches!(e, Event::Initialized(_))) $($aw)*;
+                let Event::Initialized(ctx) = again.event else { unreachable!() };
+                assert_ne!(&ctx.session_id, client.session_id(), "a new session");
+                expect(&events, is_active) $($aw)*;
+                emu.control()
+                    .post_message(chat.id(), ParticipantType::Agent, "still there?")
+                    .unwrap();
+                expect(&events, arrived_with("still there?")) $($aw)*;
+                chat.send_message("after") $($aw)* .unwrap();
+                let texts: Vec<String> = chat
+                    .transcript() $($aw)*
+                    .unwrap()
+                    .iter()
+                    .filter_map(|m| m.text().map(str::to_owned))
+                    .collect();
+                assert_eq!(texts, ["before", "still there?", "after"]);
+                assert_eq!(client.end_reason(), None);
+                client.shutdown(None) $($aw)* .unwrap();
+            }
+
             /// A store holding something unreadable, or a session another process holds,
             /// fails `connect` with a typed error: never a silent fresh start.
             pub $($async)* fn a_store_that_cannot_be_used_is_an_error(transport: StreamTransport) {
@@ -738,6 +775,7 @@ macro_rules! __suite {
             a_stored_session_resumes_after_a_restart,
             a_forgotten_stored_session_is_replaced_and_its_chat_joined_again,
             a_store_that_cannot_be_used_is_an_error,
+            a_stored_session_forgotten_mid_chat_is_replaced_in_place,
             connect_and_shut_down,
             chat_with_the_agent,
             join_from_a_second_client,

@@ -4,12 +4,14 @@
 
 use std::time::{Instant, SystemTime};
 
-use super::{Phase, Resumption, Session};
+use super::{Pending, Phase, Resumption, Session};
 use crate::ChatError;
 use crate::event::{EndReason, ReplyValue};
 use crate::ids::RequestId;
 use crate::outbox::{Outgoing, Step};
 use crate::snapshot::{HeldSend, SNAPSHOT_FORMAT, Snapshot};
+use crate::stream::StreamState;
+use crate::timer::Timer;
 
 impl Session {
     /// What to keep of this session across processes (see [`Snapshot`]): the session and
@@ -149,6 +151,76 @@ impl Session {
         if self.phase != Phase::Ended {
             self.end_session(EndReason::Abandoned, &ChatError::NotInitialized);
         }
+    }
+
+    /// A session kept in a store (write-ahead) that the server forgot while it ran
+    /// (ACS-320) is replaced in place rather than ended: its requests are abandoned (commands
+    /// fail with ACS-320; held sends wait, each checked against history before it goes
+    /// again), a new session is made, its chats are joined again and caught up from their
+    /// positions. The application sees `EVENT_STREAM_CLOSED`, then `INITIALIZED` with the new
+    /// session. `false` for a session without write-ahead: it ends, as in the official SDK.
+    pub(super) fn replace_lost_session(&mut self, now: Instant) -> bool {
+        if !self.config.write_ahead || self.phase != Phase::Ready {
+            return false;
+        }
+        tracing::info!("the server forgot the session (ACS-320): replacing it");
+        if self.stream != StreamState::Closed {
+            self.stop_stream(now);
+        }
+        for sent in std::mem::take(&mut self.requests) {
+            self.out.push_back(crate::Output::Abort(sent.id));
+            if let Some(at) = self.outbox.sending(sent.id) {
+                let held = &mut self.outbox.held[at];
+                held.uncertain = true;
+                held.step = Step::Waiting { retry_at: now };
+            } else if let Some(at) = self.outbox.checking(sent.id) {
+                self.outbox.held[at].step = Step::Waiting { retry_at: now };
+            } else if sent.pending.is_command() || matches!(sent.pending, Pending::Send(_)) {
+                self.reply(sent.id, Err(ChatError::SessionNotFound));
+            }
+        }
+        self.in_flight = None;
+        self.probing = None;
+        for c in std::mem::take(&mut self.catch_ups) {
+            self.order.drop_held(&c.engagement);
+        }
+        self.timers.stop_all();
+        self.rejoin = self
+            .engagements
+            .iter()
+            .filter(|e| e.attached)
+            .map(|e| e.info.engagement_id.clone())
+            .collect();
+        self.phase = Phase::Initializing;
+        self.replacing = true;
+        // The new session has its own events resource, and its own event ids.
+        self.events_url = None;
+        self.cursor = crate::stream::Cursor::default();
+        self.backoff.reset();
+        self.send_replacement();
+        true
+    }
+
+    /// `POST …/sessions` for the replacement of a lost session; no reply is due.
+    pub(super) fn send_replacement(&mut self) {
+        if self.replacing && self.phase == Phase::Initializing {
+            let id = self.new_id();
+            self.send_init(id, None);
+        }
+    }
+
+    /// The replacement's `POST …/sessions` failed: tried again after the reconnection
+    /// backoff (with jitter, so that sessions cut by one outage do not come back in step),
+    /// until it succeeds or the session is shut down. `true` if it was the replacement.
+    pub(super) fn replacement_failed(&mut self, now: Instant, error: &ChatError) -> bool {
+        if !self.replacing {
+            return false;
+        }
+        self.phase = Phase::Initializing;
+        let wait = self.backoff.next_sleep(&mut self.rng);
+        tracing::info!(error = %error, ?wait, "replacing the lost session failed; trying again");
+        self.timers.set(Timer::Replace, now + wait);
+        true
     }
 
     /// The snapshot changed (see [`snapshot_version`](Self::snapshot_version)).

@@ -293,6 +293,8 @@ pub struct Session {
     recover: bool,
     /// The chats the replacing session joins once it exists.
     rejoin: Vec<EngagementId>,
+    /// A lost session (kept in a store) is being replaced: its init has no caller.
+    replacing: bool,
     /// `wait_saved` calls, each with the snapshot version it waits for.
     save_waiters: Vec<(u64, RequestId)>,
 }
@@ -354,6 +356,7 @@ impl Session {
             saved: 0,
             recover: false,
             rejoin: Vec::new(),
+            replacing: false,
             save_waiters: Vec::new(),
         })
     }

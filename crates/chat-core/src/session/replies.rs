@@ -122,6 +122,11 @@ impl Session {
                 if session_gone =>
             {
                 match self.outbox.sending(id) {
+                    // Kept in a store: the session is replaced and the send goes there (the
+                    // 404 says it was not stored).
+                    Some(at) if self.config.write_ahead => {
+                        self.outbox.held[at].step = crate::outbox::Step::Waiting { retry_at: now };
+                    }
                     Some(at) => self.settle_held(at, Err(ChatError::SessionNotFound)),
                     None => self.reply(id, Err(ChatError::SessionNotFound)),
                 }
@@ -233,12 +238,14 @@ impl Session {
         };
         let session = match result {
             Ok(s) => s,
+            Err(e) if self.replacement_failed(now, &e) => return,
             Err(e) => {
                 self.phase = Phase::Created;
                 self.reply(id, Err(e));
                 return;
             }
         };
+        self.replacing = false;
         let active = resume
             .as_ref()
             .map(|r| r.active_engagements.as_slice())

@@ -302,6 +302,9 @@ impl Session {
     /// still waiting fails with ACS-320 at once, and [`Session::end_reason`] says why: an
     /// application cannot do anything more with this session, so it must not look alive.
     pub(super) fn session_gone(&mut self, now: Instant) {
+        if self.replace_lost_session(now) {
+            return;
+        }
         if self.stream != StreamState::Closed {
             self.stop_stream(now);
         }

@@ -17,6 +17,7 @@ impl Session {
 
     pub(super) fn on_timer(&mut self, timer: Timer, now: Instant) {
         match timer {
+            Timer::Replace => self.send_replacement(),
             Timer::Activity => match self.slot {
                 Slot::Idle => {
                     self.slot = Slot::Grace;
