@@ -84,6 +84,11 @@ pub(crate) struct MessageOrder {
 #[derive(Debug, Default, Clone)]
 struct Lane {
     last_index: Option<u64>,
+    /// The position a resumed session started from: every message at or below it was taken
+    /// by the application before (the position says so), so that one coming again (the
+    /// server replays the events the process before did not acknowledge) is a repeat, even
+    /// though its id is not among the `recent` ones, which a new process does not have.
+    resumed_at: Option<u64>,
     holding: bool,
     held: Vec<Message>,
     /// Hashes of the ids of the latest messages passed on, to tell a message that arrives
@@ -104,6 +109,7 @@ impl MessageOrder {
                         id,
                         Lane {
                             last_index: Some(last),
+                            resumed_at: Some(last),
                             ..Lane::default()
                         },
                     )
@@ -170,6 +176,12 @@ impl MessageOrder {
 impl Lane {
     fn pass(&mut self, message: Message) -> Option<Message> {
         let id = id_hash(&message);
+        if self
+            .resumed_at
+            .is_some_and(|at| message.message_index <= at)
+        {
+            return None;
+        }
         if let Some(last) = self.last_index {
             if message.message_index <= last {
                 if self.recent.contains(&id) {
@@ -231,6 +243,29 @@ mod tests {
         );
         assert!(order.admit(late).is_none(), "but only once");
         assert_eq!(order.last_index(&EngagementId::new("e")), Some(5));
+    }
+
+    #[test]
+    fn after_a_resume_a_message_at_or_below_its_position_is_a_repeat() {
+        // The process before took 1..=4 and died before acknowledging their events: the
+        // server sends them again to the resumed session, whose `recent` ids are empty.
+        let id = EngagementId::new("e");
+        let mut order = MessageOrder::with_last_indexes([(id.clone(), 4)]);
+        for index in 1..=4 {
+            assert!(order.admit(msg(index)).is_none(), "{index} again");
+        }
+        order.hold(&id);
+        assert!(order.admit(msg(3)).is_none());
+        assert!(order.admit(msg(5)).is_none(), "held during the catch-up");
+        let out = order.release(&id, vec![msg(4), msg(5)]);
+        let indexes: Vec<u64> = out.iter().map(|m| m.message_index).collect();
+        assert_eq!(indexes, [5]);
+        // Above the position, a late message is still delivered once.
+        assert!(order.admit(msg(7)).is_some());
+        let mut late = msg(6);
+        late.message_id = crate::ids::MessageId::new("late");
+        assert!(order.admit(late.clone()).is_some());
+        assert!(order.admit(late).is_none());
     }
 
     #[test]
