@@ -274,6 +274,29 @@ mod tests {
     }
 
     #[test]
+    fn after_a_resume_a_message_at_or_below_its_position_is_a_repeat() {
+        // The process before took 1..=4 and died before acknowledging their events: the
+        // server sends them again to the resumed session, whose `recent` ids are empty.
+        let id = EngagementId::new("e");
+        let mut order = MessageOrder::with_last_indexes([(id.clone(), 4)]);
+        for index in 1..=4 {
+            assert!(order.admit(msg(index)).is_none(), "{index} again");
+        }
+        order.hold(&id);
+        assert!(order.admit(msg(3)).is_none());
+        assert!(order.admit(msg(5)).is_none(), "held during the catch-up");
+        let out = order.release(&id, vec![msg(4), msg(5)]);
+        let indexes: Vec<u64> = out.iter().map(|m| m.message_index).collect();
+        assert_eq!(indexes, [5]);
+        // Above the position, a late message is still delivered once.
+        assert!(order.admit(msg(7)).is_some());
+        let mut late = msg(6);
+        late.message_id = crate::ids::MessageId::new("late");
+        assert!(order.admit(late.clone()).is_some());
+        assert!(order.admit(late).is_none());
+    }
+
+    #[test]
     fn catch_up_merges_history_and_held_in_order_once() {
         let id = EngagementId::new("e");
         let mut order = MessageOrder::with_last_indexes([(id.clone(), 2)]);

@@ -256,6 +256,13 @@ impl<W> Driver<W> {
         let Some(saving) = &self.saving else {
             return Err(None);
         };
+        // Nothing is written before the session exists: a restored session's id comes with
+        // the resume's answer, and a snapshot saved before it would replace what the store
+        // holds (the session, its chats, their positions) with nothing, so that a process
+        // killed then, or a connect that fails, would leave the next one a fresh start.
+        if !over && self.session.resumption().is_none() {
+            return Err(None);
+        }
         let due = saving.due(now, version).ok_or(None)?;
         if due > now {
             return Err(Some(due));

@@ -297,3 +297,53 @@ fn the_lease_is_renewed_every_third_of_its_time_and_a_process_that_cannot_stops_
     assert_eq!(rig.driver.end_reason(), Some(EndReason::Abandoned));
     assert_eq!(rig.now, renewed_at + ttl, "stopped when the lease ran out");
 }
+
+/// A restored session's record is what the store holds until the session is resumed: a save
+/// before that would write a snapshot without the session (its id comes with the resume's
+/// answer), and a process killed then, or a connect that fails (server unreachable), would
+/// leave the store without the session, its chats, its positions and its held sends.
+#[test]
+fn a_restored_session_is_not_saved_over_before_it_is_resumed() {
+    let stored = format!(
+        r#"{{"format":1,"resumption":{{"sessionId":"{SESSION}","activeEngagements":["{ENGAGEMENT}"],"lastMessageIndexes":[["{ENGAGEMENT}",3]]}},"sends":[{{"engagementId":"{ENGAGEMENT}","text":"held","baseline":3,"giveUpAtMs":4000000000000}}]}}"#
+    );
+    let restore = |rig: &mut Rig| {
+        let snapshot = Snapshot::from_json(&stored).unwrap();
+        rig.driver
+            .call(rig.now, Call::Restore(Box::new(snapshot)), 1)
+            .unwrap();
+        rig.round()
+    };
+
+    // The resume fails (the server cannot be reached): nothing was saved over the record.
+    let mut rig = Rig::new();
+    let round = restore(&mut rig);
+    assert!(
+        round.saves.is_empty(),
+        "saved before the resume: {round:#?}"
+    );
+    let get = round.requests[0].clone();
+    rig.driver
+        .handle_failure(rig.now, get.id, chat_core::TransportError::Connect);
+    let round = rig.round();
+    assert!(matches!(&round.completed[..], [(1, Err(_))]), "{round:?}");
+    assert!(
+        round.saves.is_empty(),
+        "saved after a failed resume: {round:#?}"
+    );
+
+    // The resume succeeds: the first save holds the session and the held send.
+    let mut rig = Rig::new();
+    let round = restore(&mut rig);
+    let session = format!(
+        r#"{{"sessionId":"{SESSION}","engagements":[{{"engagementId":"{ENGAGEMENT}","dialogs":[{{"dialogId":"{DIALOG}","dialogStatus":"ACTIVE","participants":[]}}]}}]}}"#
+    );
+    rig.answer(&round.requests[0], 200, &session);
+    let round = rig.round();
+    let (_, record) = round.saves.first().cloned().expect("a save once resumed");
+    let saved = Snapshot::from_json(&record.expect("a record")).unwrap();
+    let resumption = saved.resumption.expect("the session");
+    assert_eq!(resumption.session_id.as_str(), SESSION);
+    assert_eq!(resumption.active_engagements[0].as_str(), ENGAGEMENT);
+    assert_eq!(saved.sends[0].text, "held");
+}

@@ -170,6 +170,28 @@ mod with_server {
         );
     }
 
+    /// An async chat client drops the last handle on its store where its task ends, on a
+    /// runtime's thread, where the synchronous client's own close would panic.
+    #[test]
+    fn a_store_may_be_dropped_on_an_async_runtimes_thread() {
+        let Some(backend) = postgres("a_store_may_be_dropped_on_an_async_runtimes_thread") else {
+            return;
+        };
+        let store = backend.open();
+        let claim = store.claim("k", "a", LONG).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async move { drop(store) });
+        // The store's connection is closed (by a thread of its own), its lease still there.
+        let again = backend.open();
+        assert!(matches!(
+            again.claim("k", "b", LONG),
+            Err(StoreError::Held { .. })
+        ));
+        again.release(&claim.lease).unwrap();
+    }
+
     #[test]
     fn a_connection_killed_by_the_server_is_replaced() {
         let Some(backend) = postgres("a_connection_killed_by_the_server_is_replaced") else {

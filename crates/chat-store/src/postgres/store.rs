@@ -86,6 +86,26 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
+impl Drop for PostgresStore {
+    /// Closes the connection on a thread of its own: the synchronous client's close runs a
+    /// runtime of its own, which panics on a thread that drives an async runtime ("Cannot
+    /// start a runtime from within a runtime"), and an async chat client may drop the last
+    /// handle on its store there (its task ends on a runtime's thread).
+    fn drop(&mut self) {
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(client) = client {
+            // (Should no thread start, the connection is closed here, as before.)
+            let _ = std::thread::Builder::new()
+                .name("chat-store-close".to_owned())
+                .spawn(move || drop(client));
+        }
+    }
+}
+
 /// Why one attempt of a call failed: the store's answer, or the database's error (which may be
 /// the connection's, and worth one more attempt on a new connection).
 enum Failure {
