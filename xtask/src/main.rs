@@ -13,6 +13,8 @@
 //! - `soak [--sessions N] [--messages M] [--duration SECS] [--seed S] [--transport T]
 //!   [--adapter A] [--json]`: the chaos soak of `crates/chat-soak` in release, with its table
 //!   of lost, duplicated and out-of-order messages; fails unless all are 0 (see `soak.rs`).
+//!   `soak crash [...]` and `soak failover [...]`: the crash soak (customer processes killed
+//!   with SIGKILL) and the failover soak (gateway processes on one PostgreSQL, one killed).
 
 #![allow(clippy::print_stderr)] // a command-line tool: its output is stderr
 
@@ -37,7 +39,8 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask <ci|bench [storm]|doc|fuzz [--target T] [--seconds S]|postgres [-- COMMAND...]|soak [--sessions N] \
                  [--messages M] [--duration SECS] [--seed S] [--transport long-poll|websocket|both] \
-                 [--adapter tokio|blocking|smol|all] [--json]>"
+                 [--adapter tokio|blocking|smol|all] [--json]|soak crash [--children N] [--kills K] \
+                 [--adapter tokio|blocking] ...|soak failover [--gateways G] [--customers C] ...>"
             );
             return ExitCode::from(2);
         }

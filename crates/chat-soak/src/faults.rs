@@ -258,6 +258,93 @@ impl Injector<'_> {
     }
 }
 
+/// A run's faults as its time goes (the crash and failover soaks): the schedule, where it
+/// stands, and what was injected or skipped.
+pub(crate) struct Schedule<'a> {
+    planned: Vec<Planned>,
+    next: usize,
+    injector: Injector<'a>,
+    skipped: u64,
+}
+
+impl<'a> Schedule<'a> {
+    /// `planned` (from [`plan`]), injected through `injector`.
+    pub(crate) fn new(planned: Vec<Planned>, injector: Injector<'a>) -> Self {
+        Self {
+            planned,
+            next: 0,
+            injector,
+            skipped: 0,
+        }
+    }
+
+    /// Injects the faults due by `now` (the run started at `started`). `target` picks the
+    /// session of a fault that aims at one (given whether it aims at a connected event
+    /// stream); one that finds none, or a fault of a stream while the server is down, is
+    /// skipped.
+    pub(crate) fn inject_due(
+        &mut self,
+        started: tokio::time::Instant,
+        now: tokio::time::Instant,
+        mut target: impl FnMut(&Planned) -> Option<chat_core::SessionId>,
+    ) {
+        while let Some(fault) = self
+            .planned
+            .get(self.next)
+            .copied()
+            .filter(|f| started + f.at <= now)
+        {
+            self.next += 1;
+            if fault.aims_at_a_stream() && !self.injector.proxy.status().up {
+                self.skipped += 1;
+                continue;
+            }
+            let session = if fault.kind.targets_a_session() {
+                match target(&fault) {
+                    Some(session) => Some(session),
+                    None => {
+                        self.skipped += 1;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            self.injector.inject(&fault, session.as_ref());
+        }
+    }
+
+    /// When the next fault is due.
+    pub(crate) fn next_due(&self, started: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        self.planned.get(self.next).map(|f| started + f.at)
+    }
+
+    /// The faults injected by kind, and those skipped.
+    pub(crate) fn counts(&self) -> BTreeMap<String, u64> {
+        let mut counts: BTreeMap<String, u64> = self
+            .injector
+            .injected
+            .iter()
+            .map(|(k, n)| (k.name().to_owned(), *n))
+            .collect();
+        if self.skipped > 0 {
+            counts.insert("skipped".to_owned(), self.skipped);
+        }
+        counts
+    }
+}
+
+/// The seeded pick among `candidates` (sessions) for `fault`.
+pub(crate) fn pick_among(
+    fault: &Planned,
+    candidates: &[chat_core::SessionId],
+) -> Option<chat_core::SessionId> {
+    if candidates.is_empty() {
+        return None;
+    }
+    Some(candidates[(fault.pick % candidates.len() as u64) as usize].clone())
+}
+
 /// How long an outage lasts: 2, 3 or 4 s.
 pub(crate) fn outage_length(variant: u32) -> Duration {
     Duration::from_secs(2 + u64::from(variant % 3))

@@ -19,6 +19,23 @@
 //! `cargo xtask soak` runs the binary (`chat-soak --help`). The same proxy's whole-server
 //! outage also drives the reconnect-storm benchmark ([`storm`], `cargo xtask bench storm`).
 //!
+//! Two more soaks (issue #15) run the customer apps as processes of their own, each keeping
+//! its session in a store, and kill them with SIGKILL:
+//!
+//! * [`crash`] (`chat-soak crash`): one child process per customer, on chat-tokio or
+//!   chat-blocking, its session in one SQLite file; killed at seeded instants (at random,
+//!   right after a send was handed over, in the middle of a send) and started again from the
+//!   store while the faults go on. Each child finds where it was from the SDK's held sends and
+//!   the transcript, and takes the agent's messages into its own table with the exactly-once
+//!   recipe.
+//! * [`failover`] (`chat-soak failover`): gateway processes driving several customers each
+//!   through one PostgreSQL database; one is killed, the others take its sessions over once
+//!   their leases lapse, and the takeover time is measured.
+//!
+//! Both end with the same verdict per direction (the customers' numbers in the emulator's
+//! dialogs, the agent's in the apps' tables): 0 lost (a send handed over and not stored
+//! counts as lost), 0 duplicated, 0 out of order.
+//!
 //! # Example
 //!
 //! A tiny seeded soak, every fault kind included:
@@ -45,14 +62,29 @@
 #![forbid(unsafe_code)]
 
 pub mod adapter;
+mod agent;
+mod app;
+mod app_blocking;
+mod app_tokio;
 mod audit;
 pub mod blocking_adapter;
+pub mod child;
+mod children;
+pub mod crash;
+mod dialogs;
+pub mod failover;
 mod faults;
+pub mod gateway;
+mod inbox;
+mod lines;
+mod numbered;
 mod proxy;
 mod report;
 mod session;
 pub mod smol_adapter;
+mod stage;
 pub mod storm;
+mod tally;
 pub mod tokio_adapter;
 
 use std::collections::BTreeMap;
@@ -69,9 +101,14 @@ pub use adapter::{
     Adapter, AdapterError, ConnectSpec, Connection, SoakClient, TokenSource, Transport,
 };
 pub use blocking_adapter::BlockingAdapter;
+pub use child::{ChildAdapter, ChildArgs, run_child};
+pub use crash::{CrashOptions, CrashReport, run_crash};
+pub use failover::{FailoverOptions, FailoverReport, run_failover};
 pub use faults::FaultKind;
+pub use gateway::{GatewayArgs, run_gateway};
 pub use report::{Direction, RunReport, table};
 pub use smol_adapter::SmolAdapter;
+pub use tally::{Spread, Tally};
 pub use tokio_adapter::TokioAdapter;
 
 use crate::session::{Phase, Plan, Slot, slot};
