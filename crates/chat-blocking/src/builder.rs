@@ -100,8 +100,7 @@ impl ClientBuilder {
             Some(kept) => {
                 let since = Instant::now();
                 let (link, snapshot) = StoreLink::claim(kept)?;
-                driver.keep_in_store(kept.customer.clone());
-                driver.hold_lease(since, link.lease().clone(), link.ttl());
+                link.attach(&mut driver, kept, since, &snapshot);
                 (Some(Arc::new(link)), Call::Restore(Box::new(snapshot)))
             }
             None => (None, Call::Init(self.options.resume.take())),

@@ -207,12 +207,31 @@ impl<W> Driver<W> {
         }))
     }
 
+    /// The application records the positions of what it takes itself, in its own
+    /// transaction (the exactly-once recipe): the record keeps the positions the session was
+    /// restored with (`restored`), and taking an event never moves them, so that the record
+    /// can never be ahead of the application's own commit. Call after
+    /// [`keep_in_store`](Self::keep_in_store).
+    pub fn positions_by_app(&mut self, restored: Vec<(EngagementId, u64)>) {
+        if let Some(saving) = &mut self.saving {
+            saving.positions_by_app = Some(restored);
+        }
+    }
+
     /// What the store should hold now: the core's snapshot, its positions lowered to what
-    /// the application has taken, with the customer's label.
+    /// the application has taken (or those it was restored with, when the application
+    /// records positions itself), with the customer's label.
     pub fn snapshot(&self) -> Snapshot {
         let mut snapshot = self.session.snapshot();
         if let Some(r) = &mut snapshot.resumption {
-            self.events.lower_to_taken(r);
+            match self
+                .saving
+                .as_ref()
+                .and_then(|s| s.positions_by_app.as_ref())
+            {
+                Some(restored) => r.last_message_indexes.clone_from(restored),
+                None => self.events.lower_to_taken(r),
+            }
         }
         snapshot.customer = self.saving.as_ref().and_then(|s| s.customer.clone());
         snapshot
@@ -459,7 +478,11 @@ impl<W> Driver<W> {
     /// [`resumption`](Self::resumption) reports, and may let a held stream answer in.
     pub fn take_event(&mut self, now: Instant) -> Option<ChatEvent> {
         let event = self.events.pop()?;
-        if let Some(saving) = &mut self.saving {
+        if let Some(saving) = self
+            .saving
+            .as_mut()
+            .filter(|s| s.positions_by_app.is_none())
+        {
             if matches!(
                 event.event,
                 chat_core::Event::MessageArrived(_) | chat_core::Event::MessageDelivered(_)

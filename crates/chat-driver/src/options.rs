@@ -219,9 +219,11 @@ macro_rules! client_builder_setters {
             store: ::std::sync::Arc<dyn $crate::__private::SessionStore>,
             key: impl Into<String>,
         ) -> Self {
-            let customer = self.options.store.take().and_then(|s| s.customer);
             let mut kept = $crate::StoreOptions::new(store, key);
-            kept.customer = customer;
+            if let Some(before) = self.options.store.take() {
+                kept.customer = before.customer;
+                kept.positions_by_app = before.positions_by_app;
+            }
             self.options.store = Some(kept);
             self
         }
@@ -244,6 +246,18 @@ macro_rules! client_builder_setters {
         pub fn lease_ttl(mut self, ttl: ::std::time::Duration) -> Self {
             if let Some(kept) = &mut self.options.store {
                 kept.lease_ttl = ttl;
+            }
+            self
+        }
+
+        /// The application records the position of what it takes itself, in its own
+        /// transaction (`chat_store::sqlite::record_position`, the exactly-once recipe): the
+        /// client then never moves the stored position when an event is taken, so that it
+        /// cannot run ahead of the application's commit. Call after `store`.
+        #[must_use]
+        pub fn app_records_positions(mut self) -> Self {
+            if let Some(kept) = &mut self.options.store {
+                kept.positions_by_app = true;
             }
             self
         }

@@ -49,6 +49,9 @@ pub(crate) struct Saving {
     pub(crate) retry_at: Option<Instant>,
     /// The store's lease on the session, if it has one.
     pub(crate) lease: Option<LeaseClock>,
+    /// The application records the positions itself (the exactly-once recipe): the record
+    /// keeps these, the ones it was restored with, and taking an event moves nothing.
+    pub(crate) positions_by_app: Option<Vec<(chat_core::EngagementId, u64)>>,
 }
 
 /// When the lease on the session must be renewed, and until when this process may act on

@@ -30,6 +30,10 @@ pub struct StoreOptions {
     /// The application's label for the customer, kept with the session, so that whoever
     /// takes it over can mint the next token for the right person.
     pub customer: Option<String>,
+    /// The application records the position of what it takes in its own transaction
+    /// (`chat_store::sqlite::record_position`): the client then never moves the stored
+    /// position itself, so that it cannot run ahead of the application's commit.
+    pub positions_by_app: bool,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -52,6 +56,7 @@ impl StoreOptions {
             owner: default_owner(),
             lease_ttl: DEFAULT_LEASE_TTL,
             customer: None,
+            positions_by_app: false,
         }
     }
 }
@@ -130,6 +135,27 @@ impl StoreLink {
     /// The lease this client holds the session under.
     pub fn lease(&self) -> &Lease {
         &self.lease
+    }
+
+    /// Sets `driver` up to keep the session in this store, as `options` say, with the lease
+    /// claimed at `since`; `snapshot` is what the claim read.
+    pub fn attach<W>(
+        &self,
+        driver: &mut crate::Driver<W>,
+        options: &StoreOptions,
+        since: std::time::Instant,
+        snapshot: &Snapshot,
+    ) {
+        driver.keep_in_store(options.customer.clone());
+        driver.hold_lease(since, self.lease.clone(), self.ttl);
+        if options.positions_by_app {
+            let restored = snapshot
+                .resumption
+                .as_ref()
+                .map(|r| r.last_message_indexes.clone())
+                .unwrap_or_default();
+            driver.positions_by_app(restored);
+        }
     }
 
     /// How long a claim or renewal holds the session.

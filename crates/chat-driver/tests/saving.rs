@@ -347,3 +347,26 @@ fn a_restored_session_is_not_saved_over_before_it_is_resumed() {
     assert_eq!(resumption.active_engagements[0].as_str(), ENGAGEMENT);
     assert_eq!(saved.sends[0].text, "held");
 }
+
+#[test]
+fn with_positions_recorded_by_the_app_a_take_never_moves_the_stored_position() {
+    let mut rig = Rig::with_active_chat();
+    rig.driver
+        .positions_by_app(vec![(chat_core::EngagementId::new(ENGAGEMENT), 0)]);
+    rig.round();
+    let poll = rig.polls.pop().expect("a poll");
+    let message = format!(
+        r#"[{{"eventId":"ev-1","eventType":"MESSAGE","engagementId":"{ENGAGEMENT}","dialogId":"{DIALOG}","message":{{"messageId":"00000000-0000-4000-8000-000000000001","messageIndex":1,"body":{{"elementType":"TEXT","elementText":{{"text":"m1","textFormat":"PLAINTEXT"}}}}}},"participant":{{"participantId":"a1","participantType":"AGENT"}}}}]"#
+    );
+    rig.answer(&poll, 200, &message);
+    rig.round();
+    while rig.driver.take_event(rig.now).is_some() {}
+    let round = rig.round();
+    assert!(round.saves.is_empty(), "a take alone saves nothing");
+    // A save for another reason (a held send) keeps the restored position: the app's own
+    // transaction is the one that moves it.
+    rig.send_hello();
+    let saves = rig.round().saves;
+    let stored = Snapshot::from_json(saves[0].1.as_deref().unwrap()).unwrap();
+    assert_eq!(stored.resumption.unwrap().last_message_indexes[0].1, 0);
+}

@@ -96,6 +96,7 @@ fn connect(
             .customer(format!("customer {}", c.index))
             .lease_ttl(c.lease_ttl)
             .store_owner(&c.owner)
+            .app_records_positions()
             .connect();
         match connected {
             Ok(connected) => return Ok(connected),

@@ -104,6 +104,7 @@ async fn connect(
             .customer(format!("customer {}", c.index))
             .lease_ttl(c.lease_ttl)
             .store_owner(&c.owner)
+            .app_records_positions()
             .connect()
             .await;
         match connected {

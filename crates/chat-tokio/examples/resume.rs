@@ -109,6 +109,8 @@ async fn app() -> Result<(), BoxError> {
     // The same name in every run on this machine: a run after a crash takes the session
     // over at once instead of waiting for the dead one's lease to lapse.
     .store_owner("resume-example")
+    // It records what it took itself (below): the client never moves the stored position.
+    .app_records_positions()
     .connect()
     .await?;
 

@@ -136,17 +136,12 @@ impl ClientBuilder {
         let (store, first) = match self.options.store.clone() {
             Some(kept) => {
                 let since = now();
-                let (link, snapshot) = tokio::task::spawn_blocking(move || {
-                    let claimed = StoreLink::claim(&kept);
-                    claimed.map(|(link, snapshot)| (link, snapshot, kept.customer))
-                })
-                .await
-                .map_err(|_| Error::Closed(None))?
-                .map(|(link, snapshot, customer)| {
-                    driver.keep_in_store(customer);
-                    driver.hold_lease(since, link.lease().clone(), link.ttl());
-                    (link, snapshot)
-                })?;
+                let claiming = kept.clone();
+                let (link, snapshot) =
+                    tokio::task::spawn_blocking(move || StoreLink::claim(&claiming))
+                        .await
+                        .map_err(|_| Error::Closed(None))??;
+                link.attach(&mut driver, &kept, since, &snapshot);
                 (Some(Arc::new(link)), Call::Restore(Box::new(snapshot)))
             }
             None => (None, Call::Init(self.options.resume)),
