@@ -363,8 +363,8 @@ fn where_it_was(
     )))
 }
 
-/// Sends number `k` on a thread of its own (`send_message` blocks until delivered) and
-/// tells `handed` once `saved()` returned after the client accepted it.
+/// Sends number `k`: queued (in the client when the call returns), handed over once
+/// `saved()` returned after it, delivered with its answer.
 fn send(
     c: &Customer,
     client: &Client,
@@ -372,32 +372,12 @@ fn send(
     k: u64,
     tell: &Teller,
 ) -> Result<(), Error> {
-    let text = c.text(k);
-    std::thread::scope(|scope| {
-        let sending = scope.spawn(|| chat.send_message(&text));
-        let mut handed = false;
-        // chat-blocking has no call that returns once a send is accepted. The send is
-        // accepted when it shows among the held sends (`send_message` registers it before
-        // it blocks), and a `saved()` from then on covers it. The wait is short: the
-        // sending thread is about to take the client's lock.
-        while !sending.is_finished() {
-            if client.pending_sends().iter().any(|s| s.text == text) {
-                if client.saved().is_ok() {
-                    tell.tell(c.index, Fact::Handed(k));
-                    handed = true;
-                }
-                break;
-            }
-            std::thread::yield_now();
-        }
-        let sent = sending.join().unwrap_or(Err(Error::Closed(None)));
-        sent.map(|_| {
-            if !handed {
-                tell.tell(c.index, Fact::Handed(k));
-            }
-            tell.tell(c.index, Fact::Delivered(k));
-        })
-    })
+    let queued = chat.queue_message(&c.text(k))?;
+    client.saved()?;
+    tell.tell(c.index, Fact::Handed(k));
+    queued.delivered()?;
+    tell.tell(c.index, Fact::Delivered(k));
+    Ok(())
 }
 
 /// Takes every event; each agent message goes into the app's table with the exactly-once

@@ -1,9 +1,7 @@
 //! The customer app ([`crate::app`]) on chat-tokio: the crash soak's tokio child, and each
 //! customer of a failover gateway.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use chat_core::Event;
@@ -332,8 +330,8 @@ async fn where_it_was(
     )))
 }
 
-/// Sends number `k`; tells `handed` once `saved()` returned after it, `delivered` with its
-/// answer.
+/// Sends number `k`: queued (in the client when the call returns), handed over once
+/// `saved()` returned after it, delivered with its answer.
 async fn send(
     c: &Customer,
     client: &Client,
@@ -341,21 +339,10 @@ async fn send(
     k: u64,
     tell: &Teller,
 ) -> Result<(), Error> {
-    let text = c.text(k);
-    let mut sending = std::pin::pin!(chat.send_message(&text));
-    // The first poll hands the send to the client (its call is made before the first
-    // await), so that the `saved()` after it waits for this send's write-ahead.
-    if let Poll::Ready(result) =
-        std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await
-    {
-        result?;
-        tell.tell(c.index, Fact::Handed(k));
-        tell.tell(c.index, Fact::Delivered(k));
-        return Ok(());
-    }
+    let queued = chat.queue_message(&c.text(k))?;
     client.saved().await?;
     tell.tell(c.index, Fact::Handed(k));
-    sending.await?;
+    queued.delivered().await?;
     tell.tell(c.index, Fact::Delivered(k));
     Ok(())
 }
